@@ -1,0 +1,197 @@
+"""Command line: parses options and calls the library; exit codes 0 ok, 1 error, 2 DRC, 3 verify."""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .errors import WeightfabError
+from .quantize import WEIGHT_BITS
+
+
+def _guard(fn):
+    """Turn every failure into one line on stderr and a meaningful exit code."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except WeightfabError as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except MemoryError:
+            click.echo("error: out of memory", err=True)
+            sys.exit(1)
+        except Exception as exc:  # a bug: still one line, unless asked for the traceback
+            if os.environ.get("WEIGHTFAB_DEBUG"):
+                raise
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (set WEIGHTFAB_DEBUG=1 for a traceback)", err=True)
+            sys.exit(1)
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="weightfab")
+def main():
+    """Compile a neural network (ONNX) into a mask-ROM chip layout (GDSII/OASIS)."""
+
+
+def _print_drc(report, echo):
+    if report.clean:
+        echo(f"DRC: clean ({len(report.rules)} rules, {report.seconds:.2f} s)")
+        return
+    echo(f"DRC: {report.violations} violations")
+    for r in report.failing():
+        ex = ", ".join(f"({x:.3f}, {y:.3f})" for x, y in r.examples[:3])
+        echo(f"  {r.name:<10} {r.kind} {r.value} : {r.count} at {ex} µm")
+
+
+@main.command("compile")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="Layout to write: .gds (GDSII) or .oas (OASIS).")
+@click.option("--pdk", default="sky130", show_default=True, help="Built-in PDK name or a PDK directory.")
+@click.option("--weights", type=click.Choice(list(WEIGHT_BITS)), default="int8", show_default=True)
+@click.option("--block", type=int, default=4, show_default=True, help="Weights per ROM block (even).")
+@click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibration inputs (.npz, array 'x'); default MODEL.calib.npz beside the model.")
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              help="Inputs and labels (.npz, 'x' and 'y') for float / quantized / chip accuracy.")
+@click.option("--input-scale", type=float, default=1.0, show_default=True, help="x_model = x * scale + offset.")
+@click.option("--input-offset", type=float, default=0.0, show_default=True)
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="Write the JSON report here.")
+@click.option("--lyrdb", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write DRC markers here (always written, beside the output, on violations).")
+@click.option("--no-drc", is_flag=True, help="Skip the design-rule check.")
+@click.option("--no-verify", is_flag=True, help="Skip the readback verification.")
+@_guard
+def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
+                no_drc, no_verify):
+    """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
+    from .pipeline import compile as run
+
+    res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
+              input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
+              report=report, lyrdb=lyrdb)
+    rep = res.report()
+    echo = click.echo
+    echo(f"{model} -> {output} ({rep['format'].upper()}, {rep['file_bytes']:,} bytes), PDK {rep['pdk']}, "
+         f"{rep['weights']}, block {rep['block']}")
+    echo(f"{'layer':<24} {'shape':>11} {'weights':>9} {'bits':>4} {'blocks':>8} {'unique':>8} {'ratio':>6} {'area µm²':>12}")
+    for l in rep["layers"]:
+        shape = f"{l['outputs']}x{l['inputs']}"
+        echo(f"{l['name'][:24]:<24} {shape:>11} {l['weights']:>9,} {l['bits']:>4} {l['blocks']:>8,} "
+             f"{l['unique_blocks']:>8,} {l['dedup_ratio']:>6.2f} {l['area_um2']:>12,.1f}")
+    d = rep["die"]
+    echo(f"die: {d['width_um']:.1f} x {d['height_um']:.1f} µm = {d['area_mm2']:.4f} mm² (ROM arrays only; "
+         f"periphery not drawn); bitcell {rep['bitcell']['area_um2']} µm², {rep['bitcell']['bits_per_um2']} bits/µm²")
+    if res.drc is not None:
+        _print_drc(res.drc, echo)
+    else:
+        echo("DRC: skipped (--no-drc)")
+    if res.verify is not None:
+        v = res.verify
+        echo(f"verified: {v.matched} of {v.total_bits} bits match" if v.ok else
+             f"readback: {len(v.mismatches)} mismatches, first: {v.mismatches[0]}")
+    if res.accuracy:
+        a = res.accuracy
+        chip = f", chip {a['chip']:.2%}" if "chip" in a else ""
+        echo(f"accuracy on {a['samples']} samples: float {a['float']:.2%}, quantized {a['quantized']:.2%}{chip}")
+    echo("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()))
+    if res.drc is not None and not res.drc.clean:
+        sys.exit(2)
+    if res.verify is not None and not res.verify.ok:
+        sys.exit(3)
+
+
+@main.command("drc")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pdk", default="sky130", show_default=True)
+@click.option("--lyrdb", type=click.Path(dir_okay=False, path_type=Path),
+              help="Marker database to write (default: FILE with suffix .lyrdb).")
+@_guard
+def drc_cmd(file, pdk, lyrdb):
+    """Check FILE (GDSII/OASIS) against the PDK's rule deck; exit 2 on violations."""
+    from .drc import run_drc, write_lyrdb
+    from .pdk import load_pdk
+
+    p = load_pdk(pdk)
+    report = run_drc(file, p)
+    out = lyrdb or file.with_suffix(".lyrdb")
+    write_lyrdb(report, p, out)
+    _print_drc(report, click.echo)
+    click.echo(f"markers: {out}")
+    if not report.clean:
+        sys.exit(2)
+
+
+@main.command("verify")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--model", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--pdk", default="sky130", show_default=True)
+@click.option("--weights", type=click.Choice(list(WEIGHT_BITS)),
+              help="Weight format the layout was compiled with (default: from the bitlines per channel).")
+@click.option("--calib", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input-scale", type=float, default=1.0, show_default=True)
+@click.option("--input-offset", type=float, default=0.0, show_default=True)
+@_guard
+def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset):
+    """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
+    from .verify import verify
+
+    res = verify(file, model, pdk=pdk, weights=weights, calib=calib, data=data,
+                 input_scale=input_scale, input_offset=input_offset)
+    v = res.readback
+    if v.ok:
+        click.echo(f"verified: {v.matched} of {v.total_bits} bits match ({res.weights}, {len(v.arrays)} arrays, "
+                   f"{v.seconds:.2f} s)")
+    else:
+        click.echo(f"MISMATCH: {len(v.mismatches)} of {v.total_bits} bits differ")
+        for m in v.mismatches[:50]:
+            click.echo(f"  {m}")
+        if len(v.mismatches) > 50:
+            click.echo(f"  ... and {len(v.mismatches) - 50} more")
+    if res.accuracy:
+        a = res.accuracy
+        line = f"accuracy on {a['samples']} samples: float {a['float']:.2%}, quantized {a['quantized']:.2%}"
+        if "onnxruntime" in a:
+            line += f", onnxruntime {a['onnxruntime']:.2%}"
+        click.echo(line + f", chip {a['chip']:.2%}; chip == quantized reference on every input: {a['chip_equals_reference']}")
+    if not v.ok:
+        sys.exit(3)
+
+
+@main.group("pdk")
+def pdk_group():
+    """List and show the PDKs."""
+
+
+@pdk_group.command("list")
+@_guard
+def pdk_list():
+    from .pdk import list_pdks, load_pdk
+    for name in list_pdks():
+        click.echo(f"{name:<12} {load_pdk(name).description}")
+
+
+@pdk_group.command("show")
+@click.argument("name")
+@_guard
+def pdk_show(name):
+    from .pdk import load_pdk
+    from .rom import RomGeometry
+    p = load_pdk(name)
+    g = RomGeometry.from_pdk(p)
+    click.echo(f"{p.name}: {p.description}\ngrid {p.grid_um} µm, dbu {p.dbu_um} µm\nlayers:")
+    for l in p.layers.values():
+        click.echo(f"  {l.name:<10} {l.gds[0]}/{l.gds[1]:<4} {l.source}")
+    click.echo("rules:")
+    for r in p.rules:
+        click.echo(f"  {r.name:<10} {r.kind:<18} {r.layer:<10} {r.other:<10} {r.value:<7} {r.source}")
+    area = g.px * g.py / 2 * p.dbu_um ** 2
+    click.echo(f"bitcell: {g.px * p.dbu_um:.3f} x {g.py / 2 * p.dbu_um:.3f} µm = {area:.4f} µm², "
+               f"{1 / area:.3f} bits/µm²; programming layer {p.programming_layer}")

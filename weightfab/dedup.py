@@ -1,0 +1,84 @@
+"""QuantizedNetwork -> BlockLibrary: exact deduplication of weight blocks.
+
+A block is K consecutive weights of one output channel (the input dimension is padded
+with zeros to a multiple of K). Identical blocks share one library entry; the layout
+draws each entry once, as a cell, and references it at every use.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import WeightfabError
+from .quantize import QuantizedNetwork
+
+DEFAULT_BLOCK = 4
+
+
+@dataclass(frozen=True)
+class LayerBlocks:
+    name: str
+    shape: tuple[int, int]   # (outputs N, inputs M)
+    bits: int
+    block: int               # K
+    unique: np.ndarray       # [U, K] int8 block values, sorted lexicographically
+    index: np.ndarray        # [N, J] int64 index into ``unique`` for every block position
+
+    @property
+    def blocks(self) -> int:
+        return int(self.index.size)
+
+    @property
+    def rows(self) -> int:
+        """Wordlines of this layer's array: inputs padded to a multiple of K."""
+        return self.index.shape[1] * self.block
+
+    @property
+    def columns(self) -> int:
+        return self.shape[0] * self.bits
+
+    def weights(self) -> np.ndarray:
+        """Rebuild the [N, M] integer weight matrix from the library (lossless)."""
+        n, j = self.index.shape
+        return self.unique[self.index].reshape(n, j * self.block)[:, : self.shape[1]]
+
+
+@dataclass(frozen=True)
+class BlockLibrary:
+    block: int
+    layers: tuple[LayerBlocks, ...]
+
+
+def to_bits(values: np.ndarray, bits: int) -> np.ndarray:
+    """Signed integers -> two's-complement bits along a new last axis, LSB first."""
+    u = np.asarray(values).astype(np.int16) & ((1 << bits) - 1)
+    return ((u[..., None] >> np.arange(bits)) & 1).astype(np.uint8)
+
+
+def from_bits(b: np.ndarray, bits: int) -> np.ndarray:
+    """Inverse of ``to_bits``: [..., bits] -> signed integers (int8)."""
+    u = (b.astype(np.int16) << np.arange(bits)).sum(axis=-1)
+    return np.where(u >= 1 << (bits - 1), u - (1 << bits), u).astype(np.int8)
+
+
+def check_block(block: int) -> int:
+    if not isinstance(block, int) or block < 2 or block % 2 or block > 256:
+        raise WeightfabError(f"--block {block}: must be an even number from 2 to 256 "
+                             "(bit rows come in mirrored pairs that share a source contact)")
+    return block
+
+
+def dedup(qnet: QuantizedNetwork, block: int = DEFAULT_BLOCK) -> BlockLibrary:
+    check_block(block)
+    layers = []
+    for layer in qnet.layers:
+        n, m = layer.shape
+        j = -(-m // block)
+        padded = np.zeros((n, j * block), np.int8)
+        padded[:, :m] = layer.weight
+        flat = padded.reshape(n * j, block)
+        unique, inverse = np.unique(flat, axis=0, return_inverse=True)
+        layers.append(LayerBlocks(layer.name, (n, m), layer.bits, block, unique,
+                                  inverse.reshape(n, j).astype(np.int64)))
+    return BlockLibrary(block, tuple(layers))

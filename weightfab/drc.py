@@ -1,0 +1,157 @@
+"""Design-rule check of a GDSII/OASIS file against the PDK's rule deck, with KLayout.
+
+Regions are built in KLayout's deep (hierarchical) mode, so a cell drawn once is checked
+once. Every rule of the deck is run; violations are counted per rule with a few example
+locations, and can be written as a KLayout marker database (.lyrdb).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import klayout.db as kdb
+import klayout.rdb as krdb
+
+from .errors import LayoutReadError
+from .pdk import Pdk, Rule
+
+NEVER_ZERO = kdb.Region.NeverIncludeZeroDistance
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    name: str
+    kind: str
+    value: float
+    count: int
+    examples: tuple[tuple[float, float], ...]  # µm, marker centres
+    source: str
+
+
+@dataclass(frozen=True)
+class DrcReport:
+    file: str
+    top: str
+    dbu: float
+    rules: tuple[RuleResult, ...]
+    seconds: float
+    markers: dict = field(default_factory=dict, compare=False, repr=False)  # rule -> KLayout objects
+
+    @property
+    def violations(self) -> int:
+        return sum(r.count for r in self.rules)
+
+    @property
+    def clean(self) -> bool:
+        return self.violations == 0
+
+    def failing(self) -> list[RuleResult]:
+        return [r for r in self.rules if r.count]
+
+
+def read_layout(path: str | Path) -> tuple[kdb.Layout, kdb.Cell]:
+    path = Path(path)
+    if not path.is_file():
+        raise LayoutReadError(f"{path}: no such file")
+    layout = kdb.Layout()
+    try:
+        layout.read(str(path))
+    except RuntimeError as exc:
+        raise LayoutReadError(f"{path}: not a readable GDSII/OASIS file ({str(exc).splitlines()[0][:120]})") from None
+    tops = layout.top_cells()
+    if len(tops) != 1:
+        raise LayoutReadError(f"{path}: expected one top cell, found {len(tops)}")
+    return layout, tops[0]
+
+
+class _Layers:
+    """Deep regions by layer name, derived layers computed on demand."""
+
+    def __init__(self, layout: kdb.Layout, top: kdb.Cell, pdk: Pdk):
+        self.layout, self.top, self.pdk = layout, top, pdk
+        self.dss = kdb.DeepShapeStore()
+        self.cache: dict[str, kdb.Region] = {}
+
+    def __getitem__(self, name: str) -> kdb.Region:
+        if name not in self.cache:
+            if name in self.pdk.derived:
+                a, op, b = self.pdk.derived[name]
+                self.cache[name] = (self[a] & self[b]) if op == "and" else (self[a] - self[b])
+            else:
+                idx = self.layout.find_layer(*self.pdk.gds(name))
+                if idx is None:
+                    self.cache[name] = kdb.Region()
+                else:
+                    self.cache[name] = kdb.Region(self.top.begin_shapes_rec(idx), self.dss)
+        return self.cache[name]
+
+
+def _check(rule: Rule, L: _Layers, dbu: float):
+    """Run one rule; returns a KLayout Region, Edges or EdgePairs of violations."""
+    v = round(rule.value / dbu)
+    a = L[rule.layer]
+    k = rule.kind
+    if k == "width":
+        return a.width_check(v)
+    if k == "spacing":
+        return a.space_check(v)
+    if k == "area":
+        return a.with_area(0, round(rule.value / dbu / dbu), False)
+    if k == "exact_size":
+        return a.non_squares() + a.squares().with_bbox_width(v, True)
+    b = L[rule.other]
+    if k == "separation":
+        out = a.separation_check(b, v, zero_distance_mode=NEVER_ZERO).polygons()
+        return out + (a & b) if rule.no_overlap else out
+    if k == "enclosure":
+        # outer = layer, inner = other: too little enclosure, or inner not inside outer at all
+        return a.enclosing_check(b, v).polygons() + (b - a) if v else (b - a)
+    if k == "enclosure_adjacent":
+        # fails where both a horizontal and a vertical side of the inner shape lack the enclosure
+        bad = a.enclosing_check(b, v, False, kdb.Region.Projection).second_edges()
+        return b.interacting(bad.with_angle(0, False)).interacting(bad.with_angle(90, False)) + (b - a)
+    if k == "extension":
+        # the other layer's edges that lie on edges of ``edges_on`` must be extended by ``layer``
+        return (b.edges() & L[rule.edges_on].edges()).extended_out(v) - a
+    if k == "channel_width":
+        return (a.edges() & b.edges()).with_length(0, v, False)
+    raise AssertionError(k)
+
+
+def run_drc(path: str | Path, pdk: Pdk, max_examples: int = 5) -> DrcReport:
+    t0 = time.perf_counter()
+    layout, top = read_layout(path)
+    dbu = layout.dbu
+    L = _Layers(layout, top, pdk)
+    results, markers = [], {}
+    for rule in pdk.rules:
+        found = _check(rule, L, dbu)
+        count = found.count()
+        examples = []
+        if count:
+            for i, item in enumerate(found.each()):
+                if i >= max_examples:
+                    break
+                box = item.bbox()
+                c = box.center()
+                examples.append((round(c.x * dbu, 4), round(c.y * dbu, 4)))
+            markers[rule.name] = found
+        results.append(RuleResult(rule.name, rule.kind, rule.value, count, tuple(examples), rule.source))
+    return DrcReport(str(path), top.name, dbu, tuple(results), time.perf_counter() - t0, markers)
+
+
+def write_lyrdb(report: DrcReport, pdk: Pdk, path: str | Path) -> None:
+    """Write a KLayout marker database that opens in KLayout's marker browser."""
+    rdb = krdb.ReportDatabase(f"weightfab DRC ({pdk.name})")
+    rdb.original_file = report.file
+    rdb.top_cell_name = report.top
+    cell = rdb.create_cell(report.top)
+    for rule in pdk.rules:
+        cat = rdb.create_category(rule.name)
+        cat.description = f"{rule.kind} {rule.value} µm: {rule.source}"
+        found = report.markers.get(rule.name)
+        if found is None:
+            continue
+        rdb.create_items(cell.rdb_id(), cat.rdb_id(), kdb.CplxTrans(report.dbu), found)
+    rdb.save(str(path))

@@ -1,0 +1,136 @@
+"""Cells and the file writer. The only module that imports gdstk.
+
+Hierarchy: top cell (named after the model) -> one engine cell per layer -> the bit-pair cell
+(one regular array reference) and one cell per unique non-zero weight block (one reference
+per block with an explicit repetition over all of its uses). A block cell holds a single
+programming rectangle repeated at its 1-bits. No Python loop runs per bit or per via.
+"""
+from __future__ import annotations
+
+import datetime
+import hashlib
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import gdstk
+import numpy as np
+
+from .dedup import BlockLibrary, LayerBlocks, to_bits
+from .errors import WeightfabError
+from .pdk import Pdk
+from .rom import Placement, RomGeometry, Shape
+
+TIMESTAMP = datetime.datetime(2000, 1, 1)
+
+
+def cell_prefix(name: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9_]", "_", name).strip("_") or "model"
+    return clean if clean[0].isalpha() else "m_" + clean
+
+
+def _add(cell: gdstk.Cell, s: Shape, pdk: Pdk, um: float, cells: dict[str, gdstk.Cell]):
+    x0, y0, x1, y1 = s.box
+    if s.layer in cells:  # a sub-cell: regular array reference
+        cell.add(gdstk.Reference(cells[s.layer], (x0 * um, y0 * um), columns=s.nx, rows=s.ny,
+                                 spacing=(s.dx * um, s.dy * um)))
+        return
+    layer, dtype = pdk.gds(s.layer)
+    rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=layer, datatype=dtype)
+    if s.nx > 1 or s.ny > 1:
+        rect.repetition = gdstk.Repetition(columns=s.nx, rows=s.ny, spacing=(s.dx * um, s.dy * um))
+    cell.add(rect)
+
+
+def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk) -> gdstk.Library:
+    geom = RomGeometry.from_pdk(pdk)
+    um = pdk.dbu_um
+    prefix = cell_prefix(top)
+    lib = gdstk.Library(name=prefix, unit=1e-6, precision=pdk.dbu_um * 1e-6)
+    pair = gdstk.Cell(f"{prefix}_bitpair")
+    for s in geom.bitpair():
+        _add(pair, s, pdk, um, {})
+    subcells = {"bitpair": pair}
+    top_cell = gdstk.Cell(prefix)
+    block_cells: dict[str, gdstk.Cell] = {}
+    engine_cells = []
+    prog_layer, prog_dtype = pdk.gds(geom.prog_layer)
+    for i, (lb, place) in enumerate(zip(blocks.layers, placement.engines)):
+        eng = gdstk.Cell(f"{prefix}_engine{i}")
+        for s in geom.engine(place.cols, place.rows):
+            _add(eng, s, pdk, um, subcells)
+        _add_blocks(eng, lb, geom, prefix, block_cells, um, (prog_layer, prog_dtype))
+        top_cell.add(gdstk.Reference(eng, (place.origin[0] * um, place.origin[1] * um)))
+        engine_cells.append(eng)
+    x0, y0, x1, y1 = placement.die
+    bl, bd = pdk.gds("boundary")
+    top_cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=bl, datatype=bd))
+    for c in [top_cell, *engine_cells, pair, *(block_cells[k] for k in sorted(block_cells))]:
+        lib.add(c)
+    return lib
+
+
+def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cells: dict, um: float, prog):
+    k, b = lb.block, lb.bits
+    bits = to_bits(lb.unique, b)                           # [U, K, b]
+    u_idx, row, col = np.nonzero(bits)
+    sx, sy = geom.site_xy(col, row)                           # site centres, block-local
+    starts = np.searchsorted(u_idx, np.arange(len(lb.unique) + 1))
+    # uses of each unique block: origins of block (n, j) in the engine
+    n_idx, j_idx = np.divmod(np.arange(lb.index.size), lb.index.shape[1])
+    order = np.argsort(lb.index.ravel(), kind="stable")
+    use_starts = np.searchsorted(lb.index.ravel()[order], np.arange(len(lb.unique) + 1))
+    ox = n_idx[order] * b * geom.px
+    oy = j_idx[order] * (k // 2) * geom.py
+    h = geom.contact // 2
+    for u in range(len(lb.unique)):
+        s0, s1 = starts[u], starts[u + 1]
+        if s0 == s1:
+            continue  # an all-zero block draws nothing
+        digest = hashlib.sha256(np.ascontiguousarray(bits[u]).tobytes() + bytes([k, b])).hexdigest()[:12]
+        name = f"{prefix}_blk_{digest}"
+        cell = block_cells.get(name)
+        if cell is None:
+            cell = gdstk.Cell(name)
+            px, py = sx[s0:s1], sy[s0:s1]
+            rect = gdstk.rectangle(((px[0] - h) * um, (py[0] - h) * um), ((px[0] + h) * um, (py[0] + h) * um),
+                                   layer=prog[0], datatype=prog[1])
+            if s1 - s0 > 1:
+                rect.repetition = gdstk.Repetition(offsets=np.stack([px[1:] - px[0], py[1:] - py[0]], 1) * um)
+            cell.add(rect)
+            block_cells[name] = cell
+        a, z = use_starts[u], use_starts[u + 1]
+        ref = gdstk.Reference(cell, (ox[a] * um, oy[a] * um))
+        if z - a > 1:
+            ref.repetition = gdstk.Repetition(offsets=np.stack([ox[a + 1:z] - ox[a], oy[a + 1:z] - oy[a]], 1) * um)
+        eng.add(ref)
+
+
+def write_library(lib: gdstk.Library, path: str | Path) -> int:
+    """Write GDSII (.gds) or OASIS (.oas) atomically; returns the file size in bytes."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in (".gds", ".oas"):
+        raise WeightfabError(f"{path}: output must end in .gds or .oas")
+    directory = path.parent if str(path.parent) else Path(".")
+    if not directory.is_dir():
+        raise WeightfabError(f"cannot write {path}: directory {directory} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+        os.close(fd)
+    except OSError as exc:
+        raise WeightfabError(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        if suffix == ".gds":
+            lib.write_gds(tmp, timestamp=TIMESTAMP)
+        else:
+            lib.write_oas(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise WeightfabError(f"cannot write {path}: {exc.strerror or exc}") from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path.stat().st_size

@@ -1,0 +1,183 @@
+"""The PDK as validated data: layers, grid, rule deck and bitcell parameters.
+
+A PDK is a directory holding ``pdk.toml``. Every key is checked: an unknown or
+missing key is an error that names the file and the key.
+"""
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import PdkError
+
+BUILTIN_DIR = Path(__file__).parent / "pdks"
+
+RULE_KINDS = {
+    "width": False,  # kind -> needs "other"
+    "spacing": False,
+    "area": False,
+    "exact_size": False,
+    "separation": True,
+    "enclosure": True,
+    "enclosure_adjacent": True,
+    "extension": True,
+    "channel_width": True,
+}
+
+BITCELL_KEYS = (
+    "diff_width", "gate_length", "contact", "contact_to_gate", "diff_end", "diff_space",
+    "li_pad_extension", "met1_bitline_width", "poly_endcap", "poly_pad_x", "poly_pad_y",
+    "poly_pad_space", "npc_enclosure", "contact_to_diff", "nsdm_enclosure",
+)
+DRAWN_LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "npc", "boundary")
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    gds: tuple[int, int]
+    source: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    kind: str
+    layer: str
+    value: float  # µm, or µm² for area
+    source: str
+    other: str = ""
+    no_overlap: bool = False
+    edges_on: str = ""  # extension: the other layer's edges lying on this layer's edges
+
+
+@dataclass(frozen=True)
+class Pdk:
+    name: str
+    description: str
+    path: Path
+    dbu_um: float
+    grid_um: float
+    layers: dict[str, Layer]
+    derived: dict[str, tuple[str, str, str]]  # name -> (a, "and"|"not", b)
+    rules: tuple[Rule, ...]
+    skipped: dict[str, str]
+    programming_layer: str
+    bitcell: dict[str, float]
+
+    def gds(self, layer: str) -> tuple[int, int]:
+        return self.layers[layer].gds
+
+    def to_dbu(self, um: float) -> int:
+        """µm to database units, checked to lie on the manufacturing grid."""
+        dbu = round(um / self.dbu_um)
+        grid = round(self.grid_um / self.dbu_um)
+        if dbu % grid:
+            raise PdkError(f"{self.path}: value {um} µm is off the {self.grid_um} µm grid")
+        return dbu
+
+
+def _check_keys(where: str, table: dict, required: set[str], optional: set[str] = frozenset()):
+    if not isinstance(table, dict):
+        raise PdkError(f"{where}: expected a table")
+    unknown = sorted(set(table) - required - set(optional))
+    if unknown:
+        raise PdkError(f"{where}: unknown key '{unknown[0]}' (allowed: {', '.join(sorted(required | set(optional)))})")
+    missing = sorted(required - set(table))
+    if missing:
+        raise PdkError(f"{where}: missing key '{missing[0]}'")
+
+
+def _number(where: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise PdkError(f"{where}: expected a non-negative number, got {value!r}")
+    return float(value)
+
+
+def list_pdks() -> list[str]:
+    return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "pdk.toml").is_file())
+
+
+def load_pdk(name_or_path: str | Path) -> Pdk:
+    """Load a built-in PDK by name, or a PDK directory by path."""
+    path = Path(name_or_path)
+    if not (path / "pdk.toml").is_file():
+        builtin = BUILTIN_DIR / str(name_or_path)
+        if (builtin / "pdk.toml").is_file():
+            path = builtin
+        elif path.is_dir():
+            raise PdkError(f"{path}: no pdk.toml in this PDK directory")
+        else:
+            raise PdkError(f"unknown PDK '{name_or_path}' (built-in: {', '.join(list_pdks())}; or give a directory)")
+    file = path / "pdk.toml"
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PdkError(f"{file}: not valid TOML: {exc}") from None
+    _check_keys(f"{file}", data, {"pdk", "layers", "derived", "rules", "bitcell"}, {"skipped"})
+
+    head = data["pdk"]
+    _check_keys(f"{file} [pdk]", head, {"name", "description", "dbu_um", "grid_um", "source"})
+    dbu = _number(f"{file} [pdk].dbu_um", head["dbu_um"])
+    grid = _number(f"{file} [pdk].grid_um", head["grid_um"])
+    if dbu <= 0 or grid <= 0 or abs(round(grid / dbu) * dbu - grid) > 1e-12:
+        raise PdkError(f"{file} [pdk].grid_um: {grid} is not a positive multiple of dbu_um {dbu}")
+
+    layers = {}
+    for lname, spec in data["layers"].items():
+        where = f"{file} [layers].{lname}"
+        _check_keys(where, spec, {"gds", "source"})
+        gds = spec["gds"]
+        if not (isinstance(gds, list) and len(gds) == 2 and all(isinstance(v, int) and 0 <= v < 65536 for v in gds)):
+            raise PdkError(f"{where}.gds: expected [layer, datatype] integers, got {gds!r}")
+        layers[lname] = Layer(lname, (gds[0], gds[1]), str(spec["source"]))
+    for needed in DRAWN_LAYERS:
+        if needed not in layers:
+            raise PdkError(f"{file} [layers]: missing layer '{needed}' (the ROM draws it)")
+
+    derived = {}
+    for dname, expr in data["derived"].items():
+        parts = str(expr).split()
+        if len(parts) != 3 or parts[1] not in ("and", "not") or parts[0] not in layers or parts[2] not in layers:
+            raise PdkError(f"{file} [derived].{dname}: expected '<layer> and|not <layer>' of known layers, got {expr!r}")
+        derived[dname] = (parts[0], parts[1], parts[2])
+
+    known = set(layers) | set(derived)
+    rules = []
+    names = set()
+    for i, spec in enumerate(data["rules"]):
+        where = f"{file} rule #{i + 1}" + (f" '{spec.get('name')}'" if isinstance(spec, dict) and "name" in spec else "")
+        _check_keys(where, spec, {"name", "kind", "layer", "value", "source"}, {"other", "no_overlap", "edges_on"})
+        kind = spec["kind"]
+        if kind not in RULE_KINDS:
+            raise PdkError(f"{where}: unknown kind '{kind}' (known: {', '.join(RULE_KINDS)})")
+        if spec["layer"] not in known:
+            raise PdkError(f"{where}: unknown layer '{spec['layer']}'")
+        other = spec.get("other", "")
+        if RULE_KINDS[kind] and other not in known:
+            raise PdkError(f"{where}: kind '{kind}' needs 'other', a known layer (got {other!r})")
+        edges_on = spec.get("edges_on", "")
+        if (kind == "extension") != bool(edges_on) or (edges_on and edges_on not in known):
+            raise PdkError(f"{where}: 'edges_on' (a known layer) is required for kind 'extension' and only there")
+        if spec["name"] in names:
+            raise PdkError(f"{where}: duplicate rule name")
+        names.add(spec["name"])
+        rules.append(Rule(str(spec["name"]), kind, spec["layer"], _number(f"{where}.value", spec["value"]),
+                          str(spec["source"]), other, bool(spec.get("no_overlap", False)), edges_on))
+
+    cell = dict(data["bitcell"])
+    _check_keys(f"{file} [bitcell]", cell, set(BITCELL_KEYS) | {"programming_layer"})
+    prog = cell.pop("programming_layer")
+    if prog not in layers:
+        raise PdkError(f"{file} [bitcell].programming_layer: unknown layer '{prog}'")
+    bitcell = {k: _number(f"{file} [bitcell].{k}", v) for k, v in cell.items()}
+    skipped = {str(k): str(v) for k, v in data.get("skipped", {}).items()}
+    pdk = Pdk(str(head["name"]), str(head["description"]), path, dbu, grid, layers, derived,
+              tuple(rules), skipped, prog, bitcell)
+    for key, value in bitcell.items():
+        try:
+            pdk.to_dbu(value)
+        except PdkError:
+            raise PdkError(f"{file} [bitcell].{key}: {value} µm is off the {grid} µm grid") from None
+    return pdk

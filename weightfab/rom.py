@@ -1,0 +1,158 @@
+"""Geometry of the NOR mask ROM, in integer database units; no layout library here.
+
+Bit pair ("island"): one diffusion strip, drain D0 - gate 0 - shared source - gate 1 - drain D1,
+bottom to top. Wordlines are horizontal poly lines (gate 0 of island r is wordline 2r, gate 1
+is wordline 2r+1); the source contacts tie to horizontal local-interconnect ground lines that
+end on a ground rail at the right; bitlines are vertical met1 lines over each column. A bit
+is 1 when the programming contact (mcon) joins its drain pad to the bitline, 0 when absent.
+
+Array of an engine: column c (bitline) has its centre at x = c·px; island r starts at y = r·py.
+Wordlines reach poly contact pads on the left (staggered, gate 0 nearer the array), where the
+row decoder would connect in local interconnect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .pdk import Pdk
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A rectangle on a layer, optionally repeated nx × ny times at pitch (dx, dy)."""
+
+    layer: str
+    box: tuple[int, int, int, int]
+    nx: int = 1
+    ny: int = 1
+    dx: int = 0
+    dy: int = 0
+
+
+@dataclass(frozen=True)
+class RomGeometry:
+    px: int                 # column (bitline) pitch
+    py: int                 # island pitch: two wordlines
+    island: int             # diffusion length of one island
+    drain: tuple[int, int]  # drain-contact centre y of wordline 2r and 2r+1 within an island
+    source: int             # source-contact centre y within an island
+    gates: tuple[tuple[int, int], tuple[int, int]]  # poly y-extent of gate 0 and gate 1
+    contact: int
+    d: dict                 # bitcell parameters in dbu
+    prog_layer: str
+
+    @classmethod
+    def from_pdk(cls, pdk: Pdk) -> "RomGeometry":
+        d = {k: pdk.to_dbu(v) for k, v in pdk.bitcell.items()}
+        ct, cg, gl, de = d["contact"], d["contact_to_gate"], d["gate_length"], d["diff_end"]
+        island = 2 * de + 3 * ct + 4 * cg + 2 * gl
+        d0 = de + ct // 2
+        g0 = (de + ct + cg, de + ct + cg + gl)
+        s = g0[1] + cg + ct // 2
+        g1 = (s + ct // 2 + cg, s + ct // 2 + cg + gl)
+        d1 = g1[1] + cg + ct // 2
+        return cls(px=d["diff_width"] + d["diff_space"], py=island + d["diff_space"], island=island,
+                   drain=(d0, d1), source=s, gates=(g0, g1), contact=ct, d=d, prog_layer=pdk.programming_layer)
+
+    # -- the repeated bit pair -------------------------------------------------------------
+    def bitpair(self) -> list[Shape]:
+        h, ct, e = self.d["diff_width"] // 2, self.contact // 2, self.d["li_pad_extension"]
+        shapes = [Shape("diff", (-h, 0, h, self.island))]
+        for y in (self.drain[0], self.source, self.drain[1]):
+            shapes.append(Shape("licon", (-ct, y - ct, ct, y + ct)))
+        for y in self.drain:
+            shapes.append(Shape("li", (-ct, y - ct - e, ct, y + ct + e)))
+        return shapes
+
+    def prog_box(self, x: int, y: int) -> tuple[int, int, int, int]:
+        h = self.contact // 2
+        return (x - h, y - h, x + h, y + h)
+
+    # -- one engine's regular (model-independent) geometry ------------------------------------
+    def _pads(self) -> tuple[int, int, int, int]:
+        """x-extent of the poly pads of gate 0 (a) and gate 1 (b): (a0, a1, b0, b1)."""
+        d = self.d
+        a1 = -(d["diff_width"] // 2 + d["contact_to_diff"] + d["poly_pad_x"])
+        a0 = a1 - d["poly_pad_x"]
+        b1 = a0 - d["poly_pad_space"]
+        return a0, a1, b1 - d["poly_pad_x"], b1
+
+    def engine(self, cols: int, rows: int) -> list[Shape]:
+        """Everything but the programming layer for a cols × rows array (rows even)."""
+        d, ct = self.d, self.contact // 2
+        n = rows // 2
+        top = (n - 1) * self.py + self.island
+        right = (cols - 1) * self.px + d["diff_width"] // 2
+        poly_right = right + d["poly_endcap"]
+        a0, a1, b0, b1 = self._pads()
+        shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
+        e, lic_x = d["li_pad_extension"], (d["poly_pad_x"] - self.contact) // 2
+        py2 = d["poly_pad_y"] // 2
+        for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
+            gc = (g_lo + g_hi) // 2
+            shapes.append(Shape("poly", (p0, g_lo, poly_right, g_hi), 1, n, 0, self.py))
+            shapes.append(Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py))
+            cx = (p0 + p1) // 2
+            shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
+            shapes.append(Shape("li", (cx - ct - e, gc - ct, cx + ct + e, gc + ct), 1, n, 0, self.py))
+        npc = d["npc_enclosure"]
+        g0c = sum(self.gates[0]) // 2
+        g1c = sum(self.gates[1]) // 2
+        shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
+        # ground: source lines to a rail right of the array
+        rail0 = poly_right + 2 * d["contact_to_diff"]
+        rail1 = rail0 + 2 * self.contact
+        shapes.append(Shape("li", (-ct - e, self.source - ct, rail0, self.source + ct), 1, n, 0, self.py))
+        shapes.append(Shape("li", (rail0, self.source - ct, rail1, (n - 1) * self.py + self.source + ct)))
+        # bitlines and implant
+        ns = d["nsdm_enclosure"]
+        w = d["met1_bitline_width"] // 2
+        shapes.append(Shape("met1", (-w, -ns, w, top + ns), cols, 1, self.px, 0))
+        shapes.append(Shape("nsdm", (-d["diff_width"] // 2 - ns, -ns, right + ns, top + ns)))
+        return shapes
+
+    def engine_bbox(self, cols: int, rows: int) -> tuple[int, int, int, int]:
+        xs, ys = [], []
+        for s in self.engine(cols, rows):
+            if s.layer == "bitpair":
+                continue
+            x0, y0, x1, y1 = s.box
+            xs += [x0, x1 + (s.nx - 1) * s.dx]
+            ys += [y0, y1 + (s.ny - 1) * s.dy]
+        return min(xs), min(ys), max(xs), max(ys)
+
+    # -- bit sites ------------------------------------------------------------------------
+    def site_xy(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Centre of the programming site of (column, wordline), engine coordinates."""
+        row = np.asarray(row)
+        drain = np.asarray(self.drain)[row % 2]
+        return np.asarray(col) * self.px, (row // 2) * self.py + drain
+
+
+@dataclass(frozen=True)
+class EnginePlace:
+    cols: int
+    rows: int
+    origin: tuple[int, int]      # where the engine's (0, 0) lands on the die
+    bbox: tuple[int, int, int, int]  # engine-local bounding box
+
+
+@dataclass(frozen=True)
+class Placement:
+    engines: tuple[EnginePlace, ...]
+    die: tuple[int, int, int, int]
+
+
+def floorplan(sizes: list[tuple[int, int]], geom: RomGeometry, gap: int = 10_000, margin: int = 10_000) -> Placement:
+    """Engines left to right in layer order, bottoms aligned, inside a die boundary."""
+    engines = []
+    x = margin
+    for cols, rows in sizes:
+        bx0, by0, bx1, by1 = geom.engine_bbox(cols, rows)
+        origin = (x - bx0, margin - by0)
+        engines.append(EnginePlace(cols, rows, origin, (bx0, by0, bx1, by1)))
+        x += (bx1 - bx0) + gap
+    height = max(e.bbox[3] - e.bbox[1] for e in engines)
+    return Placement(tuple(engines), (0, 0, x - gap + margin, height + 2 * margin))

@@ -1,0 +1,78 @@
+"""verify(): a layout file and a model in, readback and bit-accurate simulation out."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .data import load_npz
+from .errors import LayoutReadError, WeightfabError
+from .onnx_import import load_onnx
+from .pdk import load_pdk
+from .pipeline import default_calibration
+from .quantize import WEIGHT_BITS, quantize, run_integer
+from .readback import VerifyResult, read_bits, verify_layout
+
+
+@dataclass
+class VerifyRun:
+    readback: VerifyResult
+    weights: str
+    accuracy: dict | None
+
+
+def infer_weights(path, pdk, net) -> str:
+    """The weight format from the layout: bitlines per output channel of the first array."""
+    arrays, _, _, _ = read_bits(path, pdk)
+    if not arrays:
+        raise LayoutReadError(f"{path}: no ROM arrays found")
+    bits = arrays[0].cols // net.layers[0].shape[0]
+    fmt = {8: "int8", 4: "int4"}.get(bits)
+    if fmt is None or arrays[0].cols % net.layers[0].shape[0]:
+        raise WeightfabError(f"{path}: {arrays[0].cols} bitlines for {net.layers[0].shape[0]} channels: "
+                             "give --weights (2-bit layouts may be int2 or ternary)")
+    return fmt
+
+
+def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None, calib=None,
+           data=None, input_scale: float = 1.0, input_offset: float = 0.0) -> VerifyRun:
+    layout, model = Path(layout), Path(model)
+    pdk_ = load_pdk(pdk)
+    net = load_onnx(model)
+    weights = weights or infer_weights(layout, pdk_, net)
+    if weights not in WEIGHT_BITS:
+        raise WeightfabError(f"unknown weight format '{weights}'")
+    data_x = data_y = None
+    if data:
+        data_x, data_y = load_npz(data, net.input_shape, True, input_scale, input_offset)
+    calib_path = Path(calib) if calib else default_calibration(model)
+    if calib_path is not None:
+        calib_x, _ = load_npz(calib_path, net.input_shape, False, input_scale, input_offset)
+    elif data_x is not None:
+        calib_x = data_x
+    else:
+        calib_x = None
+    if calib_x is None:
+        # weight bits do not depend on activation scales; a dummy calibration suffices for the comparison
+        calib_x = np.ones((1, *net.input_shape), np.float32)
+    qnet = quantize(net, calib_x, weights)
+    result = verify_layout(layout, qnet, pdk_)
+    accuracy = None
+    if data_x is not None:
+        ref = run_integer(qnet, data_x)
+        chip = run_integer(qnet.with_weights(result.weights), data_x)
+        accuracy = {"samples": int(len(data_y)),
+                    "float": float(np.mean(np.argmax(net.forward(data_x), 1) == data_y)),
+                    "quantized": float(np.mean(np.argmax(ref, 1) == data_y)),
+                    "chip": float(np.mean(np.argmax(chip, 1) == data_y)),
+                    "chip_equals_reference": bool(np.array_equal(ref, chip))}
+        try:
+            import onnxruntime as ort
+            sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+            name = sess.get_inputs()[0].name
+            out = sess.run(None, {name: data_x.astype(np.float32)})[0]
+            accuracy["onnxruntime"] = float(np.mean(np.argmax(out.reshape(len(out), -1), 1) == data_y))
+        except ImportError:
+            pass
+    return VerifyRun(result, weights, accuracy)
