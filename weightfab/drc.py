@@ -6,6 +6,7 @@ locations, and can be written as a KLayout marker database (.lyrdb).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +37,8 @@ class DrcReport:
     dbu: float
     rules: tuple[RuleResult, ...]
     seconds: float
-    markers: dict = field(default_factory=dict, compare=False, repr=False)  # rule -> KLayout objects
+    markers: dict = field(default_factory=dict, compare=False, repr=False)  # rule -> KLayout collections
+    store: object = field(default=None, compare=False, repr=False)  # keeps the deep shape store alive
 
     @property
     def violations(self) -> int:
@@ -66,56 +68,74 @@ def read_layout(path: str | Path) -> tuple[kdb.Layout, kdb.Cell]:
 
 
 class _Layers:
-    """Deep regions by layer name, derived layers computed on demand."""
+    """Regions by layer name, derived layers computed on demand; deep (hierarchical) by default.
+
+    The programming layer is the exception: its shapes sit in one cell per unique weight block,
+    tens of thousands of cells each placed once, where hierarchy saves nothing and costs much.
+    Rules that involve it run on flat regions (all layers of such a rule flat), the others deep.
+    """
 
     def __init__(self, layout: kdb.Layout, top: kdb.Cell, pdk: Pdk):
         self.layout, self.top, self.pdk = layout, top, pdk
         self.dss = kdb.DeepShapeStore()
-        self.cache: dict[str, kdb.Region] = {}
+        self.dss.threads = max(1, min(4, os.cpu_count() or 1))
+        self.cache: dict[tuple[str, bool], kdb.Region] = {}
+        self.flat = False
+
+    def base(self, name: str) -> set[str]:
+        if name in self.pdk.derived:
+            a, _, b = self.pdk.derived[name]
+            return self.base(a) | self.base(b)
+        return {name}
 
     def __getitem__(self, name: str) -> kdb.Region:
-        if name not in self.cache:
+        key = (name, self.flat)
+        if key not in self.cache:
             if name in self.pdk.derived:
                 a, op, b = self.pdk.derived[name]
-                self.cache[name] = (self[a] & self[b]) if op == "and" else (self[a] - self[b])
+                ra, rb = self[a], self[b]
+                self.cache[key] = ra & rb if op == "and" else ra - rb if op == "not" else ra.interacting(rb)
             else:
                 idx = self.layout.find_layer(*self.pdk.gds(name))
                 if idx is None:
-                    self.cache[name] = kdb.Region()
+                    self.cache[key] = kdb.Region()
+                elif self.flat:
+                    self.cache[key] = kdb.Region(self.top.begin_shapes_rec(idx))
                 else:
-                    self.cache[name] = kdb.Region(self.top.begin_shapes_rec(idx), self.dss)
-        return self.cache[name]
+                    self.cache[key] = kdb.Region(self.top.begin_shapes_rec(idx), self.dss)
+        return self.cache[key]
 
 
-def _check(rule: Rule, L: _Layers, dbu: float):
-    """Run one rule; returns a KLayout Region, Edges or EdgePairs of violations."""
+def _check(rule: Rule, L: _Layers, dbu: float) -> list:
+    """Run one rule; returns KLayout collections (Region, Edges, EdgePairs) of violations."""
     v = round(rule.value / dbu)
     a = L[rule.layer]
     k = rule.kind
     if k == "width":
-        return a.width_check(v)
+        return [a.width_check(v)]
     if k == "spacing":
-        return a.space_check(v)
+        return [a.space_check(v)]
     if k == "area":
-        return a.with_area(0, round(rule.value / dbu / dbu), False)
+        return [a.with_area(0, round(rule.value / dbu / dbu), False)]
     if k == "exact_size":
-        return a.non_squares() + a.squares().with_bbox_width(v, True)
+        return [a.non_squares(), a.squares().with_bbox_width(v, True)]
     b = L[rule.other]
     if k == "separation":
-        out = a.separation_check(b, v, zero_distance_mode=NEVER_ZERO).polygons()
-        return out + (a & b) if rule.no_overlap else out
+        # touching is no separation: with no_overlap, shapes that touch or overlap are violations
+        out = [a.separation_check(b, v, zero_distance_mode=NEVER_ZERO)]
+        return out + [a.interacting(b)] if rule.no_overlap else out
     if k == "enclosure":
-        # outer = layer, inner = other: too little enclosure, or inner not inside outer at all
-        return a.enclosing_check(b, v).polygons() + (b - a) if v else (b - a)
+        # outer = layer, inner = other: too little enclosure (a flush edge is 0), or inner sticking out
+        return ([a.enclosing_check(b, v)] if v else []) + [b - a]
     if k == "enclosure_adjacent":
         # fails where both a horizontal and a vertical side of the inner shape lack the enclosure
         bad = a.enclosing_check(b, v, False, kdb.Region.Projection).second_edges()
-        return b.interacting(bad.with_angle(0, False)).interacting(bad.with_angle(90, False)) + (b - a)
+        return [b.interacting(bad.with_angle(0, False)).interacting(bad.with_angle(90, False)), b - a]
     if k == "extension":
         # the other layer's edges that lie on edges of ``edges_on`` must be extended by ``layer``
-        return (b.edges() & L[rule.edges_on].edges()).extended_out(v) - a
+        return [(b.edges() & L[rule.edges_on].edges()).extended_out(v) - a]
     if k == "channel_width":
-        return (a.edges() & b.edges()).with_length(0, v, False)
+        return [(a.edges() & b.edges()).with_length(0, v, False)]
     raise AssertionError(k)
 
 
@@ -126,19 +146,21 @@ def run_drc(path: str | Path, pdk: Pdk, max_examples: int = 5) -> DrcReport:
     L = _Layers(layout, top, pdk)
     results, markers = [], {}
     for rule in pdk.rules:
-        found = _check(rule, L, dbu)
-        count = found.count()
+        used = set().union(*(L.base(n) for n in (rule.layer, rule.other, rule.edges_on) if n))
+        L.flat = pdk.programming_layer in used
+        found = [c for c in _check(rule, L, dbu) if not c.is_empty()]
+        count = sum(c.count() for c in found)
         examples = []
-        if count:
-            for i, item in enumerate(found.each()):
-                if i >= max_examples:
+        for c in found:
+            for item in c.each():
+                if len(examples) >= max_examples:
                     break
-                box = item.bbox()
-                c = box.center()
-                examples.append((round(c.x * dbu, 4), round(c.y * dbu, 4)))
+                centre = item.bbox().center()
+                examples.append((round(centre.x * dbu, 4), round(centre.y * dbu, 4)))
+        if found:
             markers[rule.name] = found
         results.append(RuleResult(rule.name, rule.kind, rule.value, count, tuple(examples), rule.source))
-    return DrcReport(str(path), top.name, dbu, tuple(results), time.perf_counter() - t0, markers)
+    return DrcReport(str(path), top.name, dbu, tuple(results), time.perf_counter() - t0, markers, L.dss)
 
 
 def write_lyrdb(report: DrcReport, pdk: Pdk, path: str | Path) -> None:
@@ -150,8 +172,6 @@ def write_lyrdb(report: DrcReport, pdk: Pdk, path: str | Path) -> None:
     for rule in pdk.rules:
         cat = rdb.create_category(rule.name)
         cat.description = f"{rule.kind} {rule.value} µm: {rule.source}"
-        found = report.markers.get(rule.name)
-        if found is None:
-            continue
-        rdb.create_items(cell.rdb_id(), cat.rdb_id(), kdb.CplxTrans(report.dbu), found)
+        for found in report.markers.get(rule.name, []):
+            rdb.create_items(cell.rdb_id(), cat.rdb_id(), kdb.CplxTrans(report.dbu), found)
     rdb.save(str(path))

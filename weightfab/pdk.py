@@ -30,6 +30,7 @@ BITCELL_KEYS = (
     "li_pad_extension", "met1_bitline_width", "poly_endcap", "poly_pad_x", "poly_pad_y",
     "poly_pad_space", "npc_enclosure", "contact_to_diff", "nsdm_enclosure",
 )
+DERIVED_OPS = ("and", "not", "interacting")
 DRAWN_LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "npc", "boundary")
 
 
@@ -60,7 +61,7 @@ class Pdk:
     dbu_um: float
     grid_um: float
     layers: dict[str, Layer]
-    derived: dict[str, tuple[str, str, str]]  # name -> (a, "and"|"not", b)
+    derived: dict[str, tuple[str, str, str]]  # name -> (a, op, b), op in DERIVED_OPS
     rules: tuple[Rule, ...]
     skipped: dict[str, str]
     programming_layer: str
@@ -139,8 +140,9 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
     derived = {}
     for dname, expr in data["derived"].items():
         parts = str(expr).split()
-        if len(parts) != 3 or parts[1] not in ("and", "not") or parts[0] not in layers or parts[2] not in layers:
-            raise PdkError(f"{file} [derived].{dname}: expected '<layer> and|not <layer>' of known layers, got {expr!r}")
+        if len(parts) != 3 or parts[1] not in DERIVED_OPS or parts[0] not in layers or parts[2] not in layers:
+            raise PdkError(f"{file} [derived].{dname}: expected '<layer> {'|'.join(DERIVED_OPS)} <layer>' "
+                           f"of known layers, got {expr!r}")
         derived[dname] = (parts[0], parts[1], parts[2])
 
     known = set(layers) | set(derived)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .errors import PdkError
 from .pdk import Pdk
 
 
@@ -53,17 +54,31 @@ class RomGeometry:
         s = g0[1] + cg + ct // 2
         g1 = (s + ct // 2 + cg, s + ct // 2 + cg + gl)
         d1 = g1[1] + cg + ct // 2
-        return cls(px=d["diff_width"] + d["diff_space"], py=island + d["diff_space"], island=island,
+        px = d["diff_width"] + d["diff_space"]
+        if px // 2 - d["diff_width"] // 2 < d["poly_endcap"]:
+            raise PdkError(f"{pdk.path}: [bitcell] half the diffusion spacing ({(px // 2 - d['diff_width'] // 2) * pdk.dbu_um} µm) "
+                           f"is shorter than poly_endcap: the wordline segments cannot end at the cell edge")
+        return cls(px=px, py=island + d["diff_space"], island=island,
                    drain=(d0, d1), source=s, gates=(g0, g1), contact=ct, d=d, prog_layer=pdk.programming_layer)
 
     # -- the repeated bit pair -------------------------------------------------------------
     def bitpair(self) -> list[Shape]:
-        h, ct, e = self.d["diff_width"] // 2, self.contact // 2, self.d["li_pad_extension"]
+        """One column × two wordlines. Wordline, ground-line and bitline segments reach the cell
+        edges, so that abutting copies form continuous lines and the array is one regular
+        reference of one cell (which hierarchical DRC checks once)."""
+        d = self.d
+        h, ct, e = d["diff_width"] // 2, self.contact // 2, d["li_pad_extension"]
+        hx, gap = self.px // 2, (self.py - self.island) // 2
+        w = d["met1_bitline_width"] // 2
         shapes = [Shape("diff", (-h, 0, h, self.island))]
         for y in (self.drain[0], self.source, self.drain[1]):
             shapes.append(Shape("licon", (-ct, y - ct, ct, y + ct)))
         for y in self.drain:
             shapes.append(Shape("li", (-ct, y - ct - e, ct, y + ct + e)))
+        for g_lo, g_hi in self.gates:
+            shapes.append(Shape("poly", (-hx, g_lo, hx, g_hi)))
+        shapes.append(Shape("li", (-hx, self.source - ct, hx, self.source + ct)))
+        shapes.append(Shape("met1", (-w, -gap, w, self.island + gap)))
         return shapes
 
     def prog_box(self, x: int, y: int) -> tuple[int, int, int, int]:
@@ -83,16 +98,17 @@ class RomGeometry:
         """Everything but the programming layer for a cols × rows array (rows even)."""
         d, ct = self.d, self.contact // 2
         n = rows // 2
+        hx = self.px // 2
         top = (n - 1) * self.py + self.island
         right = (cols - 1) * self.px + d["diff_width"] // 2
-        poly_right = right + d["poly_endcap"]
         a0, a1, b0, b1 = self._pads()
         shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
         e, lic_x = d["li_pad_extension"], (d["poly_pad_x"] - self.contact) // 2
         py2 = d["poly_pad_y"] // 2
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
+            # wordline from its contact pad to the first column's segment
             gc = (g_lo + g_hi) // 2
-            shapes.append(Shape("poly", (p0, g_lo, poly_right, g_hi), 1, n, 0, self.py))
+            shapes.append(Shape("poly", (p0, g_lo, -hx, g_hi), 1, n, 0, self.py))
             shapes.append(Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py))
             cx = (p0 + p1) // 2
             shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
@@ -101,24 +117,24 @@ class RomGeometry:
         g0c = sum(self.gates[0]) // 2
         g1c = sum(self.gates[1]) // 2
         shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
-        # ground: source lines to a rail right of the array
-        rail0 = poly_right + 2 * d["contact_to_diff"]
+        # ground: the source lines continue to a rail right of the array
+        last = (cols - 1) * self.px + hx
+        rail0 = last + 2 * d["contact_to_diff"]
         rail1 = rail0 + 2 * self.contact
-        shapes.append(Shape("li", (-ct - e, self.source - ct, rail0, self.source + ct), 1, n, 0, self.py))
+        shapes.append(Shape("li", (last, self.source - ct, rail0, self.source + ct), 1, n, 0, self.py))
         shapes.append(Shape("li", (rail0, self.source - ct, rail1, (n - 1) * self.py + self.source + ct)))
-        # bitlines and implant
         ns = d["nsdm_enclosure"]
-        w = d["met1_bitline_width"] // 2
-        shapes.append(Shape("met1", (-w, -ns, w, top + ns), cols, 1, self.px, 0))
         shapes.append(Shape("nsdm", (-d["diff_width"] // 2 - ns, -ns, right + ns, top + ns)))
         return shapes
 
     def engine_bbox(self, cols: int, rows: int) -> tuple[int, int, int, int]:
         xs, ys = [], []
         for s in self.engine(cols, rows):
-            if s.layer == "bitpair":
-                continue
             x0, y0, x1, y1 = s.box
+            if s.layer == "bitpair":
+                bx = [b.box for b in self.bitpair()]
+                x0, y0 = min(b[0] for b in bx), min(b[1] for b in bx)
+                x1, y1 = max(b[2] for b in bx), max(b[3] for b in bx)
             xs += [x0, x1 + (s.nx - 1) * s.dx]
             ys += [y0, y1 + (s.ny - 1) * s.dy]
         return min(xs), min(ys), max(xs), max(ys)

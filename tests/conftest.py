@@ -1,0 +1,64 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+SAMPLE = SAMPLES / "digits_mlp.onnx"
+SHARED = ROOT.parent / "shared"
+MODELS = SHARED / "models"
+DATA = SHARED / "data"
+
+
+def run_cli(*args, cwd=None, check=None) -> subprocess.CompletedProcess:
+    """Run the real command line (``python -m weightfab``) and capture its output."""
+    env = dict(os.environ)
+    env.pop("WEIGHTFAB_DEBUG", None)
+    return subprocess.run([sys.executable, "-m", "weightfab", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env=env)
+
+
+def mlp_model(path: Path, sizes=(6, 5, 3), seed=0, relu=True, softmax=True, batch="N") -> Path:
+    """A small MatMul+Add(+Relu) MLP written with onnx.helper."""
+    rng = np.random.default_rng(seed)
+    nodes, inits = [], []
+    cur = "x"
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w = rng.normal(0, 1 / np.sqrt(a), (a, b)).astype(np.float32)
+        bias = rng.normal(0, 0.1, b).astype(np.float32)
+        inits += [numpy_helper.from_array(w, f"w{i}"), numpy_helper.from_array(bias, f"b{i}")]
+        nodes.append(helper.make_node("MatMul", [cur, f"w{i}"], [f"m{i}"], name=f"mm{i}"))
+        nodes.append(helper.make_node("Add", [f"m{i}", f"b{i}"], [f"a{i}"], name=f"add{i}"))
+        cur = f"a{i}"
+        if relu and i < len(sizes) - 2:
+            nodes.append(helper.make_node("Relu", [cur], [f"r{i}"], name=f"relu{i}"))
+            cur = f"r{i}"
+    if softmax:
+        nodes.append(helper.make_node("Softmax", [cur], ["y"], axis=-1, name="softmax"))
+        cur = "y"
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, sizes[0]])],
+                              [helper.make_tensor_value_info(cur, TensorProto.FLOAT, [batch, sizes[-1]])], inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mnist(tmp_path_factory):
+    """The shared MNIST test set as calibration (first 500) and evaluation (the rest) files."""
+    if not (DATA / "mnist_t10k.npz").is_file():
+        pytest.fail(f"shared data missing: {DATA / 'mnist_t10k.npz'}")
+    d = np.load(DATA / "mnist_t10k.npz")
+    out = tmp_path_factory.mktemp("mnist")
+    np.savez(out / "calib.npz", x=d["images"][:500].astype(np.float32))
+    np.savez(out / "test.npz", x=d["images"].astype(np.float32), y=d["labels"])
+    return out / "calib.npz", out / "test.npz"

@@ -1,0 +1,92 @@
+"""Quantization and exact dedup: invariants (hypothesis) and the integer datapath."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from weightfab.dedup import dedup, from_bits, to_bits
+from weightfab.errors import WeightfabError
+from weightfab.network import Dense, Network
+from weightfab.quantize import WEIGHT_BITS, _multiplier, quantize, quantize_weights, run_integer
+
+finite = st.floats(-100, 100, allow_nan=False, allow_subnormal=False, width=32)
+matrices = arrays(np.float32, st.tuples(st.integers(1, 8), st.integers(1, 40)), elements=finite)
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=matrices, mode=st.sampled_from(["int8", "int4", "int2"]))
+def test_quantization_error_is_at_most_half_a_step(w, mode):
+    q, scale = quantize_weights(w, mode)
+    qmax = 2 ** (WEIGHT_BITS[mode] - 1) - 1
+    assert q.dtype == np.int8 and np.all(np.abs(q) <= qmax)
+    err = np.abs(w.astype(np.float64) - q * scale[:, None])
+    assert np.all(err <= scale[:, None] / 2 * (1 + 1e-9) + 1e-12)
+
+
+@settings(max_examples=100, deadline=None)
+@given(w=matrices)
+def test_ternary_values(w):
+    q, scale = quantize_weights(w, "ternary")
+    assert set(np.unique(q)) <= {-1, 0, 1} and np.all(scale > 0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(w=arrays(np.int8, st.tuples(st.integers(1, 6), st.integers(1, 50)), elements=st.integers(-127, 127)),
+       k=st.sampled_from([2, 4, 6, 8, 16]))
+def test_exact_dedup_is_lossless(w, k):
+    from types import SimpleNamespace
+    layer = SimpleNamespace(name="l", weight=w, shape=w.shape, bits=8)
+    lib = dedup(SimpleNamespace(layers=(layer,)), k)
+    lb = lib.layers[0]
+    assert np.array_equal(lb.weights(), w)
+    assert lb.blocks == w.shape[0] * -(-w.shape[1] // k)
+    assert len(lb.unique) == len({bytes(r) for r in lb.unique})  # unique entries are distinct
+    assert len(lb.unique) <= lb.blocks
+
+
+@settings(max_examples=200, deadline=None)
+@given(bits=st.sampled_from([2, 4, 8]), data=st.data())
+def test_bits_round_trip(bits, data):
+    lo, hi = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+    v = data.draw(arrays(np.int8, st.integers(1, 30), elements=st.integers(lo, hi)))
+    b = to_bits(v, bits)
+    assert b.shape == (len(v), bits) and set(np.unique(b)) <= {0, 1}
+    assert np.array_equal(from_bits(b, bits), v)
+
+
+def test_two_complement_layout_of_bits():
+    assert to_bits(np.array([-1]), 4).tolist() == [[1, 1, 1, 1]]
+    assert to_bits(np.array([5]), 4).tolist() == [[1, 0, 1, 0]]  # LSB first
+
+
+@settings(max_examples=200, deadline=None)
+@given(real=st.floats(1e-9, 1e3))
+def test_multiplier_and_shift_represent_the_scale(real):
+    m, s = _multiplier(np.array([real]))
+    assert 2 ** 30 <= m[0] < 2 ** 31
+    assert abs(m[0] / 2.0 ** s[0] - real) <= real * 2 ** -30
+
+
+def test_block_must_be_even():
+    with pytest.raises(WeightfabError, match="even"):
+        dedup(None, 3)
+
+
+def test_integer_inference_tracks_float():
+    rng = np.random.default_rng(0)
+    l1 = Dense("a", rng.normal(0, 0.3, (16, 10)).astype(np.float32), rng.normal(0, 0.1, 16).astype(np.float32), True)
+    l2 = Dense("b", rng.normal(0, 0.3, (4, 16)).astype(np.float32), rng.normal(0, 0.1, 4).astype(np.float32))
+    net = Network("n", "x", (10,), (l1, l2), True)
+    x = rng.uniform(0, 1, (300, 10)).astype(np.float32)
+    q = quantize(net, x, "int8")
+    y = run_integer(q, x)
+    assert y.dtype == np.int64 and np.all(np.abs(y) <= 2 ** 15)
+    ref = net.forward(x)
+    got = y * q.layers[-1].out_scale
+    assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref))
+    assert np.mean(np.argmax(got, 1) == np.argmax(ref, 1)) > 0.95
+    # integer path is deterministic and exact: same inputs, same integers
+    assert np.array_equal(run_integer(q, x), y)

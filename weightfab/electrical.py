@@ -1,0 +1,390 @@
+"""Electrical readback: extract the transistors and nets of a ROM window with KLayout, and check them.
+
+The geometric readback (readback.py) finds programming shapes on bit sites. This module asks
+the circuit question instead: in a window of one engine (a range of bitlines × wordlines,
+whole islands), the layout's shapes are clipped into flat regions and handed to KLayout's
+netlist extractor (``kdb.LayoutToNetlist`` in flat mode). NMOS devices come from the
+diffusion and poly inside the n implant: gate = diff & poly & nsdm, source/drain =
+(diff & nsdm) - poly. Conductors: source/drain - licon - li - mcon - met1, poly - licon - li.
+
+The window keeps the nets' terminals: every wordline in it is followed on poly (and only
+poly) to its contact pad left of the array, every ground line on li (and only li) to the
+ground rail right of the array. Bitlines are the met1 lines over the window's columns.
+
+For every transistor of the window the check then asks:
+
+* its gate is its wordline's net, that net reaches exactly one wordline pad, and no two
+  wordlines share a net;
+* its source is the ground net (the net of the rail);
+* its drain (the source/drain diffusion at the bit site) is on that column's bitline net
+  for a 1-bit, and floating (a net with that one device terminal and no bitline, ground or
+  wordline on it) for a 0-bit.
+
+The electrical bits (drain on its own bitline) are compared with the expected bits (given
+by the caller, or the geometric readback when none are given) and with the geometric bits.
+Nothing from cell names, properties or the generator is used: the grid comes from
+``readback.find_arrays``; the bit a transistor stores is located by its extracted gate.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import klayout.db as kdb
+import numpy as np
+
+from .dedup import to_bits
+from .drc import read_layout
+from .errors import LayoutReadError, WeightfabError
+from .pdk import Pdk, load_pdk
+from .quantize import QuantizedNetwork
+from .readback import Array, find_arrays, read_bits
+
+LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
+DEFAULT_MAX_BITS = 8192        # a whole engine up to this many bits, else a 64 × 64 window
+DEFAULT_WINDOW = 64
+MAX_ERRORS = 200               # error strings kept (error_count has them all)
+
+
+@dataclass
+class ElectricalResult:
+    file: str
+    engine: int
+    window: tuple[int, int, int, int]    # col0, ncols, row0, nrows (wordlines)
+    devices: int                          # transistors found on the window's bit sites
+    ones: int                             # expected 1-bits in the window
+    ones_connected: int                   # ... whose drain is on the column's bitline
+    zeros: int
+    zeros_floating: int                   # expected 0-bits whose drain floats
+    bits: np.ndarray                      # [ncols, nrows] electrical: drain on its bitline
+    floating: np.ndarray                  # [ncols, nrows] bool: drain floats (a 0 read electrically)
+    geometric: np.ndarray | None          # [ncols, nrows] readback.read_bits of the window
+    expected: np.ndarray                  # [ncols, nrows] what was checked against
+    nets: int
+    errors: list[str]
+    error_count: int
+    seconds: float
+    timings: dict = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error_count == 0
+
+    def summary(self) -> dict:
+        return {"ok": self.ok, "engine": self.engine, "window": list(self.window), "devices": self.devices,
+                "ones": self.ones, "ones_connected": self.ones_connected, "zeros": self.zeros,
+                "zeros_floating": self.zeros_floating, "nets": self.nets, "error_count": self.error_count,
+                "errors": self.errors[:100], "seconds": round(self.seconds, 4),
+                "timings_s": {k: round(v, 4) for k, v in self.timings.items()}}
+
+
+def expected_bits(qnet: QuantizedNetwork, engine: int, rows: int) -> np.ndarray:
+    """The bits layer ``engine`` of ``qnet`` puts in its array, [columns, wordlines] uint8
+    (column n·bits + t holds bit t of output n; wordlines past the inputs are 0)."""
+    layer = qnet.layers[engine]
+    n, m = layer.shape
+    nb = layer.bits
+    if rows < m:
+        raise WeightfabError(f"layer '{layer.name}' has {m} inputs but the array only {rows} wordlines")
+    e = np.zeros((n, rows, nb), np.uint8)
+    e[:, :m, :] = to_bits(layer.weight, nb)
+    return e.transpose(0, 2, 1).reshape(n * nb, rows)
+
+
+def _inside_point(poly: kdb.Polygon) -> kdb.Point:
+    """A point strictly inside ``poly`` (centre of its first trapezoid)."""
+    return poly.decompose_trapezoids()[0].bbox().center()
+
+
+def _engine_limits(arrays: list[Array], i: int, outer: kdb.Box) -> tuple[int, int]:
+    """x range that belongs to array i: half way to its left / right neighbours."""
+    a = arrays[i]
+    left, right = outer.left, outer.right
+    for j, b in enumerate(arrays):
+        if j == i or b.bbox[3] < a.bbox[1] or b.bbox[1] > a.bbox[3]:
+            continue
+        if b.bbox[2] <= a.bbox[0]:
+            left = max(left, (b.bbox[2] + a.bbox[0]) // 2)
+        elif b.bbox[0] >= a.bbox[2]:
+            right = min(right, (a.bbox[2] + b.bbox[0]) // 2)
+    return left, right
+
+
+def _island_length(layout: kdb.Layout, top: kdb.Cell, diff: int, a: Array) -> int:
+    it = top.begin_shapes_rec_touching(diff, kdb.Box(a.x0, a.y0, a.x0 + 1, a.y0 + 1))
+    hs = []
+    while not it.at_end():
+        b = it.shape().bbox().transformed(it.trans())
+        if b.bottom == a.y0:
+            hs.append(b.height())
+        it.next()
+    if not hs:
+        raise LayoutReadError(f"no diffusion at the first island ({a.x0 * layout.dbu:.3f}, {a.y0 * layout.dbu:.3f}) µm")
+    return max(hs)
+
+
+def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | None = None,
+                     window: tuple[int, int, int, int] | None = None,
+                     expected: np.ndarray | QuantizedNetwork | None = None,
+                     geometric: bool = True) -> ElectricalResult:
+    """Extract one engine's window of ``path`` and check every bit transistor's connections.
+
+    engine: index in ``find_arrays`` order (left to right: the model's layer order); default
+    the smallest engine. window: (col0, ncols, row0, nrows) in bitlines and wordlines; default
+    the whole engine when it holds at most 8192 bits, else 64 × 64 at the origin. The
+    extraction takes whole islands (wordline pairs); devices of the island partner outside
+    the window are ignored. expected: [cols, rows] bits of the engine, or [ncols, nrows] of
+    the window, or the quantized network (bits of layer ``engine``); default the geometric
+    readback (then ``geometric`` is forced on).
+    """
+    t0 = clock = time.perf_counter()
+    timings: dict[str, float] = {}
+
+    def lap(stage):
+        nonlocal clock
+        now = time.perf_counter()
+        timings[stage] = now - clock
+        clock = now
+
+    pdk = pdk if isinstance(pdk, Pdk) else load_pdk(pdk)
+    layout, top = read_layout(path)
+    arrays = find_arrays(layout, top, pdk, path)
+    if engine is None:
+        engine = min(range(len(arrays)), key=lambda i: (arrays[i].cols * arrays[i].rows, i))
+    if not 0 <= engine < len(arrays):
+        raise WeightfabError(f"{path}: engine {engine} out of range: the layout holds {len(arrays)} ROM arrays")
+    a = arrays[engine]
+    if window is None:
+        if a.cols * a.rows <= DEFAULT_MAX_BITS:
+            window = (0, a.cols, 0, a.rows)
+        else:
+            window = (0, min(a.cols, DEFAULT_WINDOW), 0, min(a.rows, DEFAULT_WINDOW))
+    col0, ncols, row0, nrows = (int(v) for v in window)
+    if ncols < 1 or nrows < 1 or col0 < 0 or row0 < 0 or col0 + ncols > a.cols or row0 + nrows > a.rows:
+        raise WeightfabError(f"window (col0={col0}, ncols={ncols}, row0={row0}, nrows={nrows}) does not fit "
+                             f"engine {engine} of {a.cols} bitlines x {a.rows} wordlines")
+    idx = {n: layout.find_layer(*pdk.gds(n)) for n in LAYERS}
+    missing = [n for n in ("diff", "poly", "licon", "li", "met1") if idx[n] is None]
+    if missing:
+        raise LayoutReadError(f"{path}: no {', '.join(missing)} shapes: nothing to extract")
+    lap("read")
+
+    # -- the window: core (all layers), wordlines to their pads (poly; pads: licon, li), ground to the rail (li)
+    px, py = a.px, a.py
+    isl0, isl1 = row0 // 2, (row0 + nrows - 1) // 2 + 1
+    island = _island_length(layout, top, idx["diff"], a)
+    gap = (py - island) // 2
+    ylo, yhi = a.y0 + isl0 * py - gap, a.y0 + (isl1 - 1) * py + island + gap
+    xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
+    arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
+    lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
+    boxes = {n: [kdb.Box(xc0, ylo, xc1, yhi)] for n in LAYERS}
+    boxes["poly"].append(kdb.Box(lim_left, ylo, xc0, yhi))
+    boxes["licon"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
+    boxes["li"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
+
+    def clip(n: str, b: kdb.Box) -> kdb.Region:
+        if idx[n] is None or b.width() <= 0 or b.height() <= 0:
+            return kdb.Region()
+        return kdb.Region(top.begin_shapes_rec_touching(idx[n], b)) & kdb.Region(b)
+
+    regs: dict[str, kdb.Region] = {}
+    for n in LAYERS:
+        r = kdb.Region()
+        for b in boxes[n]:
+            r += clip(n, b)
+        regs[n] = r
+    # ground lines right of the window: only the li that touches the rail area (not the
+    # drain pads of the columns in between)
+    rail_li = clip("li", kdb.Box(arr_right, ylo, lim_right, yhi)).merged()
+    regs["li"] += clip("li", kdb.Box(xc1, ylo, arr_right, yhi)).merged().interacting(rail_li) + rail_li
+    regs = {n: r.merged() for n, r in regs.items()}
+    lap("clip")
+
+    # -- extraction (flat, detached)
+    l2n = kdb.LayoutToNetlist("WINDOW", layout.dbu)
+    diff_n = regs["diff"] & regs["nsdm"]
+    regs["gate"] = diff_n & regs["poly"]
+    regs["sd"] = diff_n - regs["poly"]
+    stray_diff = regs["diff"] - regs["nsdm"]
+    for n, r in regs.items():
+        l2n.register(r, n)
+    l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor("NMOS"), {"SD": regs["sd"], "G": regs["gate"], "P": regs["poly"]})
+    for n in ("sd", "poly", "licon", "li", "mcon", "met1"):
+        l2n.connect(regs[n])
+    for p, q in (("sd", "licon"), ("poly", "licon"), ("licon", "li"), ("li", "mcon"), ("mcon", "met1")):
+        l2n.connect(regs[p], regs[q])
+    l2n.extract_netlist()
+    circuit = l2n.netlist().top_circuit()
+    nets = sum(1 for _ in circuit.each_net())
+    lap("extract")
+
+    errors: list[str] = []
+    count = 0
+    um = layout.dbu
+
+    def err(msg: str):
+        nonlocal count
+        count += 1
+        if len(errors) < MAX_ERRORS:
+            errors.append(msg)
+
+    for log in l2n.each_error():
+        err(f"extraction: {log}")
+    if not stray_diff.is_empty():
+        b = stray_diff.bbox()
+        err(f"{stray_diff.count()} diffusion shapes outside the n implant (around ({b.center().x * um:.3f}, {b.center().y * um:.3f}) µm)")
+
+    def probe(layer: str, x: int, y: int):
+        net = l2n.probe_net(regs[layer], kdb.Point(x, y))
+        return None if net is None else net.cluster_id
+
+    def probe_polys(layer: str, box: kdb.Box) -> list[tuple[int | None, kdb.Polygon]]:
+        inside = regs[layer] & kdb.Region(box)
+        out = []
+        for poly in inside.each():
+            p = _inside_point(poly)
+            out.append((probe(layer, p.x, p.y), poly))
+        return out
+
+    def at(col: int, w: int) -> str:
+        x = a.x0 + col * px
+        y = a.y0 + (w // 2) * py + a.drains[w % 2]
+        return f"engine {engine} wordline {w} column {col} ({x * um:.3f}, {y * um:.3f}) µm"
+
+    # -- terminals: ground rail, wordline pads, bitlines
+    rail = probe_polys("li", kdb.Box(arr_right, ylo, lim_right, yhi))
+    ground_nets = {n for n, _ in rail if n is not None}
+    if not ground_nets:
+        err(f"engine {engine}: no ground rail (li right of the array) in the window")
+    elif len(ground_nets) > 1:
+        err(f"engine {engine}: the li right of the array forms {len(ground_nets)} separate nets, not one ground rail")
+    ground = min(ground_nets) if len(ground_nets) == 1 else None
+    pad_count: dict[int, int] = {}
+    for n, _ in probe_polys("li", kdb.Box(lim_left, ylo, arr_left, yhi)):
+        if n is not None:
+            pad_count[n] = pad_count.get(n, 0) + 1
+    bitline = np.full(ncols, -1, np.int64)
+    for i in range(ncols):
+        x = a.x0 + (col0 + i) * px
+        lo, hi = probe("met1", x, ylo + 1), probe("met1", x, yhi - 1)
+        if lo is None:
+            err(f"engine {engine} column {col0 + i}: no met1 bitline at ({x * um:.3f}, {(ylo + 1) * um:.3f}) µm")
+            continue
+        if hi != lo:
+            err(f"engine {engine} column {col0 + i}: the met1 bitline is broken inside the window")
+        bitline[i] = lo
+    bl_index = {int(n): i for i, n in enumerate(bitline) if n >= 0}
+    if len(bl_index) < int(np.count_nonzero(bitline >= 0)):
+        err(f"engine {engine}: bitlines shorted together ({int(np.count_nonzero(bitline >= 0))} columns on {len(bl_index)} nets)")
+    if ground is not None and ground in bl_index:
+        err(f"engine {engine} column {col0 + bl_index[ground]}: bitline shorted to ground")
+
+    # -- devices on bit sites
+    t_s = t_d = None
+    dev_by_site: dict[tuple[int, int], list] = {}
+    for dev in circuit.each_device():
+        if t_s is None:
+            dc = dev.device_class()
+            t_s, t_g, t_d = dc.terminal_id("S"), dc.terminal_id("G"), dc.terminal_id("D")
+        d = dev.trans.disp                          # µm: centre of the gate
+        x, y = int(round(d.x / um)), int(round(d.y / um))
+        col, rx = divmod(x - a.x0 + px // 2, px)
+        isl, ry = divmod(y - a.y0, py)
+        w = 2 * isl + (1 if ry > (a.drains[0] + a.drains[1]) / 2 else 0)
+        if rx != px // 2 or not 0 <= col < a.cols or not 0 <= w < a.rows:
+            err(f"engine {engine}: transistor at ({d.x:.3f}, {d.y:.3f}) µm is not on a bit site")
+            continue
+        if col0 <= col < col0 + ncols and row0 <= w < row0 + nrows:
+            dev_by_site.setdefault((col, w), []).append(dev)
+    lap("terminals")
+
+    ebits = np.zeros((ncols, nrows), np.uint8)
+    floating = np.zeros((ncols, nrows), bool)
+    gate_of_wl: dict[int, set] = {}
+    devices = 0
+    for (col, w), devs in dev_by_site.items():
+        devices += len(devs)
+        if len(devs) > 1:
+            err(f"{at(col, w)}: {len(devs)} transistors on one bit site")
+        dev = devs[0]
+        i, j = col - col0, w - row0
+        g = dev.net_for_terminal(t_g)
+        gate_of_wl.setdefault(w, set()).add(None if g is None else g.cluster_id)
+        s_net, d_net = dev.net_for_terminal(t_s), dev.net_for_terminal(t_d)
+        sd = {None if s_net is None else s_net.cluster_id, None if d_net is None else d_net.cluster_id}
+        drain = probe("sd", a.x0 + col * px, a.y0 + (w // 2) * py + a.drains[w % 2])
+        if drain is None or drain not in sd:
+            err(f"{at(col, w)}: the drain diffusion is not a terminal of the site's transistor")
+            continue
+        rest = sd - {drain}
+        source = rest.pop() if rest else drain
+        if ground is not None and source != ground:
+            err(f"{at(col, w)}: source is not on the ground net")
+        if drain == bitline[i]:
+            ebits[i, j] = 1
+        elif drain in bl_index:
+            err(f"{at(col, w)}: drain is on the bitline of column {col0 + bl_index[drain]}")
+        elif drain == ground:
+            err(f"{at(col, w)}: drain is shorted to ground")
+        elif drain in pad_count:
+            err(f"{at(col, w)}: drain is shorted to a wordline")
+        else:
+            net = circuit.net_by_cluster_id(drain)
+            if net is not None and net.terminal_count() == 1:
+                floating[i, j] = True
+            else:
+                err(f"{at(col, w)}: drain is not on a bitline but joins {net.terminal_count() - 1 if net else '?'} other device terminals")
+    for i in range(ncols):
+        for j in range(nrows):
+            if (col0 + i, row0 + j) not in dev_by_site:
+                err(f"{at(col0 + i, row0 + j)}: no transistor")
+
+    # wordlines: one net each, reaching one pad, distinct
+    owner: dict[int, int] = {}
+    for w in sorted(gate_of_wl):
+        nets_w = gate_of_wl[w]
+        if len(nets_w) != 1 or None in nets_w:
+            err(f"engine {engine} wordline {w}: the gates of its transistors are on {len(nets_w)} nets (broken wordline)")
+            continue
+        n = next(iter(nets_w))
+        if pad_count.get(n, 0) != 1:
+            err(f"engine {engine} wordline {w}: reaches {pad_count.get(n, 0)} wordline contact pads, not 1")
+        if n == ground or n in bl_index:
+            err(f"engine {engine} wordline {w}: shorted to {'ground' if n == ground else 'a bitline'}")
+        if n in owner:
+            err(f"engine {engine} wordlines {owner[n]} and {w} are shorted")
+        owner.setdefault(n, w)
+
+    # -- bits: electrical vs expected (and vs geometric)
+    geo = None
+    if geometric or expected is None:
+        _, gbits, _, _ = read_bits(path, pdk)
+        geo = gbits[engine][col0:col0 + ncols, row0:row0 + nrows].astype(np.uint8)
+    if expected is None:
+        exp = geo
+    else:
+        if isinstance(expected, QuantizedNetwork):
+            expected = expected_bits(expected, engine, a.rows)
+        expected = np.asarray(expected, np.uint8)
+        if expected.shape == (a.cols, a.rows):
+            exp = expected[col0:col0 + ncols, row0:row0 + nrows]
+        elif expected.shape == (ncols, nrows):
+            exp = expected
+        else:
+            raise WeightfabError(f"expected bits have shape {expected.shape}: need the engine's "
+                                 f"({a.cols}, {a.rows}) or the window's ({ncols}, {nrows})")
+    ones = exp == 1
+    for i, j in np.argwhere(ones & (ebits == 0)):
+        err(f"{at(col0 + i, row0 + j)}: expected 1, but the drain does not reach bitline {col0 + i}")
+    for i, j in np.argwhere(~ones & (ebits == 1)):
+        err(f"{at(col0 + i, row0 + j)}: expected 0, but the drain is connected to bitline {col0 + i}")
+    if geo is not None and expected is not None:
+        for i, j in np.argwhere(geo != ebits):
+            err(f"{at(col0 + i, row0 + j)}: geometric readback reads {geo[i, j]}, electrical reads {ebits[i, j]}")
+    lap("check")
+    return ElectricalResult(str(path), engine, (col0, ncols, row0, nrows), devices,
+                            int(ones.sum()), int((ones & (ebits == 1)).sum()),
+                            int((~ones).sum()), int((~ones & floating).sum()),
+                            ebits, floating, geo, exp, nets, errors, count, time.perf_counter() - t0, timings)
