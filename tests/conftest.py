@@ -13,7 +13,8 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 SAMPLE = SAMPLES / "digits_mlp.onnx"
-SHARED = ROOT.parent / "shared"
+# the shared models and data beside the checkout (WEIGHTFAB_SHARED overrides)
+SHARED = Path(os.environ.get("WEIGHTFAB_SHARED", ROOT.parent / "shared"))
 MODELS = SHARED / "models"
 DATA = SHARED / "data"
 
