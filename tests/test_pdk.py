@@ -1,0 +1,63 @@
+"""The PDK as validated data: every malformed file names the file and the key."""
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from weightfab.errors import PdkError
+from weightfab.pdk import BUILTIN_DIR, list_pdks, load_pdk
+from weightfab.rom import RomGeometry
+
+SRC = BUILTIN_DIR / "sky130" / "pdk.toml"
+
+
+def test_sky130_loads_with_published_numbers():
+    p = load_pdk("sky130")
+    assert "sky130" in list_pdks()
+    assert p.gds("diff") == (65, 20) and p.gds("poly") == (66, 20) and p.gds("mcon") == (67, 44)
+    assert p.gds("met1") == (68, 20) and p.gds("boundary") == (235, 4)
+    rules = {r.name: r for r in p.rules}
+    assert rules["poly.1a"].value == 0.15 and rules["ct.2"].value == 0.19 and rules["li.6"].value == 0.0561
+    assert all(r.source for r in p.rules) and p.programming_layer == "mcon"
+    g = RomGeometry.from_pdk(p)
+    assert (g.px, g.py) == (690, 1420)  # dbu: 0.69 µm columns, 0.71 µm per bit row
+
+
+def variant(tmp_path, old, new):
+    d = tmp_path / "pdk"
+    d.mkdir()
+    text = SRC.read_text()
+    assert old in text
+    (d / "pdk.toml").write_text(text.replace(old, new, 1))
+    return d
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ('grid_um = 0.005', 'grid_um = 0.005\nfoundry = "x"', "unknown key 'foundry'"),
+    ('name = "difftap.1"\nkind = "width"', 'name = "difftap.1"\nkind = "widht"', "unknown kind 'widht'"),
+    ('layer = "diff"\nvalue = 0.15', 'layer = "dif"\nvalue = 0.15', "unknown layer 'dif'"),
+    ('value = 0.15\nsource = "periphery-rules.rst difftap.1', 'value = -1\nsource = "periphery-rules.rst difftap.1', "non-negative"),
+    ('diff       = { gds = [65, 20]', 'diff       = { gds = [65]', "[layer, datatype]"),
+    ('diff_width = 0.42', 'diff_width = 0.423', "off the 0.005 µm grid"),
+    ('npc        = { gds = [95, 20], source = "layers.rst: npc.drawing 95/20" }\n', '', "missing layer 'npc'"),
+    ('[bitcell]\nprogramming_layer = "mcon"', '[bitcell]\nprogramming_layer = "via9"', "programming_layer"),
+])
+def test_malformed_pdk_names_file_and_key(tmp_path, old, new, message):
+    d = variant(tmp_path, old, new)
+    with pytest.raises(PdkError) as err:
+        load_pdk(d)
+    assert message in str(err.value) and str(d / "pdk.toml") in str(err.value)
+
+
+def test_not_toml_and_missing(tmp_path):
+    (tmp_path / "pdk.toml").write_text("[pdk\nname=")
+    with pytest.raises(PdkError, match="not valid TOML"):
+        load_pdk(tmp_path)
+    with pytest.raises(PdkError, match="unknown PDK"):
+        load_pdk("gf9000")
+
+
+def test_user_pdk_directory_is_accepted(tmp_path):
+    shutil.copytree(SRC.parent, tmp_path / "mine")
+    assert load_pdk(tmp_path / "mine").name == "sky130"
