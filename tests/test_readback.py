@@ -174,3 +174,12 @@ def test_keras_mlp_accuracy_int8_int4_int2(tmp_path, mnist, capsys):
     with capsys.disabled():
         for k, a in figures.items():
             print(f"\nkeras MLP {k}: onnxruntime {a['onnxruntime']:.4f} quantized {a['quantized']:.4f} chip {a['chip']:.4f}")
+
+
+def test_verify_electrical_option(chip):
+    path, _ = chip
+    r = run_cli("verify", path, "--model", SAMPLE, "--electrical")
+    assert r.returncode == 0, r.stdout + r.stderr
+    lines = [l for l in r.stdout.splitlines() if l.startswith("electrical:")]
+    assert len(lines) == 3 and all("errors" not in l for l in lines)
+    assert "674/674 ones on their bitline, 606/606 zeros floating" in lines[2]

@@ -152,13 +152,16 @@ def drc_cmd(file, pdk, lyrdb):
 @click.option("--data", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input-scale", type=float, default=1.0, show_default=True)
 @click.option("--input-offset", type=float, default=0.0, show_default=True)
+@click.option("--electrical", is_flag=True,
+              help="Also extract the transistors and nets (KLayout) of a window of every engine and check "
+                   "that each 1-bit drain reaches its bitline and each 0-bit drain floats.")
 @_guard
-def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset):
+def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset, electrical):
     """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
     from .verify import verify
 
     res = verify(file, model, pdk=pdk, weights=weights, calib=calib, data=data,
-                 input_scale=input_scale, input_offset=input_offset)
+                 input_scale=input_scale, input_offset=input_offset, electrical=electrical)
     v = res.readback
     if v.ok:
         click.echo(f"verified: {v.matched} of {v.total_bits} bits match ({res.weights}, {len(v.arrays)} arrays, "
@@ -175,7 +178,14 @@ def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset
         if "onnxruntime" in a:
             line += f", onnxruntime {a['onnxruntime']:.2%}"
         click.echo(line + f", chip {a['chip']:.2%}; chip == quantized reference on every input: {a['chip_equals_reference']}")
-    if not v.ok:
+    bad_electrical = False
+    for e in res.electrical or []:
+        c0, nc, r0, nr = e.window
+        click.echo(f"electrical: engine {e.engine} window {nc}x{nr} bits at ({c0}, {r0}): {e.devices} transistors, "
+                   f"{e.ones_connected}/{e.ones} ones on their bitline, {e.zeros_floating}/{e.zeros} zeros floating"
+                   + ("" if e.ok else f"; {e.error_count} errors, first: {e.errors[0]}"))
+        bad_electrical |= not e.ok
+    if not v.ok or bad_electrical:
         sys.exit(3)
 
 

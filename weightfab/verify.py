@@ -20,6 +20,7 @@ class VerifyRun:
     readback: VerifyResult
     weights: str
     accuracy: dict | None
+    electrical: list | None = None  # ElectricalResult per engine, when asked for
 
 
 def infer_weights(path, pdk, net) -> str:
@@ -36,7 +37,7 @@ def infer_weights(path, pdk, net) -> str:
 
 
 def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None, calib=None,
-           data=None, input_scale: float = 1.0, input_offset: float = 0.0) -> VerifyRun:
+           data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False) -> VerifyRun:
     layout, model = Path(layout), Path(model)
     pdk_ = load_pdk(pdk)
     net = load_onnx(model)
@@ -75,4 +76,10 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
             accuracy["onnxruntime"] = float(np.mean(np.argmax(out.reshape(len(out), -1), 1) == data_y))
         except ImportError:
             pass
-    return VerifyRun(result, weights, accuracy)
+    checks = None
+    if electrical:
+        from .electrical import electrical_check
+        # every engine, on its default window (whole engine up to 8192 bits, else 64 x 64)
+        checks = [electrical_check(layout, pdk_, engine=i, expected=qnet, geometric=False)
+                  for i in range(len(result.arrays))]
+    return VerifyRun(result, weights, accuracy, checks)
