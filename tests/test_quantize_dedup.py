@@ -9,7 +9,7 @@ from hypothesis.extra.numpy import arrays
 
 from weightfab.dedup import dedup, from_bits, to_bits
 from weightfab.errors import WeightfabError
-from weightfab.network import Dense, Network
+from weightfab.network import Act, Dense, Network
 from weightfab.quantize import WEIGHT_BITS, _multiplier, quantize, quantize_weights, run_integer
 
 finite = st.floats(-100, 100, allow_nan=False, allow_subnormal=False, width=32)
@@ -77,15 +77,16 @@ def test_block_must_be_even():
 
 def test_integer_inference_tracks_float():
     rng = np.random.default_rng(0)
-    l1 = Dense("a", rng.normal(0, 0.3, (16, 10)).astype(np.float32), rng.normal(0, 0.1, 16).astype(np.float32), True)
-    l2 = Dense("b", rng.normal(0, 0.3, (4, 16)).astype(np.float32), rng.normal(0, 0.1, 4).astype(np.float32))
-    net = Network("n", "x", (10,), (l1, l2), True)
+    l1 = Dense("a", ("x",), "h", rng.normal(0, 0.3, (16, 10)).astype(np.float32), rng.normal(0, 0.1, 16).astype(np.float32))
+    r1 = Act("r", ("h",), "hr", "relu")
+    l2 = Dense("b", ("hr",), "y", rng.normal(0, 0.3, (4, 16)).astype(np.float32), rng.normal(0, 0.1, 4).astype(np.float32))
+    net = Network("n", "x", (10,), (l1, r1, l2), "y", True)
     x = rng.uniform(0, 1, (300, 10)).astype(np.float32)
     q = quantize(net, x, "int8")
     y = run_integer(q, x)
     assert y.dtype == np.int64 and np.all(np.abs(y) <= 2 ** 15)
     ref = net.forward(x)
-    got = y * q.layers[-1].out_scale
+    got = y * q.tq["y"].scale
     assert np.max(np.abs(got - ref)) < 0.05 * np.max(np.abs(ref))
     assert np.mean(np.argmax(got, 1) == np.argmax(ref, 1)) > 0.95
     # integer path is deterministic and exact: same inputs, same integers

@@ -1,38 +1,52 @@
-"""Network -> QuantizedNetwork: integer weights, int32 biases, calibrated int8 activations.
+"""Network -> QuantizedNetwork: integer weights, int32 biases, integer activations.
 
 Weights: per output channel, symmetric, q = clip(round(w / s), -qmax, qmax) with s = max|w| / qmax
-(``ternary``: threshold 0.7·mean|w|, scale = mean of the kept |w|, after Li & Liu 2016).
-Activations: 8 bits, zero point 0; a tensor whose calibrated minimum is >= 0 (the input
-pixels, every ReLU output) is unsigned [0, 255], any other is signed [-127, 127].
-Requantization is integer: y = (acc · m + 2^(shift-1)) >> shift with m a 31-bit multiplier,
-as a hardware datapath does it. The last layer keeps 16-bit outputs for the arg-max.
+(``ternary``: threshold 0.7·mean|w|, scale = mean of the kept |w|, after Li & Liu 2016). A QDQ
+model's own int8 weights and scales are kept as they are (at ``int8``).
+Activations: every tensor is held as integers v with real = scale · v (zero point folded in)
+and a clamp range [lo, hi]: the model's own QuantizeLinear parameters where it has them,
+otherwise calibrated on sample inputs (unsigned [0, 255] when the tensor is never negative,
+as after a ReLU, else [-127, 127]). Requantization is integer: y = (acc · m + 2^(shift-1)) >> shift
+with a 31-bit multiplier m, as a hardware datapath does it. A final weighted layer without a
+model-given quantizer keeps 16-bit outputs for the arg-max.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .errors import ModelError
-from .network import Network
+from .network import Act, Add, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_counts, pool_windows
 
 WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2}
-OUT_BITS = 16  # last layer output width
+OUT_BITS = 16  # last layer output width when the model gives none
 
 
 @dataclass(frozen=True)
-class QDense:
+class TQ:
+    """Integer representation of a tensor: real = scale · v, v in [lo, hi]."""
+
+    scale: float
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True)
+class QLayer:
+    """A weighted op (Dense or Conv) in integers; ``weight`` is the [N, M] ROM matrix."""
+
     name: str
-    weight: np.ndarray      # [N, M] int8 values (two's complement fits ``bits``)
+    op: Op
+    weight: np.ndarray      # [N, M] int8 (two's complement fits ``bits``)
     w_scale: np.ndarray     # [N] float64
     bias: np.ndarray        # [N] int64 holding int32 values
-    multiplier: np.ndarray  # [N] int64, in [2^30, 2^31)
+    multiplier: np.ndarray  # [N] int64 in [2^30, 2^31)
     shift: np.ndarray       # [N] int64
     out_min: int
     out_max: int
     in_scale: float
     out_scale: float
-    relu: bool
     bits: int
 
     @property
@@ -45,16 +59,20 @@ class QuantizedNetwork:
     name: str
     input_name: str
     input_shape: tuple[int, ...]
-    input_scale: float
-    input_min: int
-    input_max: int
-    layers: tuple[QDense, ...]
+    ops: tuple[Op, ...]
+    tq: dict                 # tensor name -> TQ
+    layers: tuple[QLayer, ...]
+    aux: dict                # op name -> integer parameters of non-weighted ops
+    output: str
     softmax: bool
     weights: str
 
+    @property
+    def input_scale(self) -> float:
+        return self.tq[self.input_name].scale
+
     def with_weights(self, weights: list[np.ndarray]) -> "QuantizedNetwork":
         """The same network with other integer weights (for example, read back from a layout)."""
-        from dataclasses import replace
         return replace(self, layers=tuple(replace(l, weight=w) for l, w in zip(self.layers, weights)))
 
 
@@ -78,10 +96,10 @@ def quantize_weights(w: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
     return q, scale
 
 
-def _multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _multiplier(real) -> tuple[np.ndarray, np.ndarray]:
     """real ≈ m · 2^-shift with m in [2^30, 2^31)."""
     real = np.asarray(real, np.float64)
-    if np.any(real <= 0):
+    if np.any(~(real > 0)):
         raise ModelError("requantization scale must be positive")
     exp = np.floor(np.log2(real)).astype(np.int64)
     shift = 30 - exp
@@ -94,70 +112,201 @@ def _multiplier(real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return m, shift
 
 
-def _act_range(lo: float, relu: bool) -> tuple[int, int]:
-    return (0, 255) if relu or lo >= 0 else (-127, 127)
+def requant(acc, m, shift):
+    return (acc * m + (np.int64(1) << (shift - 1))) >> shift
+
+
+def _calibrated(x: np.ndarray, wide: bool = False) -> TQ:
+    lo_f = float(x.min()) if x.size else 0.0
+    peak = float(np.abs(x).max()) if x.size else 0.0
+    if wide:
+        lo, hi = -(2 ** (OUT_BITS - 1) - 1), 2 ** (OUT_BITS - 1) - 1
+    else:
+        lo, hi = (0, 255) if lo_f >= 0 else (-127, 127)
+    return TQ(peak / hi if peak > 0 else 1.0, lo, hi)
+
+
+def _qp_tq(op: QuantPoint) -> TQ:
+    return TQ(op.scale, op.qmin - op.zero_point, op.qmax - op.zero_point)
+
+
+def _clamped(t: TQ, op: Act) -> TQ:
+    lo, hi = t.lo, t.hi
+    if op.lo > -np.inf:
+        lo = max(lo, int(np.ceil(op.lo / t.scale - 1e-9)))
+    if op.hi < np.inf:
+        hi = min(hi, int(np.floor(op.hi / t.scale + 1e-9)))
+    return TQ(t.scale, lo, max(lo, hi))
 
 
 def quantize(net: Network, calib: np.ndarray, weights: str = "int8") -> QuantizedNetwork:
     """Quantize ``net``; ``calib`` holds sample inputs that set the activation scales."""
+    if weights not in WEIGHT_BITS:
+        raise ModelError(f"unknown weight format '{weights}' (choose from {', '.join(WEIGHT_BITS)})")
     calib = np.asarray(calib, np.float32)
     if calib.ndim < 1 or len(calib) == 0:
         raise ModelError("calibration data is empty")
     if not np.all(np.isfinite(calib)):
         raise ModelError("calibration data holds NaN or infinite values")
-    acts = net.activations(calib)
-    lo, hi = float(acts[0].min()), float(acts[0].max())
-    in_min, in_max = _act_range(lo, False)
-    peak = max(abs(lo), abs(hi))
-    in_scale = (peak / in_max) if peak > 0 else 1.0
-    layers = []
-    s_in = in_scale
-    for i, layer in enumerate(net.layers):
-        q, s_w = quantize_weights(layer.weight, weights)
-        last = i == len(net.layers) - 1
-        out = acts[i + 1]
-        if last:
-            out_min, out_max = -(2 ** (OUT_BITS - 1) - 1), 2 ** (OUT_BITS - 1) - 1
+    env = net.run(calib)
+    consumers: dict[str, list[Op]] = {}
+    for op in net.ops:
+        for i in op.inputs:
+            consumers.setdefault(i, []).append(op)
+    consumers.setdefault(net.output, []).append(None)
+
+    def chain(t: str) -> list[Op]:
+        """Single-consumer Act/QuantPoint ops that follow tensor ``t``."""
+        out = []
+        while len(consumers.get(t, [])) == 1 and isinstance(consumers[t][0], (Act, QuantPoint)) \
+                and not (isinstance(consumers[t][0], Act) and consumers[t][0].kind == "sigmoid"):
+            op = consumers[t][0]
+            out.append(op)
+            t = op.output
+        return out
+
+    def target(t: str, wide_ok: bool) -> TQ:
+        """Representation of ``t`` chosen by what follows it: a model quantizer, else calibration."""
+        ops = chain(t)
+        qps = [o for o in ops if isinstance(o, QuantPoint)]
+        last = ops[-1].output if ops else t
+        if qps:
+            tq = _qp_tq(qps[-1])
         else:
-            out_min, out_max = _act_range(float(out.min()), layer.relu)
-        peak = float(np.abs(out).max())
-        s_out = (peak / out_max) if peak > 0 else 1.0
-        acc_scale = s_w * s_in
-        bias = np.rint(layer.bias.astype(np.float64) / acc_scale)
-        if np.any(np.abs(bias) > 2 ** 31 - 1):
-            raise ModelError(f"layer '{layer.name}': bias does not fit int32 at this scale")
-        m, shift = _multiplier(acc_scale / s_out)
-        layers.append(QDense(layer.name, q, s_w, bias.astype(np.int64), m, shift, out_min, out_max,
-                             s_in, s_out, layer.relu, WEIGHT_BITS[weights]))
-        s_in = s_out
-    return QuantizedNetwork(net.name, net.input_name, net.input_shape, in_scale, in_min, in_max,
-                            tuple(layers), net.softmax, weights)
+            tq = _calibrated(env[last], wide=wide_ok and last == net.output)
+        for o in ops:
+            if isinstance(o, Act):
+                tq = _clamped(tq, o)
+        return tq
+
+    tq: dict[str, TQ] = {net.input_name: target(net.input_name, False)}
+    layers, aux = [], {}
+    for op in net.ops:
+        t_in = tq[op.inputs[0]]
+        if isinstance(op, (Dense, Conv)):
+            out = target(op.output, True)
+            if op.name in net.weight_quant and weights == "int8":
+                q, s_w = net.weight_quant[op.name]
+                bits = 8
+            else:
+                q, s_w = quantize_weights(op.matrix(), weights)
+                bits = WEIGHT_BITS[weights]
+            acc_scale = s_w * t_in.scale
+            bias = np.rint(np.asarray(op.bias, np.float64) / acc_scale)
+            if np.any(np.abs(bias) > 2 ** 31 - 1):
+                raise ModelError(f"layer '{op.name}': bias does not fit int32 at this scale")
+            m, sh = _multiplier(acc_scale / out.scale)
+            layers.append(QLayer(op.name, op, np.ascontiguousarray(q, np.int8), s_w, bias.astype(np.int64), m, sh,
+                                 out.lo, out.hi, t_in.scale, out.scale, bits))
+            tq[op.output] = out
+        elif isinstance(op, Add):
+            out = target(op.output, True)
+            tb = tq[op.inputs[1]]
+            aux[op.name] = (_multiplier(t_in.scale / out.scale), _multiplier(tb.scale / out.scale))
+            tq[op.output] = out
+        elif isinstance(op, QuantPoint):
+            own = _qp_tq(op)
+            out = own if t_in.scale != own.scale or t_in.lo < own.lo or t_in.hi > own.hi else t_in
+            if t_in.scale != own.scale:
+                aux[op.name] = _multiplier(t_in.scale / own.scale)
+            tq[op.output] = TQ(own.scale, max(own.lo, out.lo), min(own.hi, out.hi))
+        elif isinstance(op, Act):
+            if op.kind == "sigmoid":
+                out = target(op.output, False)
+                if not chain(op.output) or not any(isinstance(o, QuantPoint) for o in chain(op.output)):
+                    out = TQ(1 / 255, 0, 255)
+                codes = np.arange(t_in.lo, t_in.hi + 1)
+                table = np.clip(np.rint(1 / (1 + np.exp(-codes * t_in.scale)) / out.scale), out.lo, out.hi)
+                aux[op.name] = (t_in.lo, table.astype(np.int64))
+                tq[op.output] = out
+            else:
+                tq[op.output] = _clamped(t_in, op)
+        elif isinstance(op, Pool):
+            if op.kind == "avg":
+                out = target(op.output, False) if chain(op.output) else t_in
+                counts = pool_counts(env[op.inputs[0]].shape[2:], op)
+                uniq, inv = np.unique(counts, return_inverse=True)
+                m, sh = _multiplier(t_in.scale / (uniq * out.scale))
+                aux[op.name] = (m[inv].reshape(counts.shape), sh[inv].reshape(counts.shape))
+                tq[op.output] = out
+            else:
+                tq[op.output] = t_in
+        elif isinstance(op, (Reshape, Transpose)):
+            tq[op.output] = t_in
+        else:
+            raise ModelError(f"op '{op.name}' ({type(op).__name__}) has no integer implementation")
+    return QuantizedNetwork(net.name, net.input_name, net.input_shape, net.ops, tq, tuple(layers), aux,
+                            net.output, net.softmax, weights)
 
 
 def quantize_input(qnet: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
-    x = np.asarray(x, np.float64).reshape(len(x), -1)
-    return np.clip(np.rint(x / qnet.input_scale), qnet.input_min, qnet.input_max).astype(np.int64)
+    t = qnet.tq[qnet.input_name]
+    x = np.asarray(x, np.float64).reshape(len(x), *qnet.input_shape)
+    return np.clip(np.rint(x / t.scale), t.lo, t.hi).astype(np.int64)
 
 
-def run_integer(qnet: QuantizedNetwork, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-    """Bit-accurate integer inference: int32 MACs, multiplier+shift requantization, clamps.
+def _int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Exact integer product through float64 BLAS (|sums| stay far below 2^53)."""
+    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
 
-    Returns the last layer's integer outputs [B, classes] (int64 holding int16 values).
-    """
-    xq = quantize_input(qnet, x)
-    outs = []
-    for start in range(0, len(xq), batch):
-        h = xq[start:start + batch]
-        for layer in qnet.layers:
-            acc = h @ layer.weight.astype(np.int64).T + layer.bias
+
+def run_integer(qnet: QuantizedNetwork, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """Bit-accurate integer inference of the whole network; returns the output integers [B, classes]."""
+    outs = [_run_batch(qnet, quantize_input(qnet, x[s:s + batch])) for s in range(0, len(x), batch)]
+    if not outs:
+        return np.zeros((0, 0), np.int64)
+    return np.concatenate(outs)
+
+
+def _run_batch(qnet: QuantizedNetwork, v: np.ndarray) -> np.ndarray:
+    env = {qnet.input_name: v}
+    by_name = {l.name: l for l in qnet.layers}
+    for op in qnet.ops:
+        x = env[op.inputs[0]]
+        out = qnet.tq[op.output]
+        if isinstance(op, (Dense, Conv)):
+            l = by_name[op.name]
+            w = l.weight.astype(np.int64)
+            if isinstance(op, Dense):
+                acc = _int_matmul(x.reshape(len(x), -1), w.T) + l.bias
+                m, sh = l.multiplier, l.shift
+            else:
+                acc = np.rint(conv_any(x.astype(np.float64), w.astype(np.float64), op, 0.0)).astype(np.int64)
+                acc = acc + l.bias[None, :, None, None]
+                m, sh = l.multiplier[None, :, None, None], l.shift[None, :, None, None]
             if np.any(np.abs(acc) > 2 ** 31 - 1):
-                raise ModelError(f"layer '{layer.name}': accumulator overflows int32")
-            y = (acc * layer.multiplier + (np.int64(1) << (layer.shift - 1))) >> layer.shift
-            lo = 0 if layer.relu else layer.out_min
-            h = np.clip(y, lo, layer.out_max)
-        outs.append(h)
-    return np.concatenate(outs) if outs else np.zeros((0, qnet.layers[-1].shape[0]), np.int64)
+                raise ModelError(f"layer '{op.name}': accumulator overflows int32")
+            y = np.clip(requant(acc, m, sh), l.out_min, l.out_max)
+        elif isinstance(op, Add):
+            (ma, sa), (mb, sb) = qnet.aux[op.name]
+            y = np.clip(requant(x, ma, sa) + requant(env[op.inputs[1]], mb, sb), out.lo, out.hi)
+        elif isinstance(op, QuantPoint):
+            y = requant(x, *qnet.aux[op.name]) if op.name in qnet.aux else x
+            y = np.clip(y, out.lo, out.hi)
+        elif isinstance(op, Act):
+            if op.kind == "sigmoid":
+                lo, table = qnet.aux[op.name]
+                y = table[np.clip(x, lo, lo + len(table) - 1) - lo]
+            else:
+                y = np.clip(x, out.lo, out.hi)
+        elif isinstance(op, Pool):
+            if op.kind == "max":
+                win, _ = pool_windows(x, op, np.iinfo(np.int64).min)
+                y = win.max(axis=-1)
+            else:
+                win, _ = pool_windows(x, op, 0)
+                m, sh = qnet.aux[op.name]
+                y = np.clip(requant(win.sum(axis=-1), m, sh), out.lo, out.hi)
+        elif isinstance(op, Reshape):
+            y = x.reshape(len(x), *op.shape)
+        elif isinstance(op, Transpose):
+            y = x.transpose(op.perm)
+        else:
+            raise AssertionError(type(op))
+        env[op.output] = y
+    out = env[qnet.output]
+    return out.reshape(len(out), -1)
 
 
 def dequantize_output(qnet: QuantizedNetwork, y: np.ndarray) -> np.ndarray:
-    return y.astype(np.float64) * qnet.layers[-1].out_scale
+    return y.astype(np.float64) * qnet.tq[qnet.output].scale
