@@ -36,6 +36,22 @@ def infer_weights(path, pdk, net) -> str:
     return fmt
 
 
+def _ort_outputs(ort, model: Path, x: np.ndarray) -> np.ndarray:
+    """The float oracle: onnxruntime on the original model (one sample at a time when its batch is fixed)."""
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
+    step = fixed or 1024
+    outs = []
+    for s in range(0, len(x), step):
+        chunk = x[s:s + step].astype(np.float32)
+        if fixed and len(chunk) != fixed:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - len(chunk), 0)])
+        out = sess.run(None, {inp.name: chunk})[0]
+        outs.append(out.reshape(len(out), -1)[: min(step, len(x) - s)])
+    return np.concatenate(outs)
+
+
 def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None, calib=None,
            data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False) -> VerifyRun:
     layout, model = Path(layout), Path(model)
@@ -70,12 +86,10 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
                     "chip_equals_reference": bool(np.array_equal(ref, chip))}
         try:
             import onnxruntime as ort
-            sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-            name = sess.get_inputs()[0].name
-            out = sess.run(None, {name: data_x.astype(np.float32)})[0]
-            accuracy["onnxruntime"] = float(np.mean(np.argmax(out.reshape(len(out), -1), 1) == data_y))
         except ImportError:
-            pass
+            ort = None
+        if ort is not None:
+            accuracy["onnxruntime"] = float(np.mean(np.argmax(_ort_outputs(ort, model, data_x), 1) == data_y))
     checks = None
     if electrical:
         from .electrical import electrical_check
