@@ -118,7 +118,9 @@ def requant(acc, m, shift):
 
 def _calibrated(x: np.ndarray, wide: bool = False) -> TQ:
     lo_f = float(x.min()) if x.size else 0.0
-    peak = float(np.abs(x).max()) if x.size else 0.0
+    # 6 significant digits: the last bits of a float32 BLAS sum may differ between runs (threading),
+    # the scale must not
+    peak = float(f"{float(np.abs(x).max()):.6g}") if x.size else 0.0
     if wide:
         # 16-bit outputs: 4x headroom over the calibrated peak still leaves ~13 bits of resolution
         lo, hi = -(2 ** (OUT_BITS - 1) - 1), 2 ** (OUT_BITS - 1) - 1
