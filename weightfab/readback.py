@@ -179,20 +179,21 @@ def read_bits(path: str | Path, pdk: Pdk) -> tuple[list[Array], list[np.ndarray]
     prog = layout.find_layer(*pdk.gds(pdk.programming_layer))
     pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
     bits = []
+    pts = pts[np.argsort(pts[:, 0], kind="stable")]   # sorted by x: each array takes a slice
     claimed = np.zeros(len(pts), bool)
     for a in arrays:
-        x, y = pts[:, 0], pts[:, 1]
-        inside = (x >= 2 * a.bbox[0]) & (x <= 2 * a.bbox[2]) & (y >= 2 * a.bbox[1]) & (y <= 2 * a.bbox[3])
-        dx = x - 2 * a.x0
-        dy = y - 2 * a.y0
-        col, rx = np.divmod(dx, 2 * a.px)
-        isl, ry = np.divmod(dy, 2 * a.py)
+        s0, s1 = np.searchsorted(pts[:, 0], [2 * a.bbox[0], 2 * a.bbox[2] + 1])
+        x, y = pts[s0:s1, 0], pts[s0:s1, 1]
+        inside = (y >= 2 * a.bbox[1]) & (y <= 2 * a.bbox[3])
+        col, rx = np.divmod(x - 2 * a.x0, 2 * a.px)
+        isl, ry = np.divmod(y - 2 * a.y0, 2 * a.py)
         row = np.where(ry == 2 * a.drains[0], 2 * isl, np.where(ry == 2 * a.drains[1], 2 * isl + 1, -1))
         ok = inside & (rx == 0) & (row >= 0) & (col >= 0) & (col < a.cols) & (row < a.rows)
         b = np.zeros((a.cols, a.rows), np.uint8)
         b[col[ok], row[ok]] = 1
-        claimed |= ok
+        claimed[s0:s1] |= ok
         bits.append(b)
+        del x, y, inside, col, rx, isl, ry, row, ok
     stray = [(int(px), int(py)) for px, py in pts[~claimed][:1000]]
     return arrays, bits, stray, layout.dbu
 
