@@ -81,15 +81,18 @@ def _print_drc(report, echo):
               help="Write DRC markers here (always written, beside the output, on violations).")
 @click.option("--no-drc", is_flag=True, help="Skip the design-rule check.")
 @click.option("--no-verify", is_flag=True, help="Skip the readback verification.")
+@click.option("--merge-tol", type=int, help="Merge blocks whose weights all differ by at most T quantization steps.")
+@click.option("--merge-budget", type=float,
+              help="Merge as far as accuracy on --data drops at most PP percentage points.")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify):
+                no_drc, no_verify, merge_tol, merge_budget):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from .pipeline import compile as run
 
     res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
               input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
-              report=report, lyrdb=lyrdb)
+              report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget)
     rep = res.report()
     echo = click.echo
     echo(f"{model} -> {output} ({rep['format'].upper()}, {rep['file_bytes']:,} bytes), PDK {rep['pdk']}, "
@@ -110,10 +113,14 @@ def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, in
         v = res.verify
         echo(f"verified: {v.matched} of {v.total_bits} bits match" if v.ok else
              f"readback: {len(v.mismatches)} mismatches, first: {v.mismatches[0]}")
+    if res.merge is not None:
+        m = res.merge
+        echo(f"merge: {m.total_before:,} -> {m.total_after:,} unique blocks ({m.reduction:.2f}x; {m.stopped_because})")
     if res.accuracy:
         a = res.accuracy
+        merged = f", merged {a['merged']:.2%}" if "merged" in a else ""
         chip = f", chip {a['chip']:.2%}" if "chip" in a else ""
-        echo(f"accuracy on {a['samples']} samples: float {a['float']:.2%}, quantized {a['quantized']:.2%}{chip}")
+        echo(f"accuracy on {a['samples']} samples: float {a['float']:.2%}, quantized {a['quantized']:.2%}{merged}{chip}")
     echo("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()))
     if res.drc is not None and not res.drc.clean:
         sys.exit(2)
@@ -155,13 +162,18 @@ def drc_cmd(file, pdk, lyrdb):
 @click.option("--electrical", is_flag=True,
               help="Also extract the transistors and nets (KLayout) of a window of every engine and check "
                    "that each 1-bit drain reaches its bitline and each 0-bit drain floats.")
+@click.option("--block", type=int, default=4, show_default=True, help="As compiled (matters with merging).")
+@click.option("--merge-tol", type=int, help="As compiled.")
+@click.option("--merge-budget", type=float, help="As compiled (with the same --data).")
 @_guard
-def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset, electrical):
+def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset, electrical, block, merge_tol,
+               merge_budget):
     """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
     from .verify import verify
 
     res = verify(file, model, pdk=pdk, weights=weights, calib=calib, data=data,
-                 input_scale=input_scale, input_offset=input_offset, electrical=electrical)
+                 input_scale=input_scale, input_offset=input_offset, electrical=electrical, block=block,
+                 merge_tol=merge_tol, merge_budget=merge_budget)
     v = res.readback
     if v.ok:
         click.echo(f"verified: {v.matched} of {v.total_bits} bits match ({res.weights}, {len(v.arrays)} arrays, "
@@ -187,6 +199,58 @@ def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset
         bad_electrical |= not e.ok
     if not v.ok or bad_electrical:
         sys.exit(3)
+
+
+@main.command("inspect")
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--weights", type=click.Choice(list(WEIGHT_BITS)), default="int8", show_default=True)
+@click.option("--block", type=int, default=4, show_default=True)
+@click.option("--calib", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input-scale", type=float, default=1.0, show_default=True)
+@click.option("--input-offset", type=float, default=0.0, show_default=True)
+@click.option("--levels", default="0,1,2,3,4", show_default=True, help="Merge tolerances (steps) to tabulate.")
+@click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Write the trade-off curve as PNG.")
+@_guard
+def inspect_cmd(model, weights, block, calib, data, input_scale, input_offset, levels, plot):
+    """Unique blocks against accuracy over merge levels, without writing a layout."""
+    import numpy as np
+
+    from . import merge as mg
+    from .data import load_npz
+    from .onnx_import import load_onnx
+    from .pipeline import default_calibration
+    from .quantize import quantize
+
+    net = load_onnx(model)
+    x = y = None
+    if data:
+        x, y = load_npz(data, net.input_shape, True, input_scale, input_offset)
+    cpath = calib or default_calibration(model)
+    cx = load_npz(cpath, net.input_shape, False, input_scale, input_offset)[0] if cpath else x
+    if cx is None:
+        raise WeightfabError(f"{model}: no calibration inputs: give --calib or --data")
+    try:
+        lv = [int(v) for v in levels.split(",")]
+    except ValueError:
+        raise WeightfabError(f"--levels {levels!r}: expected integers separated by commas") from None
+    qnet = quantize(net, cx, weights)
+    if x is not None:
+        rows = mg.tradeoff(qnet, block, x, y, lv, calib=cx)
+    else:
+        rows = [{"level": t, "unique": [int(u) for u in r.unique_after], "total": r.total_after, "accuracy": None}
+                for t in lv for r in [mg.merge_tol(qnet, block, t, calib=cx)]]
+    names = [l.name for l in qnet.layers]
+    click.echo(f"{model}: {weights}, block {block}; merge metric: L-infinity distance in quantization steps")
+    click.echo(f"{'level':>5} {'total':>9} {'accuracy':>9}  " + "  ".join(n[:14] for n in names))
+    for r in rows:
+        acc = f"{r['accuracy']:.2%}" if r["accuracy"] is not None else "n/a"
+        click.echo(f"{r['level']:>5} {r['total']:>9,} {acc:>9}  " + "  ".join(f"{u:>{min(14, len(n))},}" for u, n in zip(r["unique"], names)))
+    if plot:
+        if x is None:
+            raise WeightfabError("--plot needs --data (the curve is unique blocks against accuracy)")
+        mg.plot_tradeoff(rows, plot)
+        click.echo(f"plot: {plot}")
 
 
 @main.group("pdk")

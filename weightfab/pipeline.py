@@ -37,6 +37,7 @@ class CompileResult:
     accuracy: dict | None
     verify: object | None
     timings: dict[str, float] = field(default_factory=dict)
+    merge: object | None = None
 
     @property
     def ok(self) -> bool:
@@ -88,6 +89,7 @@ class CompileResult:
                 "failing": [{"rule": r.name, "count": r.count, "examples_um": r.examples} for r in self.drc.failing()],
             },
             "verify": None if self.verify is None else self.verify.summary(),
+            "merge": None if self.merge is None else self.merge.summary(),
             "accuracy": self.accuracy,
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
@@ -105,6 +107,24 @@ def _accuracy(net: Network, qnet: QuantizedNetwork, x: np.ndarray, y: np.ndarray
     return {"samples": int(len(y)), "float": float(np.mean(f == y)), "quantized": float(np.mean(q == y))}
 
 
+def apply_merge(qnet, block, tol, budget, calib_x, data_x, data_y):
+    """The similar-block merge asked for (``--merge-tol`` or ``--merge-budget``), or None."""
+    from . import merge as mg
+    if tol is not None and budget is not None:
+        raise WeightfabError("give --merge-tol or --merge-budget, not both")
+    if budget is not None:
+        if data_x is None:
+            raise WeightfabError("--merge-budget needs --data (inputs and labels to measure the accuracy on)")
+        if budget < 0:
+            raise WeightfabError(f"--merge-budget {budget}: must be >= 0 percentage points")
+        return mg.merge_budget(qnet, block, data_x, data_y, float(budget), calib=calib_x)
+    if tol:
+        if tol < 0:
+            raise WeightfabError(f"--merge-tol {tol}: must be >= 0 quantization steps")
+        return mg.merge_tol(qnet, block, int(tol), calib=calib_x)
+    return None
+
+
 def default_calibration(model: Path) -> Path | None:
     p = model.with_suffix(".calib.npz")
     return p if p.is_file() else None
@@ -113,7 +133,8 @@ def default_calibration(model: Path) -> Path | None:
 def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130", weights: str = "int8",
             block: int = DEFAULT_BLOCK, calib: str | Path | None = None, data: str | Path | None = None,
             input_scale: float = 1.0, input_offset: float = 0.0, drc: bool = True, verify: bool = True,
-            report: str | Path | None = None, lyrdb: str | Path | None = None) -> CompileResult:
+            report: str | Path | None = None, lyrdb: str | Path | None = None,
+            merge_tol: int | None = None, merge_budget: float | None = None) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does."""
     model, output = Path(model), Path(output)
     if output.suffix.lower() not in (".gds", ".oas"):
@@ -143,6 +164,10 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
                              f"or put {model.with_suffix('.calib.npz').name} beside the model")
     qnet = quantize(net, calib_x, weights)                    # Network -> QuantizedNetwork
     lap("quantize")
+    qref, merged = qnet, apply_merge(qnet, block, merge_tol, merge_budget, calib_x, data_x, data_y)
+    if merged is not None:                                    # similar blocks share one cell
+        qnet = merged.apply(qnet)
+        lap("merge")
     blocks = dedup(qnet, block)                               # -> BlockLibrary
     lap("dedup")
     geom = RomGeometry.from_pdk(pdk_)
@@ -166,13 +191,15 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
         lap("verify")
     accuracy = None
     if data_x is not None:
-        accuracy = _accuracy(net, qnet, data_x, data_y)
+        accuracy = _accuracy(net, qref, data_x, data_y)
+        if merged is not None:
+            accuracy["merged"] = float(np.mean(np.argmax(run_integer(qnet, data_x), axis=1) == data_y))
         if verify_result is not None and verify_result.weights is not None:
             chip = np.argmax(run_integer(qnet.with_weights(verify_result.weights), data_x), axis=1)
             accuracy["chip"] = float(np.mean(chip == data_y))
         lap("accuracy")
     result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
-                           accuracy, verify_result, t)
+                           accuracy, verify_result, t, merged)
     if report:
         write_json(result.report(), report)
     return result

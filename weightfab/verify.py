@@ -10,7 +10,7 @@ from .data import load_npz
 from .errors import LayoutReadError, WeightfabError
 from .onnx_import import load_onnx
 from .pdk import load_pdk
-from .pipeline import default_calibration
+from .pipeline import apply_merge, default_calibration
 from .quantize import WEIGHT_BITS, quantize, run_integer
 from .readback import VerifyResult, read_bits, verify_layout
 
@@ -53,7 +53,8 @@ def _ort_outputs(ort, model: Path, x: np.ndarray) -> np.ndarray:
 
 
 def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None, calib=None,
-           data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False) -> VerifyRun:
+           data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False,
+           block: int = 4, merge_tol: int | None = None, merge_budget: float | None = None) -> VerifyRun:
     layout, model = Path(layout), Path(model)
     pdk_ = load_pdk(pdk)
     net = load_onnx(model)
@@ -74,6 +75,9 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
         # weight bits do not depend on activation scales; a dummy calibration suffices for the comparison
         calib_x = np.ones((1, *net.input_shape), np.float32)
     qnet = quantize(net, calib_x, weights)
+    merged = apply_merge(qnet, block, merge_tol, merge_budget, calib_x, data_x, data_y)
+    if merged is not None:  # the layout holds the merged weights: compare with those
+        qnet = merged.apply(qnet)
     result = verify_layout(layout, qnet, pdk_)
     accuracy = None
     if data_x is not None:
