@@ -214,6 +214,7 @@ def write_json(obj: dict, path: str | Path) -> None:
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(obj, f, indent=2, sort_keys=False)
             f.write("\n")
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
         raise WeightfabError(f"cannot write {path}: {exc.strerror or exc}") from None
