@@ -61,3 +61,13 @@ def test_not_toml_and_missing(tmp_path):
 def test_user_pdk_directory_is_accepted(tmp_path):
     shutil.copytree(SRC.parent, tmp_path / "mine")
     assert load_pdk(tmp_path / "mine").name == "sky130"
+
+
+def test_layer_properties_file_opens_in_klayout_with_every_layer():
+    import klayout.lay as lay
+    p = load_pdk("sky130")
+    assert p.lyp is not None
+    view = lay.LayoutView()
+    view.load_layer_props(str(p.lyp))
+    sources = {n.source for n in view.each_layer()}
+    assert sources == {f"{l.gds[0]}/{l.gds[1]}@1" for l in p.layers.values()}

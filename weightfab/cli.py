@@ -283,3 +283,4 @@ def pdk_show(name):
     area = g.px * g.py / 2 * p.dbu_um ** 2
     click.echo(f"bitcell: {g.px * p.dbu_um:.3f} x {g.py / 2 * p.dbu_um:.3f} µm = {area:.4f} µm², "
                f"{1 / area:.3f} bits/µm²; programming layer {p.programming_layer}")
+    click.echo(f"KLayout layer properties: {p.lyp or 'none'}")

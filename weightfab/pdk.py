@@ -67,6 +67,12 @@ class Pdk:
     programming_layer: str
     bitcell: dict[str, float]
 
+    @property
+    def lyp(self) -> Path | None:
+        """KLayout layer-properties file beside pdk.toml (colours and names), if there is one."""
+        f = self.path / f"{self.name}.lyp"
+        return f if f.is_file() else None
+
     def gds(self, layer: str) -> tuple[int, int]:
         return self.layers[layer].gds
 
