@@ -214,7 +214,6 @@ def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset
 @_guard
 def inspect_cmd(model, weights, block, calib, data, input_scale, input_offset, levels, plot):
     """Unique blocks against accuracy over merge levels, without writing a layout."""
-    import numpy as np
 
     from . import merge as mg
     from .data import load_npz

@@ -61,7 +61,7 @@ import numpy as np
 
 from .dedup import DEFAULT_BLOCK, check_block, dedup
 from .errors import WeightfabError
-from .network import Conv, Dense
+from .network import Dense
 from .quantize import QuantizedNetwork, _run_batch, quantize_input, run_integer
 
 DEFAULT_LEVELS = (0, 1, 2, 3, 4, 6, 8)

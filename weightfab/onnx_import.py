@@ -363,7 +363,7 @@ def load_onnx(path: str | Path) -> Network:
             rest = target[1:]
             if target[0] not in (0, -1, 1) or (-1 not in rest and int(np.prod(rest)) != per):
                 fail(node, f"target shape {target} must keep the batch dimension first and hold {per} values per sample")
-            rest = [shape[i + 1 - 1] if v == 0 else v for i, v in enumerate(rest)]
+            rest = [shape[i] if v == 0 else v for i, v in enumerate(rest)]
             if -1 in rest:
                 known = int(np.prod([v for v in rest if v != -1]))
                 rest[rest.index(-1)] = per // known

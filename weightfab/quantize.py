@@ -311,6 +311,3 @@ def _run_batch(qnet: QuantizedNetwork, v: np.ndarray) -> np.ndarray:
     out = env[qnet.output]
     return out.reshape(len(out), -1)
 
-
-def dequantize_output(qnet: QuantizedNetwork, y: np.ndarray) -> np.ndarray:
-    return y.astype(np.float64) * qnet.tq[qnet.output].scale

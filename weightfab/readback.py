@@ -9,7 +9,7 @@ instance group, and mapped to (column, wordline) sites. Only readback and DRC us
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import klayout.db as kdb
@@ -64,7 +64,6 @@ class VerifyResult:
     weights: list[np.ndarray] | None   # integer weights read back, per layer
     arrays: list[Array]
     seconds: float
-    timings: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -146,7 +145,7 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
         if len(corner) == 0:
             raise LayoutReadError(f"{path}: implant area at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm "
                                   "holds no diffusion at its corner: not a weightfab ROM array")
-        yb0, xl0 = int(corner[:, 1].min()), int(corner[:, 0].min())
+        yb0 = int(corner[:, 1].min())
         row = _boxes(top.begin_shapes_rec_touching(idx["diff"], kdb.Box(bb.left, yb0, bb.right, yb0 + 1)))
         row = row[np.argsort(row[:, 0])]
         yb = row[0, 1]

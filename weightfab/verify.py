@@ -12,7 +12,8 @@ from .onnx_import import load_onnx
 from .pdk import load_pdk
 from .pipeline import apply_merge, default_calibration
 from .quantize import WEIGHT_BITS, quantize, run_integer
-from .readback import VerifyResult, read_bits, verify_layout
+from .drc import read_layout
+from .readback import VerifyResult, find_arrays, verify_layout
 
 
 @dataclass
@@ -25,7 +26,8 @@ class VerifyRun:
 
 def infer_weights(path, pdk, net) -> str:
     """The weight format from the layout: bitlines per output channel of the first array."""
-    arrays, _, _, _ = read_bits(path, pdk)
+    layout, top = read_layout(path)
+    arrays = find_arrays(layout, top, pdk, path)
     if not arrays:
         raise LayoutReadError(f"{path}: no ROM arrays found")
     bits = arrays[0].cols // net.layers[0].shape[0]
