@@ -128,6 +128,11 @@ def fixed(draw: Callable[[float], list[Rect]], d: float) -> Callable[[], list[Re
 
 
 # rules on derived layers (gate, poly_field, diff_licon, poly_licon), drawn explicitly
+def in_std_cell(rects: list[Rect]) -> list[Rect]:
+    """The rectangles under a standard-cell identifier (areaid.sc), which has its own rule values."""
+    return rects + [("areaid_sc", -1.0, -1.0, 2.0, 3.0)]
+
+
 def poly_field_to_diff(d):  # poly.4: a poly line on field d right of a diff
     return implanted([("diff", 0.0, 0.0, 0.5, 1.0), ("poly", 0.5 + d, 0.0, 1.0 + d, 1.0)])
 
@@ -204,6 +209,7 @@ CASES: dict[str, Case] = {
     # diff
     "difftap.1": Case(lambda w: implanted(too_narrow("diff")(w))),
     "difftap.2": Case(lambda w: transistor(w=w)),                           # diff 0.415 under the gate
+    "difftap.2b": Case(lambda w: in_std_cell(transistor(w=w))),            # same, inside areaid.sc
     "difftap.3": Case(lambda s: implanted(too_close("diff", 0.5)(s))),
     # poly
     "poly.1a": Case(too_narrow("poly")),
@@ -233,6 +239,7 @@ CASES: dict[str, Case] = {
     "licon.8": Case(enclosed("poly", "licon", vary="bottom", left=0.08, right=0.08, top=0.05)),
     "licon.8a": Case(enclosed("poly", "licon", bottom=0.05, right=0.08, top=0.05)),
     "licon.11": Case(licon_to_gate, beyond=(-0.02,)),                       # licon over poly and diff
+    "licon.11a": Case(lambda d: in_std_cell(licon_to_gate(d)), beyond=(-0.02,)),
     "licon.14": Case(poly_licon_to_diff, beyond=(-0.05,)),                  # poly licon over diff
     "licon.15": Case(enclosed("npc", "licon", bottom=0.1, right=0.1, top=0.1,
                               extra=(("poly", -0.08, -0.05, CT + 0.08, CT + 0.05),)), beyond=(-0.05,)),
@@ -424,3 +431,15 @@ def test_lyrdb_of_a_failing_layout_loads_back(tmp_path):
     rdb = load_rdb(path)
     assert items_per_category(rdb) == {r.name: (3 if r.name == "m1.1" else 0) for r in PDK.rules}
     assert rdb.num_items() == report.violations == 3
+
+
+def test_adjacent_sides_rule_needs_two_short_sides_meeting_at_a_corner(tmp_path):
+    """li.5 as the official deck reads it: a licon is flagged only where two of its edge parts
+    that lack the 0.08 enclosure meet at a corner. The L-shaped li below (taken from a vendor
+    standard cell, sky130_fd_sc_hd__a2111oi_1) is short on the lower part of the left side and on
+    the top, but those parts do not meet: legal. Made a plain rectangle, the short left and top
+    sides meet at the top-left corner: flagged."""
+    lic = contact("licon")
+    l_shape = [lic, ("li", -0.075, -0.385, 0.255, 0.06), ("li", -0.975, 0.055, 1.18, 0.235)]
+    assert count(drc(tmp_path, l_shape, "lshape"), "li.5") == 0
+    assert count(drc(tmp_path, [lic, ("li", -0.075, -0.385, 0.255, 0.235)], "corner"), "li.5") == 1

@@ -32,7 +32,7 @@ def chip(tmp_path_factory):
 
 def site_box(a, col: int, w: int) -> kdb.Box:
     x, y = a.x0 + col * a.px, a.y0 + (w // 2) * a.py + a.drains[w % 2]
-    h = GEOM.contact // 2
+    h = GEOM.d["via"] // 2
     return kdb.Box(x - h, y - h, x + h, y + h)
 
 
@@ -116,7 +116,7 @@ def test_missing_li_pad_fools_geometry_not_electrical(chip, tmp_path):
     a = arrays[SMALL]
     exp = expected_bits(qnet, SMALL, a.rows)
     col, w = (int(v) for v in np.argwhere(exp == 1)[3])
-    pad = site_box(a, col, w).enlarged(0, GEOM.d["li_pad_extension"])
+    pad = site_box(a, col, w).enlarged(0, (GEOM.d["li_pad_length"] - GEOM.contact) // 2)
     bad = mutate(path, tmp_path / "nopad.gds", cut={"li": [pad]})
     r = electrical_check(bad, PDK, engine=SMALL, expected=qnet)
     assert r.geometric[col, w] == 1 and r.bits[col, w] == 0 and r.floating[col, w]

@@ -40,7 +40,10 @@ def variant(tmp_path, old, new):
     ('value = 0.15\nsource = "periphery-rules.rst difftap.1', 'value = -1\nsource = "periphery-rules.rst difftap.1', "non-negative"),
     ('diff       = { gds = [65, 20]', 'diff       = { gds = [65]', "[layer, datatype]"),
     ('diff_width = 0.42', 'diff_width = 0.423', "off the 0.005 µm grid"),
-    ('npc        = { gds = [95, 20], source = "layers.rst: npc.drawing 95/20" }\n', '', "missing layer 'npc'"),
+    ('npc        = { gds = [95, 20], source = "layers.rst: npc.drawing 95/20" }\n', '', "[roles].npc: unknown layer 'npc'"),
+    ('li = "li"\n', '', "[roles]: missing key 'li'"),
+    ('npc = "npc"\n', '', "[bitcell]: unknown key 'npc_enclosure'"),
+    ('gate_sc    = "gate and areaid_sc"', 'gate_sc    = "gate and areaid"', "[derived].gate_sc"),
     ('[bitcell]\nprogramming_layer = "mcon"', '[bitcell]\nprogramming_layer = "via9"', "programming_layer"),
 ])
 def test_malformed_pdk_names_file_and_key(tmp_path, old, new, message):

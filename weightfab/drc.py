@@ -128,9 +128,11 @@ def _check(rule: Rule, L: _Layers, dbu: float) -> list:
         # outer = layer, inner = other: too little enclosure (a flush edge is 0), or inner sticking out
         return ([a.enclosing_check(b, v)] if v else []) + [b - a]
     if k == "enclosure_adjacent":
-        # fails where both a horizontal and a vertical side of the inner shape lack the enclosure
+        # "on one of two adjacent sides": fails where two parts of the inner shape's edges that
+        # lack the enclosure meet at a corner (two adjacent sides both short there)
         bad = a.enclosing_check(b, v, False, kdb.Region.Projection).second_edges()
-        return [b.interacting(bad.with_angle(0, False)).interacting(bad.with_angle(90, False)), b - a]
+        corners = bad.width_check(1, False, kdb.Region.Euclidian, 100)
+        return [b.interacting(corners.edges()), b - a]
     if k == "extension":
         # the other layer's edges that lie on edges of ``edges_on`` must be extended by ``layer``
         return [(b.edges() & L[rule.edges_on].edges()).extended_out(v) - a]

@@ -164,7 +164,7 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
     if ncols < 1 or nrows < 1 or col0 < 0 or row0 < 0 or col0 + ncols > a.cols or row0 + nrows > a.rows:
         raise WeightfabError(f"window (col0={col0}, ncols={ncols}, row0={row0}, nrows={nrows}) does not fit "
                              f"engine {engine} of {a.cols} bitlines x {a.rows} wordlines")
-    idx = {n: layout.find_layer(*pdk.gds(n)) for n in LAYERS}
+    idx = {n: layout.find_layer(*pdk.role_gds(n)) if pdk.has(n) else None for n in LAYERS}
     missing = [n for n in ("diff", "poly", "licon", "li", "met1") if idx[n] is None]
     if missing:
         raise LayoutReadError(f"{path}: no {', '.join(missing)} shapes: nothing to extract")
@@ -204,10 +204,11 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
 
     # -- extraction (flat, detached)
     l2n = kdb.LayoutToNetlist("WINDOW", layout.dbu)
-    diff_n = regs["diff"] & regs["nsdm"]
+    # n+ diffusion: under the n implant, or all diffusion where the PDK's n+ is implicit
+    diff_n = regs["diff"] & regs["nsdm"] if pdk.has("nsdm") else regs["diff"]
     regs["gate"] = diff_n & regs["poly"]
     regs["sd"] = diff_n - regs["poly"]
-    stray_diff = regs["diff"] - regs["nsdm"]
+    stray_diff = regs["diff"] - diff_n
     for n, r in regs.items():
         l2n.register(r, n)
     l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor("NMOS"), {"SD": regs["sd"], "G": regs["gate"], "P": regs["poly"]})

@@ -36,7 +36,7 @@ def _add(cell: gdstk.Cell, s: Shape, pdk: Pdk, um: float, cells: dict[str, gdstk
         cell.add(gdstk.Reference(cells[s.layer], (x0 * um, y0 * um), columns=s.nx, rows=s.ny,
                                  spacing=(s.dx * um, s.dy * um)))
         return
-    layer, dtype = pdk.gds(s.layer)
+    layer, dtype = pdk.role_gds(s.layer)
     rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=layer, datatype=dtype)
     if s.nx > 1 or s.ny > 1:
         rect.repetition = gdstk.Repetition(columns=s.nx, rows=s.ny, spacing=(s.dx * um, s.dy * um))
@@ -55,7 +55,7 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     top_cell = gdstk.Cell(prefix)
     block_cells: dict[str, gdstk.Cell] = {}
     engine_cells = []
-    prog_layer, prog_dtype = pdk.gds(geom.prog_layer)
+    prog_layer, prog_dtype = pdk.role_gds("mcon")
     for i, (lb, place) in enumerate(zip(blocks.layers, placement.engines)):
         eng = gdstk.Cell(f"{prefix}_engine{i}")
         for s in geom.engine(place.cols, place.rows):
@@ -64,7 +64,7 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
         top_cell.add(gdstk.Reference(eng, (place.origin[0] * um, place.origin[1] * um)))
         engine_cells.append(eng)
     x0, y0, x1, y1 = placement.die
-    bl, bd = pdk.gds("boundary")
+    bl, bd = pdk.role_gds("boundary")
     top_cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=bl, datatype=bd))
     for c in [top_cell, *engine_cells, pair, *(block_cells[k] for k in sorted(block_cells))]:
         lib.add(c)

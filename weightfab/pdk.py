@@ -27,11 +27,17 @@ RULE_KINDS = {
 
 BITCELL_KEYS = (
     "diff_width", "gate_length", "contact", "contact_to_gate", "diff_end", "diff_space",
-    "li_pad_extension", "met1_bitline_width", "poly_endcap", "poly_pad_x", "poly_pad_y",
-    "poly_pad_space", "npc_enclosure", "contact_to_diff", "nsdm_enclosure",
+    "li_width", "li_pad_width", "li_pad_length", "via", "met1_bitline_width", "poly_endcap",
+    "poly_pad_x", "poly_pad_y", "poly_pad_space", "contact_to_diff",
 )
+BITCELL_OPTIONAL = {"npc": "npc_enclosure", "nsdm": "nsdm_enclosure"}  # role -> key, only with that role
 DERIVED_OPS = ("and", "not", "interacting")
+# The ROM's drawing roles (named after the SKY130 layers they were first drawn on), mapped to a
+# PDK's own layers by its [roles] table: diff = active, poly = gate poly, licon = contact,
+# li = first routing layer, mcon = the via above it (the programming layer), met1 = bitline metal,
+# nsdm = n+ implant, npc = poly-contact implant, boundary = placement boundary.
 DRAWN_LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "npc", "boundary")
+OPTIONAL_ROLES = ("nsdm", "npc")  # a PDK where n+ is implicit, or without NPC, leaves them out
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,11 @@ class Pdk:
     skipped: dict[str, str]
     programming_layer: str
     bitcell: dict[str, float]
+    roles: dict[str, str]  # ROM drawing role -> layer name of this PDK
+
+    def has(self, role: str) -> bool:
+        """Whether the ROM draws this role on this PDK (nsdm and npc are optional)."""
+        return role in self.roles
 
     @property
     def lyp(self) -> Path | None:
@@ -74,7 +85,12 @@ class Pdk:
         return f if f.is_file() else None
 
     def gds(self, layer: str) -> tuple[int, int]:
+        """GDS (layer, datatype) of a PDK layer (by its name in [layers])."""
         return self.layers[layer].gds
+
+    def role_gds(self, role: str) -> tuple[int, int]:
+        """GDS (layer, datatype) of the layer a ROM drawing role maps to."""
+        return self.layers[self.roles[role]].gds
 
     def to_dbu(self, um: float) -> int:
         """µm to database units, checked to lie on the manufacturing grid."""
@@ -122,7 +138,7 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PdkError(f"{file}: not valid TOML: {exc}") from None
-    _check_keys(f"{file}", data, {"pdk", "layers", "derived", "rules", "bitcell"}, {"skipped"})
+    _check_keys(f"{file}", data, {"pdk", "layers", "derived", "rules", "bitcell", "roles"}, {"skipped"})
 
     head = data["pdk"]
     _check_keys(f"{file} [pdk]", head, {"name", "description", "dbu_um", "grid_um", "source"})
@@ -139,16 +155,21 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
         if not (isinstance(gds, list) and len(gds) == 2 and all(isinstance(v, int) and 0 <= v < 65536 for v in gds)):
             raise PdkError(f"{where}.gds: expected [layer, datatype] integers, got {gds!r}")
         layers[lname] = Layer(lname, (gds[0], gds[1]), str(spec["source"]))
-    for needed in DRAWN_LAYERS:
-        if needed not in layers:
-            raise PdkError(f"{file} [layers]: missing layer '{needed}' (the ROM draws it)")
+    roles = data["roles"]
+    required = set(DRAWN_LAYERS) - set(OPTIONAL_ROLES) - {"mcon"}
+    _check_keys(f"{file} [roles]", roles, required, set(OPTIONAL_ROLES))
+    for role, lname in roles.items():
+        if lname not in layers:
+            raise PdkError(f"{file} [roles].{role}: unknown layer {lname!r}")
 
     derived = {}
     for dname, expr in data["derived"].items():
         parts = str(expr).split()
-        if len(parts) != 3 or parts[1] not in DERIVED_OPS or parts[0] not in layers or parts[2] not in layers:
+        # operands: layers, or derived layers defined above this one
+        if (len(parts) != 3 or parts[1] not in DERIVED_OPS or dname in layers
+                or not all(p in layers or p in derived for p in (parts[0], parts[2]))):
             raise PdkError(f"{file} [derived].{dname}: expected '<layer> {'|'.join(DERIVED_OPS)} <layer>' "
-                           f"of known layers, got {expr!r}")
+                           f"of known layers (or derived layers defined before it), got {expr!r}")
         derived[dname] = (parts[0], parts[1], parts[2])
 
     known = set(layers) | set(derived)
@@ -175,14 +196,15 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
                           str(spec["source"]), other, bool(spec.get("no_overlap", False)), edges_on))
 
     cell = dict(data["bitcell"])
-    _check_keys(f"{file} [bitcell]", cell, set(BITCELL_KEYS) | {"programming_layer"})
+    with_roles = {key for role, key in BITCELL_OPTIONAL.items() if role in roles}
+    _check_keys(f"{file} [bitcell]", cell, set(BITCELL_KEYS) | {"programming_layer"} | with_roles)
     prog = cell.pop("programming_layer")
     if prog not in layers:
         raise PdkError(f"{file} [bitcell].programming_layer: unknown layer '{prog}'")
     bitcell = {k: _number(f"{file} [bitcell].{k}", v) for k, v in cell.items()}
     skipped = {str(k): str(v) for k, v in data.get("skipped", {}).items()}
     pdk = Pdk(str(head["name"]), str(head["description"]), path, dbu, grid, layers, derived,
-              tuple(rules), skipped, prog, bitcell)
+              tuple(rules), skipped, prog, bitcell, {**{str(k): str(v) for k, v in roles.items()}, "mcon": prog})
     for key, value in bitcell.items():
         try:
             pdk.to_dbu(value)

@@ -20,6 +20,7 @@ from .drc import read_layout
 from .errors import LayoutReadError
 from .pdk import Pdk
 from .quantize import QuantizedNetwork
+from .rom import RomGeometry
 
 
 @dataclass(frozen=True)
@@ -131,11 +132,20 @@ def flat_centres(layout: kdb.Layout, top: kdb.Cell, layer: int) -> np.ndarray:
 
 def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array]:
     """Locate the ROM arrays and measure their grids on the base layers."""
-    idx = {n: layout.find_layer(*pdk.gds(n)) for n in ("nsdm", "diff", "licon")}
-    if idx["nsdm"] is None or idx["diff"] is None:
-        raise LayoutReadError(f"{path}: no ROM arrays found (no implant {pdk.gds('nsdm')} or diffusion "
-                              f"{pdk.gds('diff')} shapes): not a weightfab layout for PDK {pdk.name}")
-    implants = kdb.Region(top.begin_shapes_rec(idx["nsdm"])).merged()
+    idx = {n: layout.find_layer(*pdk.role_gds(n)) for n in ("diff", "licon")}
+    marker = "nsdm" if pdk.has("nsdm") else "diff"
+    mark_idx = layout.find_layer(*pdk.role_gds(marker))
+    if mark_idx is None or idx["diff"] is None:
+        raise LayoutReadError(f"{path}: no ROM arrays found (no {marker} {pdk.role_gds(marker)} or diffusion "
+                              f"{pdk.role_gds('diff')} shapes): not a weightfab layout for PDK {pdk.name}")
+    if marker == "nsdm":
+        implants = kdb.Region(top.begin_shapes_rec(mark_idx)).merged()
+    else:
+        # n+ is implicit on this PDK (no implant drawn): an array is its diffusion islands grown
+        # by half the largest island gap, merged into one shape
+        g = RomGeometry.from_pdk(pdk)
+        grow = max(g.px - g.d["diff_width"], g.py - g.island) // 2 + 1
+        implants = kdb.Region(top.begin_shapes_rec(mark_idx)).sized(grow).merged()
     arrays = []
     for poly in implants.each():
         bb = poly.bbox()
@@ -175,7 +185,7 @@ def read_bits(path: str | Path, pdk: Pdk) -> tuple[list[Array], list[np.ndarray]
     """Bits of every array ([cols, rows] uint8) and the stray shapes (µm·2 integer centres)."""
     layout, top = read_layout(path)
     arrays = find_arrays(layout, top, pdk, path)
-    prog = layout.find_layer(*pdk.gds(pdk.programming_layer))
+    prog = layout.find_layer(*pdk.role_gds("mcon"))
     pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
     bits = []
     pts = pts[np.argsort(pts[:, 0], kind="stable")]   # sorted by x: each array takes a slice

@@ -47,6 +47,8 @@ class RomGeometry:
     @classmethod
     def from_pdk(cls, pdk: Pdk) -> "RomGeometry":
         d = {k: pdk.to_dbu(v) for k, v in pdk.bitcell.items()}
+        d["has_npc"] = pdk.has("npc")
+        d["has_nsdm"] = pdk.has("nsdm")
         ct, cg, gl, de = d["contact"], d["contact_to_gate"], d["gate_length"], d["diff_end"]
         island = 2 * de + 3 * ct + 4 * cg + 2 * gl
         d0 = de + ct // 2
@@ -67,22 +69,23 @@ class RomGeometry:
         edges, so that abutting copies form continuous lines and the array is one regular
         reference of one cell (which hierarchical DRC checks once)."""
         d = self.d
-        h, ct, e = d["diff_width"] // 2, self.contact // 2, d["li_pad_extension"]
+        h, ct = d["diff_width"] // 2, self.contact // 2
+        pw, pl, lw = d["li_pad_width"] // 2, d["li_pad_length"] // 2, d["li_width"] // 2
         hx, gap = self.px // 2, (self.py - self.island) // 2
         w = d["met1_bitline_width"] // 2
         shapes = [Shape("diff", (-h, 0, h, self.island))]
         for y in (self.drain[0], self.source, self.drain[1]):
             shapes.append(Shape("licon", (-ct, y - ct, ct, y + ct)))
         for y in self.drain:
-            shapes.append(Shape("li", (-ct, y - ct - e, ct, y + ct + e)))
+            shapes.append(Shape("li", (-pw, y - pl, pw, y + pl)))
         for g_lo, g_hi in self.gates:
             shapes.append(Shape("poly", (-hx, g_lo, hx, g_hi)))
-        shapes.append(Shape("li", (-hx, self.source - ct, hx, self.source + ct)))
+        shapes.append(Shape("li", (-hx, self.source - lw, hx, self.source + lw)))
         shapes.append(Shape("met1", (-w, -gap, w, self.island + gap)))
         return shapes
 
     def prog_box(self, x: int, y: int) -> tuple[int, int, int, int]:
-        h = self.contact // 2
+        h = self.d["via"] // 2
         return (x - h, y - h, x + h, y + h)
 
     # -- one engine's regular (model-independent) geometry ------------------------------------
@@ -103,7 +106,7 @@ class RomGeometry:
         right = (cols - 1) * self.px + d["diff_width"] // 2
         a0, a1, b0, b1 = self._pads()
         shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
-        e, lic_x = d["li_pad_extension"], (d["poly_pad_x"] - self.contact) // 2
+        pl, lw, lic_x = d["li_pad_length"] // 2, d["li_width"] // 2, (d["poly_pad_x"] - self.contact) // 2
         py2 = d["poly_pad_y"] // 2
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
             # wordline from its contact pad to the first column's segment
@@ -112,19 +115,21 @@ class RomGeometry:
             shapes.append(Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py))
             cx = (p0 + p1) // 2
             shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
-            shapes.append(Shape("li", (cx - ct - e, gc - ct, cx + ct + e, gc + ct), 1, n, 0, self.py))
-        npc = d["npc_enclosure"]
-        g0c = sum(self.gates[0]) // 2
-        g1c = sum(self.gates[1]) // 2
-        shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
+            shapes.append(Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py))
+        if d["has_npc"]:
+            npc = d["npc_enclosure"]
+            g0c = sum(self.gates[0]) // 2
+            g1c = sum(self.gates[1]) // 2
+            shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
         # ground: the source lines continue to a rail right of the array
         last = (cols - 1) * self.px + hx
         rail0 = last + 2 * d["contact_to_diff"]
         rail1 = rail0 + 2 * self.contact
-        shapes.append(Shape("li", (last, self.source - ct, rail0, self.source + ct), 1, n, 0, self.py))
-        shapes.append(Shape("li", (rail0, self.source - ct, rail1, (n - 1) * self.py + self.source + ct)))
-        ns = d["nsdm_enclosure"]
-        shapes.append(Shape("nsdm", (-d["diff_width"] // 2 - ns, -ns, right + ns, top + ns)))
+        shapes.append(Shape("li", (last, self.source - lw, rail0, self.source + lw), 1, n, 0, self.py))
+        shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
+        if d["has_nsdm"]:
+            ns = d["nsdm_enclosure"]
+            shapes.append(Shape("nsdm", (-d["diff_width"] // 2 - ns, -ns, right + ns, top + ns)))
         return shapes
 
     def engine_bbox(self, cols: int, rows: int) -> tuple[int, int, int, int]:
