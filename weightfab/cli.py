@@ -105,6 +105,10 @@ def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, in
     d = rep["die"]
     echo(f"die: {d['width_um']:.1f} x {d['height_um']:.1f} µm = {d['area_mm2']:.4f} mm² (ROM arrays only; "
          f"periphery not drawn); bitcell {rep['bitcell']['area_um2']} µm², {rep['bitcell']['bits_per_um2']} bits/µm²")
+    others = [f"{c['pdk']} {c['die_area_mm2']:.4f} mm² ({c['relative_to_chosen']:.2f}x, {c['bits_per_um2']} bits/µm²)"
+              if "die_area_mm2" in c else f"{c['pdk']}: {c['error']}" for c in rep["pdk_comparison"] if c["pdk"] != rep["pdk"]]
+    if others:
+        echo("same arrays on " + "; ".join(others))
     if res.drc is not None:
         _print_drc(res.drc, echo)
     else:

@@ -17,7 +17,7 @@ from .errors import WeightfabError
 from .layout import build_library, write_library
 from .network import Network
 from .onnx_import import load_onnx
-from .pdk import Pdk, load_pdk
+from .pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from .quantize import QuantizedNetwork, quantize, run_integer
 from .rom import Placement, RomGeometry, floorplan
 
@@ -84,6 +84,7 @@ class CompileResult:
             "die": {"width_um": round(w, 3), "height_um": round(h, 3), "area_mm2": round(w * h / 1e6, 6),
                     "drawn": "ROM arrays with wordline pads, ground rails and bitlines",
                     "not_drawn": "periphery (decoders, sense amplifiers, MAC lanes, control) is not included in this area"},
+            "pdk_comparison": compare_pdks(self.blocks, self.pdk),
             "drc": None if self.drc is None else {
                 "clean": self.drc.clean, "violations": self.drc.violations, "rules_checked": len(self.drc.rules),
                 "failing": [{"rule": r.name, "count": r.count, "examples_um": r.examples} for r in self.drc.failing()],
@@ -94,6 +95,36 @@ class CompileResult:
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
         return rep
+
+
+def compare_pdks(blocks, chosen: Pdk) -> list[dict]:
+    """The same arrays floorplanned with every built-in PDK's bitcell (and the chosen one, if it is
+    a user PDK): bitcell area, bit density and die area, and the die area relative to the chosen
+    PDK. Nothing is drawn; the floorplan is the one compile uses."""
+    sizes = [(l.columns, l.rows) for l in blocks.layers]
+    rows, base = [], None
+    builtin = chosen.path.resolve().parent == BUILTIN_DIR.resolve()
+    for name in ([] if builtin else [None]) + list_pdks():
+        try:
+            p = chosen if name is None or (builtin and name == chosen.name) else load_pdk(name)
+            g = RomGeometry.from_pdk(p)
+            die = floorplan(sizes, g).die
+        except WeightfabError as exc:
+            rows.append({"pdk": str(name or chosen.path), "error": str(exc)})
+            continue
+        um = p.dbu_um
+        cell = g.px * g.py / 2 * um * um
+        area = (die[2] - die[0]) * (die[3] - die[1]) * um * um / 1e6
+        rows.append({"pdk": p.name, "bitcell_um": [round(g.px * um, 4), round(g.py / 2 * um, 4)],
+                     "bitcell_area_um2": round(cell, 6), "bits_per_um2": round(1 / cell, 4),
+                     "die_um": [round((die[2] - die[0]) * um, 3), round((die[3] - die[1]) * um, 3)],
+                     "die_area_mm2": round(area, 6)})
+        if p.name == chosen.name:
+            base = area
+    for r in rows:
+        if base and "die_area_mm2" in r:
+            r["relative_to_chosen"] = round(r["die_area_mm2"] / base, 4)
+    return rows
 
 
 def _ones(lb) -> int:
