@@ -83,7 +83,7 @@ def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cell
     use_starts = np.searchsorted(lb.index.ravel()[order], np.arange(len(lb.unique) + 1))
     ox = n_idx[order] * b * geom.px
     oy = j_idx[order] * (k // 2) * geom.py
-    h = geom.contact // 2
+    h = geom.d["via"] // 2  # the programming via (prog_box)
     for u in range(len(lb.unique)):
         s0, s1 = starts[u], starts[u + 1]
         if s0 == s1:
