@@ -2,13 +2,16 @@
 """Lossy block merging benchmark (a script, not a test).
 
 For each model at int4, block 4: calibration part (first half of the data: quantization
-calibration, bias correction and the budget search) and held-out part (second half: every
-accuracy printed here). Rows: exact dedup; merge_budget at 0.5 pp; merge_tol at 1, 2, 3 (all
-blocks, bias-corrected); baselines: scalar weight sharing (k-means over single weights per layer,
-8 and 4 shared values rounded to valid integers) and vector quantization (k-means over blocks,
-k = exact unique / 4 per layer, centroids rounded to valid integers), both then re-deduplicated.
+calibration, importance statistics, bias correction and the budget search) and held-out part
+(second half: every accuracy printed here, except the "search" figures of merge_budget rows).
+Rows: exact dedup; merge_budget at the budget with the default noise margin (1 standard error)
+and without it (--margins); merge_tol at 1, 2, 3 (all blocks, bias-corrected); baselines: scalar
+weight sharing (k-means over single weights per layer, 8 and 4 shared values rounded to valid
+integers) and vector quantization (k-means over blocks, k = exact unique / 4 per layer, centroids
+rounded to valid integers), both then re-deduplicated.
 
-    python bench/bench_merge.py [--models keras,mnist12,resnet8] [--budget 0.5]
+    python bench/bench_merge.py [--models keras,mnist12,resnet8] [--budget 0.5] [--margins 1,0]
+                                [--no-baselines]
 """
 from __future__ import annotations
 
@@ -44,10 +47,10 @@ def data(name):
     return x[:h], lab[:h], x[h:], lab[h:]
 
 
-MODELS = {
-    "keras": ("mnist_mlp_keras2onnx.onnx", None, dict(levels=(1, 2, 3, 4, 6, 8))),
-    "mnist12": ("mnist-12_onnxzoo_cntk.onnx", 1000, dict(levels=(1, 2, 4), fractions=(0.5, 0.75, 0.9, 1.0))),
-    "resnet8": ("mlperftiny_resnet8_fp32_tflite2onnx.onnx", None, dict(levels=(1, 2, 4), fractions=(0.5, 0.9, 1.0))),
+MODELS = {   # model file, samples of the calibration part the budget search measures (None: all)
+    "keras": ("mnist_mlp_keras2onnx.onnx", None),
+    "mnist12": ("mnist-12_onnxzoo_cntk.onnx", None),
+    "resnet8": ("mlperftiny_resnet8_fp32_tflite2onnx.onnx", None),
 }
 
 
@@ -82,8 +85,8 @@ def vq(q, lib):
     return out
 
 
-def run(name, budget):
-    fname, search_n, kw = MODELS[name]
+def run(name, budget, margins, baselines):
+    fname, search_n = MODELS[name]
     xc, yc, xe, ye = data(name)
     t0 = time.perf_counter()
     net = load_onnx(SHARED / "models" / fname)
@@ -109,14 +112,18 @@ def run(name, budget):
               flush=True)
 
     print(f"{'exact dedup':<34} {ex_tot:>13} {1:>7.2f}x {100 * acc_q:>11.2f}% {0:>8.2f}  {exact}", flush=True)
-    t = time.perf_counter()
     sx, sy = (xc, yc) if not search_n else (xc[:search_n], yc[:search_n])
-    r = merge_budget(q, BLOCK, sx, sy, budget, calib=xc, **kw)
-    dt = time.perf_counter() - t
-    row(f"merge_budget {budget} pp", r.weights, r.biases,
-        f"tol {r.levels} frac {r.fractions}; search acc {100 * r.accuracy_quantized:.2f}->{100 * r.accuracy_merged:.2f}%"
-        f" on {r.samples}; {sum(h['step'] == 'joint' for h in r.history)} joint + "
-        f"{sum(h['step'] == 'sensitivity' for h in r.history)} sensitivity evals, {dt:.1f} s; stopped: {r.stopped_because}")
+    for margin in margins:
+        t = time.perf_counter()
+        r = merge_budget(q, BLOCK, sx, sy, budget, calib=xc, margin=margin)
+        dt = time.perf_counter() - t
+        row(f"merge_budget {budget} pp, margin {margin:g}", r.weights, r.biases,
+            f"search acc {100 * r.accuracy_quantized:.2f}->{100 * r.accuracy_merged:.2f}% (loss "
+            f"{100 * (r.accuracy_quantized - r.accuracy_merged):.2f} pp) on {r.samples}; {len(r.history)} evals, "
+            f"{dt:.1f} s; stopped: {r.stopped_because}")
+    if not baselines:
+        print(f"({time.perf_counter() - t0:.1f} s)")
+        return
     for tol in (1, 2, 3):
         m = merge_tol(q, BLOCK, tol, calib=xc)
         row(f"merge_tol {tol} (all blocks, bias-corr.)", m.weights, m.biases)
@@ -130,9 +137,12 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--models", default="keras,mnist12,resnet8")
     ap.add_argument("--budget", type=float, default=0.5)
+    ap.add_argument("--margins", default="1,0", help="noise margins (standard errors) of the budget search")
+    ap.add_argument("--no-baselines", action="store_true", help="only exact dedup and merge_budget")
     a = ap.parse_args()
+    margins = [float(v) for v in a.margins.split(",") if v.strip()]
     for m in a.models.split(","):
-        run(m.strip(), a.budget)
+        run(m.strip(), a.budget, margins, not a.no_baselines)
 
 
 if __name__ == "__main__":
