@@ -26,7 +26,7 @@ RULE_KINDS = {
 }
 
 BITCELL_KEYS = (
-    "diff_width", "gate_length", "contact", "contact_to_gate", "diff_end", "diff_space",
+    "diff_width", "gate_length", "contact", "contact_to_gate", "diff_end", "diff_space", "island_space",
     "li_width", "li_pad_width", "li_pad_length", "via", "met1_bitline_width", "poly_endcap",
     "poly_pad_x", "poly_pad_y", "poly_pad_space", "contact_to_diff",
 )

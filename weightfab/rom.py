@@ -57,10 +57,10 @@ class RomGeometry:
         g1 = (s + ct // 2 + cg, s + ct // 2 + cg + gl)
         d1 = g1[1] + cg + ct // 2
         px = d["diff_width"] + d["diff_space"]
-        if px // 2 - d["diff_width"] // 2 < d["poly_endcap"]:
-            raise PdkError(f"{pdk.path}: [bitcell] half the diffusion spacing ({(px // 2 - d['diff_width'] // 2) * pdk.dbu_um} µm) "
-                           f"is shorter than poly_endcap: the wordline segments cannot end at the cell edge")
-        return cls(px=px, py=island + d["diff_space"], island=island,
+        if px % 2 or d["diff_width"] % 2:
+            raise PdkError(f"{pdk.path}: [bitcell] diff_width and diff_width + diff_space must be even numbers "
+                           f"of database units (the cell is centred on its column)")
+        return cls(px=px, py=island + d["island_space"], island=island,
                    drain=(d0, d1), source=s, gates=(g0, g1), contact=ct, d=d, prog_layer=pdk.programming_layer)
 
     # -- the repeated bit pair -------------------------------------------------------------
@@ -108,6 +108,11 @@ class RomGeometry:
         shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
         pl, lw, lic_x = d["li_pad_length"] // 2, d["li_width"] // 2, (d["poly_pad_x"] - self.contact) // 2
         py2 = d["poly_pad_y"] // 2
+        last_x = (cols - 1) * self.px
+        end = d["diff_width"] // 2 + d["poly_endcap"]   # wordline end beyond the last column's centre
+        for g_lo, g_hi in self.gates:
+            if end > hx:  # the bit-pair segment stops at the cell edge: extend to the endcap
+                shapes.append(Shape("poly", (last_x + hx, g_lo, last_x + end, g_hi), 1, n, 0, self.py))
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
             # wordline from its contact pad to the first column's segment
             gc = (g_lo + g_hi) // 2
@@ -122,8 +127,8 @@ class RomGeometry:
             g1c = sum(self.gates[1]) // 2
             shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
         # ground: the source lines continue to a rail right of the array
-        last = (cols - 1) * self.px + hx
-        rail0 = last + 2 * d["contact_to_diff"]
+        last = last_x + hx
+        rail0 = last_x + max(hx, end) + 2 * d["contact_to_diff"]
         rail1 = rail0 + 2 * self.contact
         shapes.append(Shape("li", (last, self.source - lw, rail0, self.source + lw), 1, n, 0, self.py))
         shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
