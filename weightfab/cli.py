@@ -25,6 +25,10 @@ def _guard(fn):
         except MemoryError:
             click.echo("error: out of memory", err=True)
             sys.exit(1)
+        except BrokenPipeError:  # output piped into a reader that stopped (``| head``): not an error
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            sys.exit(0)
         except Exception as exc:  # a bug: still one line, unless asked for the traceback
             if os.environ.get("WEIGHTFAB_DEBUG"):
                 raise
@@ -279,7 +283,7 @@ def pdk_show(name):
     g = RomGeometry.from_pdk(p)
     click.echo(f"{p.name}: {p.description}\ngrid {p.grid_um} µm, dbu {p.dbu_um} µm\nlayers:")
     for l in p.layers.values():
-        click.echo(f"  {l.name:<10} {l.gds[0]}/{l.gds[1]:<4} {l.source}")
+        click.echo(f"  {l.name:<12} {f'{l.gds[0]}/{l.gds[1]}':<7} {l.source}")
     click.echo("ROM roles: " + ", ".join(f"{role}={layer}" for role, layer in p.roles.items()))
     if p.derived:
         click.echo("derived: " + ", ".join(f"{n} = {a} {op} {b}" for n, (a, op, b) in p.derived.items()))
