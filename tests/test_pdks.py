@@ -45,6 +45,8 @@ def test_sample_compiles_clean_and_verifies_on_each_pdk(name, compiled):
     g = RomGeometry.from_pdk(pdk)
     cell = g.px * g.py / 2 * pdk.dbu_um ** 2
     assert report["pdk"] == name and report["drc"]["rules_checked"] == len(pdk.rules)
+    # what the deck does not check is said, not hidden
+    assert report["drc"]["not_checked"] == pdk.skipped and f"{len(pdk.skipped)} rule groups not checked" in r.stdout
     assert report["bitcell"]["area_um2"] == round(cell, 6) and report["bitcell"]["bits_per_um2"] == round(1 / cell, 4)
     e = run_cli("verify", gds, "--model", SAMPLE, "--pdk", name, "--electrical")
     assert e.returncode == 0, e.stdout + e.stderr

@@ -57,9 +57,10 @@ def main():
     """Compile a neural network (ONNX) into a mask-ROM chip layout (GDSII/OASIS)."""
 
 
-def _print_drc(report, echo):
+def _print_drc(report, echo, pdk=None):
+    unchecked = f"; {len(pdk.skipped)} rule groups not checked, see 'weightfab pdk show {pdk.name}'" if pdk and pdk.skipped else ""
     if report.clean:
-        echo(f"DRC: clean ({len(report.rules)} rules, {report.seconds:.2f} s)")
+        echo(f"DRC: clean ({len(report.rules)} rules, {report.seconds:.2f} s{unchecked})")
         return
     echo(f"DRC: {report.violations} violations")
     for r in report.failing():
@@ -114,7 +115,7 @@ def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, in
     if others:
         echo("same arrays on " + "; ".join(others))
     if res.drc is not None:
-        _print_drc(res.drc, echo)
+        _print_drc(res.drc, echo, res.pdk)
     else:
         echo("DRC: skipped (--no-drc)")
     if res.verify is not None:
@@ -151,7 +152,7 @@ def drc_cmd(file, pdk, lyrdb):
     report = run_drc(file, p)
     out = lyrdb or file.with_suffix(".lyrdb")
     write_lyrdb(report, p, out)
-    _print_drc(report, click.echo)
+    _print_drc(report, click.echo, p)
     click.echo(f"markers: {out}")
     if not report.clean:
         sys.exit(2)

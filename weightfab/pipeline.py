@@ -88,6 +88,7 @@ class CompileResult:
             "drc": None if self.drc is None else {
                 "clean": self.drc.clean, "violations": self.drc.violations, "rules_checked": len(self.drc.rules),
                 "failing": [{"rule": r.name, "count": r.count, "examples_um": r.examples} for r in self.drc.failing()],
+                "not_checked": dict(self.pdk.skipped),
             },
             "verify": None if self.verify is None else self.verify.summary(),
             "merge": None if self.merge is None else self.merge.summary(),
