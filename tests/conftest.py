@@ -63,3 +63,39 @@ def mnist(tmp_path_factory):
     np.savez(out / "calib.npz", x=d["images"][:500].astype(np.float32))
     np.savez(out / "test.npz", x=d["images"].astype(np.float32), y=d["labels"])
     return out / "calib.npz", out / "test.npz"
+
+
+def mutate_layer(src: Path, dst: Path, gds: tuple[int, int], op: str, amount_um: float) -> Path:
+    """A copy of the layout ``src`` (flattened) with every shape of one GDS layer changed: "size"
+    grows (negative: shrinks) all sides, "sizex"/"sizey" one direction, "shift"/"shifty" moves in
+    x/y, "crop" keeps only the ``amount`` x ``amount`` corner piece at the layer's lower left."""
+    import klayout.db as kdb
+    layout = kdb.Layout()
+    layout.read(str(src))
+    (top,) = layout.top_cells()
+    top.flatten(True)
+    idx = layout.find_layer(*gds)
+    assert idx is not None, f"{src}: no shapes on {gds} to mutate"
+    region = kdb.Region(top.shapes(idx))
+    d = round(amount_um / layout.dbu)
+    if op == "size":
+        region = region.sized(d)
+    elif op == "sizex":
+        region = region.sized(d, 0, 2)
+    elif op == "sizey":
+        region = region.sized(0, d, 2)
+    elif op == "shift":
+        region.move(d, 0)
+    elif op == "shifty":
+        region.move(0, d)
+    elif op == "crop":
+        bb = region.merged().bbox()
+        region = region & kdb.Region(kdb.Box(bb.left, bb.bottom, bb.left + d, bb.bottom + d))
+        assert not region.is_empty(), f"{src}: nothing of {gds} in the {amount_um} µm corner"
+    else:
+        raise AssertionError(op)
+    top.shapes(idx).clear()
+    top.shapes(idx).insert(region)
+    layout.write(str(dst))
+    return dst
+

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import json
 
-import klayout.db as kdb
 import pytest
 
-from conftest import SAMPLE, SAMPLES, run_cli
+from conftest import SAMPLE, SAMPLES, mutate_layer, run_cli
 from weightfab.drc import run_drc
 from weightfab.pdk import list_pdks, load_pdk
 from weightfab.rom import RomGeometry
@@ -155,31 +154,6 @@ def tiny(tmp_path_factory):
     return get
 
 
-def mutate(src, dst, pdk, role, op, amount):
-    layout = kdb.Layout()
-    layout.read(str(src))
-    (top,) = layout.top_cells()
-    top.flatten(True)
-    idx = layout.find_layer(*pdk.role_gds(role))
-    region = kdb.Region(top.shapes(idx))
-    d = round(amount / layout.dbu)
-    if op == "size":
-        region = region.sized(d)
-    elif op == "shift":
-        region.move(d, 0)
-    elif op == "shifty":
-        region.move(0, d)
-    elif op == "crop":
-        bb = region.merged().bbox()
-        region = region & kdb.Region(kdb.Box(bb.left, bb.bottom, bb.left + d, bb.bottom + d))
-    else:
-        raise AssertionError(op)
-    top.shapes(idx).clear()
-    top.shapes(idx).insert(region)
-    layout.write(str(dst))
-    return dst
-
-
 @pytest.mark.parametrize("name, i", [pytest.param(n, i, id=f"{n}-{m[0]}-{m[1]}{m[2]:+g}")
                                      for n, ms in ROM_MUTATIONS.items() for i, m in enumerate(ms)])
 def test_seeded_violation_in_the_rom_fires_the_rule(name, i, tiny, tmp_path):
@@ -187,7 +161,7 @@ def test_seeded_violation_in_the_rom_fires_the_rule(name, i, tiny, tmp_path):
     src = tiny(name)
     assert run_drc(src, pdk).clean
     role, op, amount, fires = ROM_MUTATIONS[name][i]
-    report = run_drc(mutate(src, tmp_path / "m.gds", pdk, role, op, amount), pdk)
+    report = run_drc(mutate_layer(src, tmp_path / "m.gds", pdk.role_gds(role), op, amount), pdk)
     fired = {r.name for r in report.failing()}
     assert set(fires) <= fired, f"{name}: {role} {op} {amount:+} µm should fire {fires}, fired {sorted(fired)}"
 

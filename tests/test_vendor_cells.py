@@ -27,6 +27,7 @@ from pathlib import Path
 import klayout.db as kdb
 import pytest
 
+from conftest import mutate_layer
 from weightfab.drc import run_drc
 from weightfab.pdk import load_pdk
 
@@ -36,7 +37,7 @@ REQUIREMENTS = Path(__file__).resolve().parent / "vendor-cells.txt"
 @dataclass(frozen=True)
 class Mutation:
     layer: str
-    op: str          # "size" (all sides), "sizex", "sizey", "shift" (x), "crop" (a corner piece a × a)
+    op: str          # conftest.mutate_layer: "size", "sizex", "sizey", "shift", "shifty", "crop"
     amount: float    # µm
     fires: tuple[str, ...]  # rules that must fire on the mutated copy
     cell: str = ""   # the cell to mutate, if not the corpus's ``mutate`` cell
@@ -236,32 +237,7 @@ def test_no_false_violations_on_vendor_cells(name, tmp_path):
 
 
 def mutated(src: Path, pdk, m: Mutation, out: Path) -> Path:
-    layout = kdb.Layout()
-    layout.read(str(src))
-    (top,) = layout.top_cells()
-    top.flatten(True)
-    idx = layout.find_layer(*pdk.gds(m.layer))
-    assert idx is not None, f"{src}: no {m.layer} shapes to mutate"
-    region = kdb.Region(top.shapes(idx))
-    d = round(m.amount / layout.dbu)
-    if m.op == "size":
-        region = region.sized(d)
-    elif m.op == "sizex":
-        region = region.sized(d, 0, 2)
-    elif m.op == "sizey":
-        region = region.sized(0, d, 2)
-    elif m.op == "shift":
-        region.move(d, 0)
-    elif m.op == "crop":
-        bb = region.merged().bbox()
-        region = region & kdb.Region(kdb.Box(bb.left, bb.bottom, bb.left + d, bb.bottom + d))
-        assert not region.is_empty(), f"{src}: nothing of {m.layer} in the {m.amount} µm corner"
-    else:
-        raise AssertionError(m.op)
-    top.shapes(idx).clear()
-    top.shapes(idx).insert(region)
-    layout.write(str(out))
-    return out
+    return mutate_layer(src, out, pdk.gds(m.layer), m.op, m.amount)
 
 
 def mutation_params():
