@@ -129,3 +129,15 @@ def test_keras_mlp_compiles_drc_clean_and_verifies(tmp_path, mnist):
     assert report["drc"]["clean"] and report["verify"]["ok"]
     assert [(l["outputs"], l["inputs"]) for l in report["layers"]] == [(300, 784), (50, 300), (10, 50)]
     assert report["verify"]["bits"] == sum(l["bits_stored"] for l in report["layers"])
+
+
+def test_mse_clipped_int4_compiles_and_verify_tells_it_from_max_scaling(tmp_path):
+    """int4-mse holds other integers than int4 in the same 4 bits: verify without --weights finds
+    which one the layout holds; told the wrong one, it reports the mismatch (exit 3)."""
+    out = tmp_path / "mse.gds"
+    r = run_cli("compile", SAMPLE, "-o", out, "--weights", "int4-mse", "--data", SAMPLES / "digits_mlp.test.npz")
+    assert r.returncode == 0 and "verified: 10880 of 10880 bits match" in r.stdout, r.stdout + r.stderr
+    r = run_cli("verify", out, "--model", SAMPLE)
+    assert r.returncode == 0 and "(int4-mse," in r.stdout, r.stdout + r.stderr
+    r = run_cli("verify", out, "--model", SAMPLE, "--weights", "int4")
+    assert r.returncode == 3, r.stdout + r.stderr

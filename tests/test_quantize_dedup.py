@@ -26,6 +26,35 @@ def test_quantization_error_is_at_most_half_a_step(w, mode):
     assert np.all(err <= scale[:, None] / 2 * (1 + 1e-9) + 1e-12)
 
 
+@settings(max_examples=200, deadline=None)
+@given(w=matrices, bits=st.sampled_from([4, 2]))
+def test_mse_clipping_never_reconstructs_worse_than_max_scaling(w, bits):
+    """int4-mse/int2-mse: valid values, and per channel a squared weight error no larger than
+    max scaling's (whose clipping level is among the candidates), with a scale no larger."""
+    plain, mse = f"int{bits}", f"int{bits}-mse"
+    q0, s0 = quantize_weights(w, plain)
+    q1, s1 = quantize_weights(w, mse)
+    qmax = 2 ** (bits - 1) - 1
+    assert q1.dtype == np.int8 and np.all(np.abs(q1) <= qmax) and WEIGHT_BITS[mse] == bits
+    w64 = w.astype(np.float64)
+    e0 = ((q0 * s0[:, None] - w64) ** 2).sum(axis=1)
+    e1 = ((q1 * s1[:, None] - w64) ** 2).sum(axis=1)
+    assert np.all(e1 <= e0 * (1 + 1e-9) + 1e-12)
+    assert np.all(s1 <= s0 * (1 + 1e-12))
+
+
+def test_mse_clipping_clips_an_outlier():
+    """A bell of small weights and one outlier: max scaling spends the range on the outlier,
+    MSE clipping gives it up for a finer step and a smaller total error."""
+    w = np.random.default_rng(0).normal(0, 0.05, (1, 200))
+    w[0, 0] = 0.5
+    q0, s0 = quantize_weights(w, "int4")
+    q1, s1 = quantize_weights(w, "int4-mse")
+    e0, e1 = ((q0 * s0[:, None] - w) ** 2).sum(), ((q1 * s1[:, None] - w) ** 2).sum()
+    assert s1[0] < 0.8 * s0[0] and e1 < 0.8 * e0
+    assert q1[0, 0] == 7  # the outlier is clipped to the top level
+
+
 @settings(max_examples=100, deadline=None)
 @given(w=matrices)
 def test_ternary_values(w):

@@ -19,7 +19,8 @@ import numpy as np
 from .errors import ModelError
 from .network import Act, Add, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_counts, pool_windows
 
-WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2}
+WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "int4-mse": 4, "int2-mse": 2}
+CLIP_RATIOS = np.linspace(0.3, 1.0, 36)  # "-mse" formats: candidate clipping levels, a share of max |w|
 OUT_BITS = 16  # last layer output width when the model gives none
 
 
@@ -77,7 +78,11 @@ class QuantizedNetwork:
 
 
 def quantize_weights(w: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
-    """Per-output-channel symmetric quantization of a [N, M] matrix -> (int8 q, float64 scale[N])."""
+    """Per-output-channel symmetric quantization of a [N, M] matrix -> (int8 q, float64 scale[N]).
+
+    int8/int4/int2 scale each channel to its largest |w|; int4-mse/int2-mse clip each channel where
+    the squared weight error is least (a range of 0.3 to 1.0 of the largest |w|); ternary is
+    {-1, 0, 1} with a 0.7 · mean |w| threshold."""
     if mode not in WEIGHT_BITS:
         raise ModelError(f"unknown weight format '{mode}' (choose from {', '.join(WEIGHT_BITS)})")
     w = np.asarray(w, np.float64)
@@ -91,9 +96,20 @@ def quantize_weights(w: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
         return (np.sign(w) * keep).astype(np.int8), alpha[:, 0]
     qmax = 2 ** (WEIGHT_BITS[mode] - 1) - 1
     m = np.abs(w).max(axis=1)
+    if not mode.endswith("-mse"):
+        scale = np.where(m > 0, m / qmax, 1.0)
+        return np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int8), scale
+    # per channel, the clipping level (a share of max |w|, 1.0 included) whose rounded weights
+    # reconstruct the channel with the least squared error; ties keep the larger range
+    best_err = np.full(len(w), np.inf)
     scale = np.where(m > 0, m / qmax, 1.0)
-    q = np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int8)
-    return q, scale
+    for r in CLIP_RATIOS[::-1]:
+        s = np.where(m > 0, r * m / qmax, 1.0)
+        q = np.clip(np.rint(w / s[:, None]), -qmax, qmax)
+        err = ((q * s[:, None] - w) ** 2).sum(axis=1)
+        better = err < best_err
+        best_err, scale = np.where(better, err, best_err), np.where(better, s, scale)
+    return np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int8), scale
 
 
 def _multiplier(real) -> tuple[np.ndarray, np.ndarray]:

@@ -60,6 +60,7 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     layout, model = Path(layout), Path(model)
     pdk_ = load_pdk(pdk)
     net = load_onnx(model)
+    inferred = weights is None
     weights = weights or infer_weights(layout, pdk_, net)
     if weights not in WEIGHT_BITS:
         raise WeightfabError(f"unknown weight format '{weights}'")
@@ -76,11 +77,18 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     if calib_x is None:
         # weight bits do not depend on activation scales; a dummy calibration suffices for the comparison
         calib_x = np.ones((1, *net.input_shape), np.float32)
-    qnet = quantize(net, calib_x, weights)
-    merged = apply_merge(qnet, block, merge_tol, merge_budget, calib_x, data_x, data_y)
-    if merged is not None:  # the layout holds the merged weights: compare with those
-        qnet = merged.apply(qnet)
+    def reference(fmt):
+        q = quantize(net, calib_x, fmt)
+        merged = apply_merge(q, block, merge_tol, merge_budget, calib_x, data_x, data_y)
+        return q if merged is None else merged.apply(q)  # the layout holds the merged weights
+
+    qnet = reference(weights)
     result = verify_layout(layout, qnet, pdk_)
+    if inferred and not result.ok and f"{weights}-mse" in WEIGHT_BITS:
+        # the bit width does not tell max from MSE clipping: a layout of the other one matches it
+        alt = reference(f"{weights}-mse")
+        if result.weights is not None and all(np.array_equal(a, l.weight) for a, l in zip(result.weights, alt.layers)):
+            weights, qnet, result = f"{weights}-mse", alt, verify_layout(layout, alt, pdk_)
     accuracy = None
     if data_x is not None:
         ref = run_integer(qnet, data_x)
