@@ -347,7 +347,7 @@ def reference_engine(cols: int = 2, rows: int = 4) -> list[Rect]:
     rects = expand(geom.engine(cols, rows), geom)
     sites = [(0, r) for r in range(rows)] + [(1, 0), (1, rows - 1)]
     xs, ys = geom.site_xy(np.array([c for c, _ in sites]), np.array([r for _, r in sites]))
-    return rects + [expand([Shape(geom.prog_layer, geom.prog_box(x, y))], geom)[0]
+    return rects + [expand([Shape("mcon", geom.prog_box(x, y))], geom)[0]
                     for x, y in zip(xs.tolist(), ys.tolist())]
 
 

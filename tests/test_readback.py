@@ -15,7 +15,7 @@ from weightfab.verify import verify
 
 PDK = load_pdk("sky130")
 UM = PDK.dbu_um
-PROG = PDK.gds(PDK.programming_layer)
+PROG = PDK.role_gds("mcon")
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_added_shape_is_named(chip, tmp_path):
     x, y = site(arrays[1], 8, ch, w, t)
     lib = gdstk.read_gds(str(path))
     top = lib.top_level()[0]
-    h = PDK.bitcell["contact"] / 2
+    h = PDK.bitcell["via"] / 2
     top.add(gdstk.rectangle((x - h, y - h), (x + h, y + h), layer=PROG[0], datatype=PROG[1]))
     lib.write_gds(str(tmp_path / "m.gds"))
     v = verify(tmp_path / "m.gds", SAMPLE).readback

@@ -83,7 +83,6 @@ def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cell
     use_starts = np.searchsorted(lb.index.ravel()[order], np.arange(len(lb.unique) + 1))
     ox = n_idx[order] * b * geom.px
     oy = j_idx[order] * (k // 2) * geom.py
-    h = geom.d["via"] // 2  # the programming via (prog_box)
     for u in range(len(lb.unique)):
         s0, s1 = starts[u], starts[u + 1]
         if s0 == s1:
@@ -94,8 +93,8 @@ def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cell
         if cell is None:
             cell = gdstk.Cell(name)
             px, py = sx[s0:s1], sy[s0:s1]
-            rect = gdstk.rectangle(((px[0] - h) * um, (py[0] - h) * um), ((px[0] + h) * um, (py[0] + h) * um),
-                                   layer=prog[0], datatype=prog[1])
+            x0, y0, x1, y1 = geom.prog_box(int(px[0]), int(py[0]))
+            rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=prog[0], datatype=prog[1])
             if s1 - s0 > 1:
                 rect.repetition = gdstk.Repetition(offsets=np.stack([px[1:] - px[0], py[1:] - py[0]], 1) * um)
             cell.add(rect)

@@ -42,7 +42,6 @@ class RomGeometry:
     gates: tuple[tuple[int, int], tuple[int, int]]  # poly y-extent of gate 0 and gate 1
     contact: int
     d: dict                 # bitcell parameters in dbu
-    prog_layer: str
 
     @classmethod
     def from_pdk(cls, pdk: Pdk) -> "RomGeometry":
@@ -61,7 +60,7 @@ class RomGeometry:
             raise PdkError(f"{pdk.path}: [bitcell] diff_width and diff_width + diff_space must be even numbers "
                            f"of database units (the cell is centred on its column)")
         return cls(px=px, py=island + d["island_space"], island=island,
-                   drain=(d0, d1), source=s, gates=(g0, g1), contact=ct, d=d, prog_layer=pdk.programming_layer)
+                   drain=(d0, d1), source=s, gates=(g0, g1), contact=ct, d=d)
 
     # -- the repeated bit pair -------------------------------------------------------------
     def bitpair(self) -> list[Shape]:
@@ -85,6 +84,7 @@ class RomGeometry:
         return shapes
 
     def prog_box(self, x: int, y: int) -> tuple[int, int, int, int]:
+        """The programming via (role mcon) of the bit site centred at (x, y)."""
         h = self.d["via"] // 2
         return (x - h, y - h, x + h, y + h)
 
