@@ -5,7 +5,7 @@ Builds synthetic MLP ONNX models (MatMul + Add + Relu, random float32 weights fr
 numpy RNG, input [N, in] with a symbolic batch), compiles each one in a fresh subprocess at
 int4 / block 4 with drc=False, verify=False, and reports per-stage wall time (from
 CompileResult.timings) and the peak RSS of that process. The written layout is then read back
-in another fresh subprocess (weightfab.readback.verify_layout against the quantized network)
+in another fresh subprocess (weightfab.signoff.readback.verify_layout against the quantized network)
 and timed on its own. Optionally also GDSII (--gds) and a DRC run on the 1M case (--drc).
 
     python bench/bench_compile.py [--sizes 1M,10M] [--gds] [--drc] [--keep DIR] [--profile SIZE]
@@ -93,7 +93,7 @@ def make_model(size: str, widths: list[int], directory: Path, seed: int) -> tupl
 
 def unique_cells(blocks, n_layers: int) -> int:
     """Cells build_library writes: top + one per engine + bit pair + one per distinct non-zero block."""
-    from weightfab.dedup import to_bits
+    from weightfab.mapping.dedup import to_bits
     pats = []
     for lb in blocks.layers:
         bits = to_bits(lb.unique, lb.bits)
@@ -105,7 +105,7 @@ def unique_cells(blocks, n_layers: int) -> int:
 
 def job_compile(a) -> dict:
     import weightfab
-    from weightfab.pipeline import compile as wf_compile
+    from weightfab.flow.compile import compile as wf_compile
 
     rss0 = peak_rss_mib()
     prof = None
@@ -135,8 +135,8 @@ def job_compile(a) -> dict:
 
 
 def job_readback(a) -> dict:
-    from weightfab.pdk import load_pdk
-    from weightfab.readback import verify_layout
+    from weightfab.tech.pdk import load_pdk
+    from weightfab.signoff.readback import verify_layout
 
     pdk = load_pdk("sky130")
     with open(a.qnet_out, "rb") as f:
@@ -151,8 +151,8 @@ def job_readback(a) -> dict:
 
 
 def job_drc(a) -> dict:
-    from weightfab.drc import run_drc
-    from weightfab.pdk import load_pdk
+    from weightfab.signoff.drc import run_drc
+    from weightfab.tech.pdk import load_pdk
 
     pdk = load_pdk("sky130")
     t0 = time.perf_counter()

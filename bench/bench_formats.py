@@ -18,8 +18,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from weightfab.onnx_import import load_onnx  # noqa: E402
-from weightfab.quantize import quantize, run_integer  # noqa: E402
+from weightfab.frontend.onnx_import import load_onnx  # noqa: E402
+from weightfab.quant.quantize import quantize, run_integer  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 

@@ -24,10 +24,10 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from weightfab.dedup import dedup  # noqa: E402
-from weightfab.merge import accuracy, merge_budget, merge_tol  # noqa: E402
-from weightfab.onnx_import import load_onnx  # noqa: E402
-from weightfab.quantize import quantize  # noqa: E402
+from weightfab.mapping.dedup import dedup  # noqa: E402
+from weightfab.mapping.merge import accuracy, merge_budget, merge_tol  # noqa: E402
+from weightfab.frontend.onnx_import import load_onnx  # noqa: E402
+from weightfab.quant.quantize import quantize  # noqa: E402
 
 SHARED = ROOT.parent / "shared"
 BLOCK = 4
@@ -105,7 +105,7 @@ def run(name, budget, margins, baselines):
     print("-" * len(hdr))
 
     def row(label, weights, biases=None, note=""):
-        qq = q.with_weights(weights) if biases is None else __import__("weightfab.merge", fromlist=["_with"])._with(q, weights, biases)
+        qq = q.with_weights(weights) if biases is None else __import__("weightfab.mapping.merge", fromlist=["_with"])._with(q, weights, biases)
         u = [len(lb.unique) for lb in dedup(qq, BLOCK).layers]
         a = accuracy(qq, xe, ye)
         print(f"{label:<34} {sum(u):>13} {ex_tot / max(sum(u), 1):>7.2f}x {100 * a:>11.2f}% {100 * (acc_q - a):>8.2f}  {u} {note}",

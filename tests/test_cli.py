@@ -78,7 +78,7 @@ def test_unwritable_output_fails_cleanly(tmp_path):
 def test_bad_inputs_are_one_line_errors(tmp_path):
     bad_pdk = tmp_path / "pdk"
     bad_pdk.mkdir()
-    (bad_pdk / "pdk.toml").write_text((SAMPLE.parents[1] / "weightfab/pdks/sky130/pdk.toml").read_text()
+    (bad_pdk / "pdk.toml").write_text((SAMPLE.parents[1] / "pdk/sky130/pdk.toml").read_text()
                                       .replace("grid_um = 0.005", "grid_um = 0.005\ncolour = 3"))
     cases = [
         (["compile", SAMPLE, "-o", tmp_path / "a.txt"], "must end in .gds or .oas"),

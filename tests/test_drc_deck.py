@@ -24,9 +24,9 @@ import numpy as np
 import pytest
 
 import weightfab
-from weightfab.drc import DrcReport, run_drc, write_lyrdb
-from weightfab.pdk import DRAWN_LAYERS, RULE_KINDS, Rule, load_pdk
-from weightfab.rom import RomGeometry, Shape
+from weightfab.signoff.drc import DrcReport, run_drc, write_lyrdb
+from weightfab.tech.pdk import DRAWN_LAYERS, RULE_KINDS, Rule, load_pdk
+from weightfab.rom.geometry import RomGeometry, Shape
 
 PDK = load_pdk("sky130")
 STEP = PDK.grid_um  # 0.005 µm

@@ -8,8 +8,8 @@ from __future__ import annotations
 import gdstk
 import pytest
 
-from weightfab.drc import run_drc
-from weightfab.pdk import load_pdk
+from weightfab.signoff.drc import run_drc
+from weightfab.tech.pdk import load_pdk
 
 PDK = load_pdk("gf180mcu")
 STEP = PDK.grid_um

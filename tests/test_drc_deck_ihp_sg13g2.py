@@ -9,8 +9,8 @@ from __future__ import annotations
 import klayout.db as kdb
 import pytest
 
-from weightfab.drc import run_drc
-from weightfab.pdk import load_pdk
+from weightfab.signoff.drc import run_drc
+from weightfab.tech.pdk import load_pdk
 
 P = load_pdk("ihp-sg13g2")
 STEP = P.grid_um

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import weightfab
-from weightfab.drc import read_layout
-from weightfab.electrical import electrical_check, expected_bits
-from weightfab.pdk import load_pdk
-from weightfab.readback import find_arrays
-from weightfab.rom import RomGeometry
+from weightfab.signoff.drc import read_layout
+from weightfab.signoff.electrical import electrical_check, expected_bits
+from weightfab.tech.pdk import load_pdk
+from weightfab.signoff.readback import find_arrays
+from weightfab.rom.geometry import RomGeometry
 
 PDK = load_pdk("sky130")
 GEOM = RomGeometry.from_pdk(PDK)

@@ -9,7 +9,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from conftest import MODELS, SAMPLE, mlp_model
 from weightfab.errors import ModelError
-from weightfab.onnx_import import SUPPORTED_OPS, load_onnx
+from weightfab.frontend.onnx_import import SUPPORTED_OPS, load_onnx
 
 
 def ort_run(path, x):

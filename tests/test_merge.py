@@ -1,4 +1,4 @@
-"""Lossy block merging (weightfab.merge): guarantees, budget, determinism, plot."""
+"""Lossy block merging (weightfab.mapping.merge): guarantees, budget, determinism, plot."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from weightfab.data import load_npz
-from weightfab.dedup import dedup
-from weightfab.merge import (
+from weightfab.flow.inputs import load_npz
+from weightfab.mapping.dedup import dedup
+from weightfab.mapping.merge import (
     MergeResult,
     accuracy,
     cluster_blocks,
@@ -19,8 +19,8 @@ from weightfab.merge import (
     plot_tradeoff,
     tradeoff,
 )
-from weightfab.onnx_import import load_onnx
-from weightfab.quantize import quantize, run_integer
+from weightfab.frontend.onnx_import import load_onnx
+from weightfab.quant.quantize import quantize, run_integer
 
 from conftest import SAMPLES
 

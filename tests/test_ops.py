@@ -27,8 +27,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from weightfab.errors import ModelError
-from weightfab.onnx_import import load_onnx
-from weightfab.quantize import quantize, run_integer
+from weightfab.frontend.onnx_import import load_onnx
+from weightfab.quant.quantize import quantize, run_integer
 
 N_CALIB, N_TEST = 512, 256
 

@@ -6,8 +6,8 @@ import shutil
 import pytest
 
 from weightfab.errors import PdkError
-from weightfab.pdk import BUILTIN_DIR, list_pdks, load_pdk
-from weightfab.rom import RomGeometry
+from weightfab.tech.pdk import BUILTIN_DIR, list_pdks, load_pdk
+from weightfab.rom.geometry import RomGeometry
 
 SRC = BUILTIN_DIR / "sky130" / "pdk.toml"
 

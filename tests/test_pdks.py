@@ -10,9 +10,9 @@ import json
 import pytest
 
 from conftest import SAMPLE, SAMPLES, mutate_layer, run_cli
-from weightfab.drc import run_drc
-from weightfab.pdk import list_pdks, load_pdk
-from weightfab.rom import RomGeometry
+from weightfab.signoff.drc import run_drc
+from weightfab.tech.pdk import list_pdks, load_pdk
+from weightfab.rom.geometry import RomGeometry
 
 PDKS = list_pdks()
 

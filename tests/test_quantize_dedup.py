@@ -7,10 +7,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from weightfab.dedup import dedup, from_bits, to_bits
+from weightfab.mapping.dedup import dedup, from_bits, to_bits
 from weightfab.errors import WeightfabError
-from weightfab.network import Act, Dense, Network
-from weightfab.quantize import WEIGHT_BITS, _multiplier, quantize, quantize_weights, run_integer
+from weightfab.frontend.network import Act, Dense, Network
+from weightfab.quant.quantize import WEIGHT_BITS, _multiplier, quantize, quantize_weights, run_integer
 
 finite = st.floats(-100, 100, allow_nan=False, allow_subnormal=False, width=32)
 matrices = arrays(np.float32, st.tuples(st.integers(1, 8), st.integers(1, 40)), elements=finite)

@@ -7,11 +7,11 @@ import pytest
 
 import weightfab
 from conftest import MODELS, SAMPLE, SAMPLES, mlp_model, run_cli
-from weightfab.dedup import to_bits
+from weightfab.mapping.dedup import to_bits
 from weightfab.errors import LayoutReadError
-from weightfab.pdk import load_pdk
-from weightfab.readback import read_bits
-from weightfab.verify import verify
+from weightfab.tech.pdk import load_pdk
+from weightfab.signoff.readback import read_bits
+from weightfab.flow.verify import verify
 
 PDK = load_pdk("sky130")
 UM = PDK.dbu_um

@@ -28,8 +28,8 @@ import klayout.db as kdb
 import pytest
 
 from conftest import mutate_layer
-from weightfab.drc import run_drc
-from weightfab.pdk import load_pdk
+from weightfab.signoff.drc import run_drc
+from weightfab.tech.pdk import load_pdk
 
 REQUIREMENTS = Path(__file__).resolve().parent / "vendor-cells.txt"
 

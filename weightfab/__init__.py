@@ -2,6 +2,6 @@
 __version__ = "0.1.0"
 
 from .errors import WeightfabError  # noqa: E402
-from .pipeline import CompileResult, compile  # noqa: E402
+from .flow.compile import CompileResult, compile  # noqa: E402
 
 __all__ = ["compile", "CompileResult", "WeightfabError", "__version__"]

@@ -14,8 +14,8 @@ from pathlib import Path
 import klayout.db as kdb
 import klayout.rdb as krdb
 
-from .errors import LayoutReadError
-from .pdk import Pdk, Rule
+from ..errors import LayoutReadError
+from ..tech.pdk import Pdk, Rule
 
 NEVER_ZERO = kdb.Region.NeverIncludeZeroDistance
 

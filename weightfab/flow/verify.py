@@ -6,14 +6,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import load_npz
-from .errors import LayoutReadError, WeightfabError
-from .onnx_import import load_onnx
-from .pdk import load_pdk
-from .pipeline import apply_merge, default_calibration
-from .quantize import WEIGHT_BITS, quantize, run_integer
-from .drc import read_layout
-from .readback import VerifyResult, find_arrays, verify_layout
+from .inputs import load_npz
+from ..errors import LayoutReadError, WeightfabError
+from ..frontend.onnx_import import load_onnx
+from ..tech.pdk import load_pdk
+from .compile import apply_merge, default_calibration
+from ..quant.quantize import WEIGHT_BITS, quantize, run_integer
+from ..signoff.drc import read_layout
+from ..signoff.readback import VerifyResult, find_arrays, verify_layout
 
 
 @dataclass
@@ -106,7 +106,7 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
             accuracy["onnxruntime"] = float(np.mean(np.argmax(_ort_outputs(ort, model, data_x), 1) == data_y))
     checks = None
     if electrical:
-        from .electrical import electrical_check
+        from ..signoff.electrical import electrical_check
         # every engine, on its default window (whole engine up to 8192 bits, else 64 x 64)
         checks = [electrical_check(layout, pdk_, engine=i, expected=qnet, geometric=False)
                   for i in range(len(result.arrays))]

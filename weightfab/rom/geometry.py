@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import PdkError
-from .pdk import Pdk
+from ..errors import PdkError
+from ..tech.pdk import Pdk
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,17 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import PdkError
+from ..errors import PdkError
 
-BUILTIN_DIR = Path(__file__).parent / "pdks"
+
+def _builtin_dir() -> Path:
+    """The built-in PDKs: ``pdk/`` at the top of a checkout, ``weightfab/pdks/`` once installed."""
+    here = Path(__file__).resolve()
+    checkout = here.parents[2] / "pdk"
+    return checkout if (checkout / "sky130" / "pdk.toml").is_file() else here.parents[1] / "pdks"
+
+
+BUILTIN_DIR = _builtin_dir()
 
 RULE_KINDS = {
     "width": False,  # kind -> needs "other"

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import WeightfabError
+from ..errors import WeightfabError
 
 
 def load_npz(path: str | Path, sample_shape: tuple[int, ...], need_labels: bool,

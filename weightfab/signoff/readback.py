@@ -15,12 +15,12 @@ from pathlib import Path
 import klayout.db as kdb
 import numpy as np
 
-from .dedup import from_bits, to_bits
+from ..mapping.dedup import from_bits, to_bits
 from .drc import read_layout
-from .errors import LayoutReadError
-from .pdk import Pdk
-from .quantize import QuantizedNetwork
-from .rom import RomGeometry
+from ..errors import LayoutReadError
+from ..tech.pdk import Pdk
+from ..quant.quantize import QuantizedNetwork
+from ..rom.geometry import RomGeometry
 
 
 @dataclass(frozen=True)

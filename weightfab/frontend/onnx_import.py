@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
 
-from .errors import ModelError
+from ..errors import ModelError
 from .network import Act, Add, Conv, Dense, Network, Pool, QuantPoint, Reshape, Transpose, float_op
 
 SUPPORTED_OPS = ("Add", "AveragePool", "BatchNormalization", "Cast", "Clip", "Constant", "ConstantOfShape",

@@ -16,8 +16,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .errors import ModelError
-from .network import Act, Add, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_counts, pool_windows
+from ..errors import ModelError
+from ..frontend.network import Act, Add, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_counts, pool_windows
 
 WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "int4-mse": 4, "int2-mse": 2}
 CLIP_RATIOS = np.linspace(0.3, 1.0, 36)  # "-mse" formats: candidate clipping levels, a share of max |w|

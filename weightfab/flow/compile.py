@@ -9,17 +9,17 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .data import load_npz
-from .dedup import DEFAULT_BLOCK, BlockLibrary, dedup, to_bits
-from .drc import DrcReport, run_drc, write_lyrdb
-from .errors import WeightfabError
-from .layout import build_library, write_library
-from .network import Network
-from .onnx_import import load_onnx
-from .pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
-from .quantize import QuantizedNetwork, quantize, run_integer
-from .rom import Placement, RomGeometry, floorplan
+from .. import __version__
+from .inputs import load_npz
+from ..mapping.dedup import DEFAULT_BLOCK, BlockLibrary, dedup, to_bits
+from ..signoff.drc import DrcReport, run_drc, write_lyrdb
+from ..errors import WeightfabError
+from ..rom.writer import build_library, write_library
+from ..frontend.network import Network
+from ..frontend.onnx_import import load_onnx
+from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
+from ..quant.quantize import QuantizedNetwork, quantize, run_integer
+from ..rom.geometry import Placement, RomGeometry, floorplan
 
 
 @dataclass
@@ -141,7 +141,7 @@ def _accuracy(net: Network, qnet: QuantizedNetwork, x: np.ndarray, y: np.ndarray
 
 def apply_merge(qnet, block, tol, budget, calib_x, data_x, data_y):
     """The similar-block merge asked for (``--merge-tol`` or ``--merge-budget``), or None."""
-    from . import merge as mg
+    from ..mapping import merge as mg
     if tol is not None and budget is not None:
         raise WeightfabError("give --merge-tol or --merge-budget, not both")
     if budget is not None:
@@ -218,7 +218,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
         lap("drc")
     verify_result = None
     if verify:
-        from .readback import verify_layout
+        from ..signoff.readback import verify_layout
         verify_result = verify_layout(output, qnet, pdk_)
         lap("verify")
     accuracy = None

@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import WeightfabError
-from .quantize import QuantizedNetwork
+from ..errors import WeightfabError
+from ..quant.quantize import QuantizedNetwork
 
 DEFAULT_BLOCK = 4
 

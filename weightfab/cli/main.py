@@ -8,9 +8,9 @@ from pathlib import Path
 
 import click
 
-from . import __version__
-from .errors import WeightfabError
-from .quantize import WEIGHT_BITS
+from .. import __version__
+from ..errors import WeightfabError
+from ..quant.quantize import WEIGHT_BITS
 
 
 def _guard(fn):
@@ -93,7 +93,7 @@ def _print_drc(report, echo, pdk=None):
 def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
                 no_drc, no_verify, merge_tol, merge_budget):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
-    from .pipeline import compile as run
+    from ..flow.compile import compile as run
 
     res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
               input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
@@ -145,8 +145,8 @@ def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, in
 @_guard
 def drc_cmd(file, pdk, lyrdb):
     """Check FILE (GDSII/OASIS) against the PDK's rule deck; exit 2 on violations."""
-    from .drc import run_drc, write_lyrdb
-    from .pdk import load_pdk
+    from ..signoff.drc import run_drc, write_lyrdb
+    from ..tech.pdk import load_pdk
 
     p = load_pdk(pdk)
     report = run_drc(file, p)
@@ -178,7 +178,7 @@ def drc_cmd(file, pdk, lyrdb):
 def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset, electrical, block, merge_tol,
                merge_budget):
     """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
-    from .verify import verify
+    from ..flow.verify import verify
 
     res = verify(file, model, pdk=pdk, weights=weights, calib=calib, data=data,
                  input_scale=input_scale, input_offset=input_offset, electrical=electrical, block=block,
@@ -224,11 +224,11 @@ def verify_cmd(file, model, pdk, weights, calib, data, input_scale, input_offset
 def inspect_cmd(model, weights, block, calib, data, input_scale, input_offset, levels, plot):
     """Unique blocks against accuracy over merge levels, without writing a layout."""
 
-    from . import merge as mg
-    from .data import load_npz
-    from .onnx_import import load_onnx
-    from .pipeline import default_calibration
-    from .quantize import quantize
+    from ..mapping import merge as mg
+    from ..flow.inputs import load_npz
+    from ..frontend.onnx_import import load_onnx
+    from ..flow.compile import default_calibration
+    from ..quant.quantize import quantize
 
     net = load_onnx(model)
     x = y = None
@@ -269,7 +269,7 @@ def pdk_group():
 @pdk_group.command("list")
 @_guard
 def pdk_list():
-    from .pdk import list_pdks, load_pdk
+    from ..tech.pdk import list_pdks, load_pdk
     for name in list_pdks():
         click.echo(f"{name:<12} {load_pdk(name).description}")
 
@@ -278,8 +278,8 @@ def pdk_list():
 @click.argument("name")
 @_guard
 def pdk_show(name):
-    from .pdk import load_pdk
-    from .rom import RomGeometry
+    from ..tech.pdk import load_pdk
+    from ..rom.geometry import RomGeometry
     p = load_pdk(name)
     g = RomGeometry.from_pdk(p)
     click.echo(f"{p.name}: {p.description}\ngrid {p.grid_um} µm, dbu {p.dbu_um} µm\nlayers:")

@@ -34,11 +34,11 @@ from pathlib import Path
 import klayout.db as kdb
 import numpy as np
 
-from .dedup import to_bits
+from ..mapping.dedup import to_bits
 from .drc import read_layout
-from .errors import LayoutReadError, WeightfabError
-from .pdk import Pdk, load_pdk
-from .quantize import QuantizedNetwork
+from ..errors import LayoutReadError, WeightfabError
+from ..tech.pdk import Pdk, load_pdk
+from ..quant.quantize import QuantizedNetwork
 from .readback import Array, find_arrays, read_bits
 
 LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")

@@ -17,10 +17,10 @@ from pathlib import Path
 import gdstk
 import numpy as np
 
-from .dedup import BlockLibrary, LayerBlocks, to_bits
-from .errors import WeightfabError
-from .pdk import Pdk
-from .rom import Placement, RomGeometry, Shape
+from ..mapping.dedup import BlockLibrary, LayerBlocks, to_bits
+from ..errors import WeightfabError
+from ..tech.pdk import Pdk
+from .geometry import Placement, RomGeometry, Shape
 
 TIMESTAMP = datetime.datetime(2000, 1, 1)
 

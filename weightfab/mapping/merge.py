@@ -92,9 +92,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from .dedup import DEFAULT_BLOCK, check_block, dedup
-from .errors import WeightfabError
-from .network import Act, Dense, Reshape, im2col
-from .quantize import QuantizedNetwork, _run_batch, quantize_input, run_integer
+from ..errors import WeightfabError
+from ..frontend.network import Act, Dense, Reshape, im2col
+from ..quant.quantize import QuantizedNetwork, _run_batch, quantize_input, run_integer
 
 DEFAULT_LEVELS = (0, 1, 2, 3, 4, 6, 8)
 METRIC_LINF = "L-infinity, quantization steps"
