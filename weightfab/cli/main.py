@@ -299,3 +299,7 @@ def pdk_show(name):
     click.echo(f"bitcell: {g.px * p.dbu_um:.3f} x {g.py / 2 * p.dbu_um:.3f} µm = {area:.4f} µm², "
                f"{1 / area:.3f} bits/µm²; programming layer {p.programming_layer}")
     click.echo(f"KLayout layer properties: {p.lyp or 'none'}")
+
+from .diff import diff_cmd  # noqa: E402
+
+main.add_command(diff_cmd)
