@@ -86,7 +86,7 @@ def test_bad_inputs_are_one_line_errors(tmp_path):
         (["compile", SAMPLE, "-o", tmp_path / "a.gds", "--pdk", bad_pdk], "unknown key 'colour'"),
         (["compile", SAMPLE, "-o", tmp_path / "a.gds", "--pdk", "nosuch"], "unknown PDK 'nosuch'"),
         (["compile", SAMPLE, "-o", tmp_path / "a.gds", "--block", "3"], "even"),
-        (["compile", SAMPLE, "-o", tmp_path / "a.gds", "--data", SAMPLE], "not a readable .npz"),
+        (["compile", SAMPLE, "-o", tmp_path / "a.gds", "--data", SAMPLE], "not an .npz file"),
         (["drc", tmp_path / "none.gds"], "no such file"),
     ]
     for args, expect in cases:

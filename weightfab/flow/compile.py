@@ -1,25 +1,33 @@
 """compile(): the whole flow, one stage after another. The CLI only wraps this."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
+import os
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from .. import __version__
-from .inputs import load_npz
+from .inputs import check_scale, default_calibration, resolve_inputs  # noqa: F401 (default_calibration: API)
+from .outputs import Outputs, check_layout_file, check_paths, check_text_end
 from ..mapping.dedup import DEFAULT_BLOCK, BlockLibrary, dedup, to_bits
 from ..signoff.drc import DrcReport, run_drc, write_lyrdb
-from ..errors import WeightfabError
+from ..errors import OutputError, UsageError, WeightfabError
 from ..rom.writer import build_library, write_library
 from ..frontend.network import Network
 from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from ..quant.quantize import QuantizedNetwork, quantize, run_integer
 from ..rom.geometry import Placement, RomGeometry, floorplan
+from ..signoff.readback import verify_layout
+
+LYRDB_END = "</report-database>"
 
 
 @dataclass
@@ -38,6 +46,8 @@ class CompileResult:
     verify: object | None
     timings: dict[str, float] = field(default_factory=dict)
     merge: object | None = None
+    calibration: dict | None = None   # where the calibration inputs came from (flow.inputs.Inputs.summary)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -59,6 +69,7 @@ class CompileResult:
                 "rows": lb.rows, "columns": lb.columns,
                 "area_um2": round((x1 - x0) * (y1 - y0) * um * um, 3),
                 "programmed_vias": _ones(lb),
+                "stores_bits": bool(_ones(lb)),
             })
         die = self.placement.die
         w, h = (die[2] - die[0]) * um, (die[3] - die[1]) * um
@@ -93,6 +104,8 @@ class CompileResult:
             "verify": None if self.verify is None else self.verify.summary(),
             "merge": None if self.merge is None else self.merge.summary(),
             "accuracy": self.accuracy,
+            "calibration": self.calibration,
+            "warnings": list(self.warnings),
             "timings_s": {k: round(v, 4) for k, v in self.timings.items()},
         }
         return rep
@@ -133,120 +146,162 @@ def _ones(lb) -> int:
     return int(to_bits(lb.unique, lb.bits).sum(axis=(1, 2))[lb.index].sum())
 
 
-def _accuracy(net: Network, qnet: QuantizedNetwork, x: np.ndarray, y: np.ndarray) -> dict:
+def _accuracy(net: Network, qref: QuantizedNetwork, qnet: QuantizedNetwork, merged, verified,
+              x: np.ndarray, y: np.ndarray) -> dict:
+    """Float, quantized, merged (when merged) and chip (weights read back, when verified) accuracy."""
     f = np.argmax(net.forward(x), axis=1)
-    q = np.argmax(run_integer(qnet, x), axis=1)
-    return {"samples": int(len(y)), "float": float(np.mean(f == y)), "quantized": float(np.mean(q == y))}
+    q = np.argmax(run_integer(qref, x), axis=1)
+    acc = {"samples": int(len(y)), "float": float(np.mean(f == y)), "quantized": float(np.mean(q == y))}
+    if merged is not None:
+        acc["merged"] = float(np.mean(np.argmax(run_integer(qnet, x), axis=1) == y))
+    if verified is not None and verified.weights is not None:
+        chip = np.argmax(run_integer(qnet.with_weights(verified.weights), x), axis=1)
+        acc["chip"] = float(np.mean(chip == y))
+    return acc
 
 
 def apply_merge(qnet, block, tol, budget, calib_x, data_x, data_y):
     """The similar-block merge asked for (``--merge-tol`` or ``--merge-budget``), or None."""
     from ..mapping import merge as mg
-    if tol is not None and budget is not None:
-        raise WeightfabError("give --merge-tol or --merge-budget, not both")
+    check_merge_options(tol, budget, data_x is not None)
     if budget is not None:
-        if data_x is None:
-            raise WeightfabError("--merge-budget needs --data (inputs and labels to measure the accuracy on)")
-        if budget < 0:
-            raise WeightfabError(f"--merge-budget {budget}: must be >= 0 percentage points")
         return mg.merge_budget(qnet, block, data_x, data_y, float(budget), calib=calib_x)
     if tol:
-        if tol < 0:
-            raise WeightfabError(f"--merge-tol {tol}: must be >= 0 quantization steps")
         return mg.merge_tol(qnet, block, int(tol), calib=calib_x)
     return None
 
 
-def default_calibration(model: Path) -> Path | None:
-    p = model.with_suffix(".calib.npz")
-    return p if p.is_file() else None
+def check_merge_options(tol, budget, have_data: bool) -> None:
+    """Usage errors of the merge options, found before any work."""
+    if tol is not None and budget is not None:
+        raise UsageError("give --merge-tol or --merge-budget, not both")
+    if budget is not None and not have_data:
+        raise UsageError("--merge-budget needs --data (inputs and labels to measure the accuracy on)")
+    if budget is not None and not budget >= 0:
+        raise UsageError(f"--merge-budget {budget}: must be >= 0 percentage points")
+    if tol is not None and tol < 0:
+        raise UsageError(f"--merge-tol {tol}: must be >= 0 quantization steps")
 
 
 def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130", weights: str = "int8",
             block: int = DEFAULT_BLOCK, calib: str | Path | None = None, data: str | Path | None = None,
             input_scale: float = 1.0, input_offset: float = 0.0, drc: bool = True, verify: bool = True,
             report: str | Path | None = None, lyrdb: str | Path | None = None,
-            merge_tol: int | None = None, merge_budget: float | None = None) -> CompileResult:
-    """Compile an ONNX model into a ROM layout; see the README for what each option does."""
+            merge_tol: int | None = None, merge_budget: float | None = None,
+            on_warning: Callable[[str], None] | None = None) -> CompileResult:
+    """Compile an ONNX model into a ROM layout; see the README for what each option does and for
+    where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
     model, output = Path(model), Path(output)
-    if output.suffix.lower() not in (".gds", ".oas"):
-        raise WeightfabError(f"{output}: output must end in .gds or .oas")
-    t: dict[str, float] = {}
-    clock = time.perf_counter()
+    markers = _check_usage(model, output, pdk, calib, data, report, lyrdb, drc)
+    check_merge_options(merge_tol, merge_budget, data is not None)
+    check_scale(input_scale, input_offset)
+    warnings: list[str] = []
 
-    def lap(stage):
-        nonlocal clock
-        now = time.perf_counter()
-        t[stage] = t.get(stage, 0.0) + now - clock
-        clock = now
+    def warn(message: str) -> None:
+        warnings.append(message)
+        if on_warning is not None:
+            on_warning(message)
 
-    pdk_ = load_pdk(pdk)
-    net = load_onnx(model)                                    # ONNX -> Network
-    lap("import")
-    calib_path = Path(calib) if calib else default_calibration(model)
-    data_x = data_y = None
-    if data:
-        data_x, data_y = load_npz(data, net.input_shape, True, input_scale, input_offset)
-    if calib_path is not None:
-        calib_x, _ = load_npz(calib_path, net.input_shape, False, input_scale, input_offset)
-    elif data_x is not None:
-        calib_x = data_x
-    else:
-        raise WeightfabError(f"{model}: no calibration inputs: give --calib FILE.npz (array 'x'), "
-                             f"or put {model.with_suffix('.calib.npz').name} beside the model")
-    qnet = quantize(net, calib_x, weights)                    # Network -> QuantizedNetwork
-    lap("quantize")
-    qref, merged = qnet, apply_merge(qnet, block, merge_tol, merge_budget, calib_x, data_x, data_y)
-    if merged is not None:                                    # similar blocks share one cell
-        qnet = merged.apply(qnet)
-        lap("merge")
-    blocks = dedup(qnet, block)                               # -> BlockLibrary
-    lap("dedup")
-    geom = RomGeometry.from_pdk(pdk_)
-    placement = floorplan([(l.columns, l.rows) for l in blocks.layers], geom)
-    lap("floorplan")
-    lib = build_library(net.name, blocks, placement, pdk_)    # -> cells
-    lap("layout")
-    size = write_library(lib, output)                         # -> GDSII / OASIS bytes
-    del lib
-    lap("write")
-    drc_report = None
-    if drc:
-        drc_report = run_drc(output, pdk_)                    # KLayout, hierarchical
-        if lyrdb or not drc_report.clean:
-            write_lyrdb(drc_report, pdk_, lyrdb or output.with_suffix(".lyrdb"))
-        lap("drc")
-    verify_result = None
-    if verify:
-        from ..signoff.readback import verify_layout
-        verify_result = verify_layout(output, qnet, pdk_)
-        lap("verify")
-    accuracy = None
-    if data_x is not None:
-        accuracy = _accuracy(net, qref, data_x, data_y)
-        if merged is not None:
-            accuracy["merged"] = float(np.mean(np.argmax(run_integer(qnet, data_x), axis=1) == data_y))
-        if verify_result is not None and verify_result.weights is not None:
-            chip = np.argmax(run_integer(qnet.with_weights(verify_result.weights), data_x), axis=1)
-            accuracy["chip"] = float(np.mean(chip == data_y))
-        lap("accuracy")
-    result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
-                           accuracy, verify_result, t, merged)
-    if report:
-        write_json(result.report(), report)
+    clock = _Clock()
+    with Outputs() as out:
+        pdk_ = load_pdk(pdk)
+        net = load_onnx(model)                                    # ONNX -> Network
+        clock.lap("import")
+        inputs = resolve_inputs(model, net, calib, data, input_scale, input_offset)
+        for w in inputs.warnings:
+            warn(w)
+        qnet = quantize(net, inputs.calib_x, weights)             # Network -> QuantizedNetwork
+        clock.lap("quantize")
+        qref, merged = qnet, apply_merge(qnet, block, merge_tol, merge_budget, inputs.calib_x,
+                                         inputs.data_x, inputs.data_y)
+        if merged is not None:                                    # similar blocks share one cell
+            qnet = merged.apply(qnet)
+            clock.lap("merge")
+        blocks = dedup(qnet, block)                               # -> BlockLibrary
+        clock.lap("dedup")
+        for lb in blocks.layers:
+            if _ones(lb) == 0:
+                warn(f"layer '{lb.name}' stores no bits: all its weights quantize to zero")
+        geom = RomGeometry.from_pdk(pdk_)
+        placement = floorplan([(l.columns, l.rows) for l in blocks.layers], geom)
+        clock.lap("floorplan")
+        lib = build_library(net.name, blocks, placement, pdk_)    # -> cells
+        clock.lap("layout")
+        staged = out.stage(output)                                # checked, then renamed by commit()
+        write_library(lib, staged)                                # -> GDSII / OASIS bytes
+        del lib
+        size = check_layout_file(staged, output.suffix.lower())  # a full disk truncates silently
+        clock.lap("write")
+        drc_report = None
+        if drc:
+            drc_report = _drc(staged, output, pdk_, markers if lyrdb else None, out)
+            clock.lap("drc")
+        verify_result = None
+        if verify:
+            verify_result = verify_layout(staged, qnet, pdk_)     # the file this run wrote
+            verify_result.file = str(output)
+            clock.lap("verify")
+        accuracy = None
+        if inputs.data_x is not None:
+            accuracy = _accuracy(net, qref, qnet, merged, verify_result, inputs.data_x, inputs.data_y)
+            clock.lap("accuracy")
+        result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
+                               accuracy, verify_result, clock.t, merged, inputs.summary(), warnings)
+        if report:
+            write_json(result.report(), out.stage(report))
+        out.commit()                                              # every output reaches its name together
     return result
 
 
+def _check_usage(model: Path, output: Path, pdk, calib, data, report, lyrdb, drc: bool) -> Path | None:
+    """Usage errors found before any work; returns where DRC markers go (None without DRC)."""
+    if output.suffix.lower() not in (".gds", ".oas"):
+        raise UsageError(f"{output}: output must end in .gds or .oas")
+    markers = Path(lyrdb) if lyrdb else output.with_suffix(".lyrdb") if drc else None
+    pdk_file = Path(pdk) / "pdk.toml" if Path(pdk).is_dir() else None
+    check_paths({"MODEL": model, "--calib": calib, "--data": data, "--pdk": pdk_file},
+                {"-o": output, "--report": report,
+                 ("--lyrdb" if lyrdb else "the DRC markers (beside -o)"): markers})
+    return markers
+
+
+def _drc(staged: Path, output: Path, pdk_: Pdk, lyrdb: Path | None, out: Outputs) -> DrcReport:
+    """DRC of the staged layout; markers staged beside the output when asked for or on violations."""
+    rep = dataclasses.replace(run_drc(staged, pdk_), file=str(output))  # KLayout, hierarchical
+    if lyrdb is not None or not rep.clean:
+        path = out.stage(lyrdb or output.with_suffix(".lyrdb"))
+        write_lyrdb(rep, pdk_, path)
+        check_text_end(path, LYRDB_END)
+    return rep
+
+
+class _Clock:
+    """Seconds per stage: ``lap(stage)`` charges the time since the last lap to ``stage``."""
+
+    def __init__(self):
+        self.t: dict[str, float] = {}
+        self.last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.t[stage] = self.t.get(stage, 0.0) + now - self.last
+        self.last = now
+
+
 def write_json(obj: dict, path: str | Path) -> None:
-    import os
-    import tempfile
     path = Path(path)
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent if str(path.parent) else ".")
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(obj, f, indent=2, sort_keys=False)
+                f.write("\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
     except OSError as exc:
-        raise WeightfabError(f"cannot write {path}: {exc.strerror or exc}") from None
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .inputs import load_npz
-from ..errors import LayoutReadError, WeightfabError
+from .inputs import check_scale, resolve_inputs
+from ..errors import LayoutReadError, UsageError, WeightfabError
 from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import load_pdk
-from .compile import apply_merge, default_calibration
+from .compile import apply_merge, check_merge_options
 from ..quant.quantize import WEIGHT_BITS, quantize, run_integer
 from ..signoff.drc import read_layout
 from ..signoff.readback import VerifyResult, find_arrays, verify_layout
@@ -22,6 +22,7 @@ class VerifyRun:
     weights: str
     accuracy: dict | None
     electrical: list | None = None  # ElectricalResult per engine, when asked for
+    warnings: list = None           # e.g. calibrated on --data (flow.inputs)
 
 
 def infer_weights(path, pdk, net) -> str:
@@ -30,12 +31,28 @@ def infer_weights(path, pdk, net) -> str:
     arrays = find_arrays(layout, top, pdk, path)
     if not arrays:
         raise LayoutReadError(f"{path}: no ROM arrays found")
+    check_shapes(path, arrays, net)
     bits = arrays[0].cols // net.layers[0].shape[0]
     fmt = {8: "int8", 4: "int4"}.get(bits)
-    if fmt is None or arrays[0].cols % net.layers[0].shape[0]:
+    if fmt is None:
         raise WeightfabError(f"{path}: {arrays[0].cols} bitlines for {net.layers[0].shape[0]} channels: "
                              "give --weights (2-bit layouts may be int2 or ternary)")
     return fmt
+
+
+def check_shapes(path, arrays, net) -> None:
+    """A layout of another model (other layer count or shapes) is said to be one, not a format question."""
+    layers = net.layers
+    if len(arrays) != len(layers):
+        raise LayoutReadError(f"{path}: the layout holds {len(arrays)} ROM arrays, the model has {len(layers)} "
+                              "layers: it is not a layout of this model")
+    for i, (a, l) in enumerate(zip(arrays, layers)):
+        n, m = l.shape
+        bits = a.cols // n if a.cols % n == 0 else 0
+        if bits not in (2, 4, 8) or not m <= a.rows < m + 256:
+            raise LayoutReadError(f"{path}: array {i} is {a.cols} bitlines x {a.rows} wordlines, which no weight "
+                                  f"format of layer '{l.name}' ({n} outputs x {m} inputs) gives: it is not a "
+                                  "layout of this model")
 
 
 def _ort_outputs(ort, model: Path, x: np.ndarray) -> np.ndarray:
@@ -58,25 +75,19 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
            data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False,
            block: int = 4, merge_tol: int | None = None, merge_budget: float | None = None) -> VerifyRun:
     layout, model = Path(layout), Path(model)
+    if weights is not None and weights not in WEIGHT_BITS:
+        raise UsageError(f"unknown weight format '{weights}'")
+    check_merge_options(merge_tol, merge_budget, data is not None)
+    check_scale(input_scale, input_offset)
     pdk_ = load_pdk(pdk)
     net = load_onnx(model)
+    inputs = resolve_inputs(model, net, calib, data, input_scale, input_offset, required=False)
+    data_x, data_y = inputs.data_x, inputs.data_y
+    # weight bits do not depend on activation scales: without calibration inputs any input will do
+    calib_x = inputs.calib_x if inputs.calib_x is not None else np.ones((1, *net.input_shape), np.float32)
     inferred = weights is None
     weights = weights or infer_weights(layout, pdk_, net)
-    if weights not in WEIGHT_BITS:
-        raise WeightfabError(f"unknown weight format '{weights}'")
-    data_x = data_y = None
-    if data:
-        data_x, data_y = load_npz(data, net.input_shape, True, input_scale, input_offset)
-    calib_path = Path(calib) if calib else default_calibration(model)
-    if calib_path is not None:
-        calib_x, _ = load_npz(calib_path, net.input_shape, False, input_scale, input_offset)
-    elif data_x is not None:
-        calib_x = data_x
-    else:
-        calib_x = None
-    if calib_x is None:
-        # weight bits do not depend on activation scales; a dummy calibration suffices for the comparison
-        calib_x = np.ones((1, *net.input_shape), np.float32)
+
     def reference(fmt):
         q = quantize(net, calib_x, fmt)
         merged = apply_merge(q, block, merge_tol, merge_budget, calib_x, data_x, data_y)
@@ -110,4 +121,4 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
         # every engine, on its default window (whole engine up to 8192 bits, else 64 x 64)
         checks = [electrical_check(layout, pdk_, engine=i, expected=qnet, geometric=False)
                   for i in range(len(result.arrays))]
-    return VerifyRun(result, weights, accuracy, checks)
+    return VerifyRun(result, weights, accuracy, checks, inputs.warnings)

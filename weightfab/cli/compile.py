@@ -1,0 +1,71 @@
+"""`weightfab compile`: the whole flow; see flow/compile.py."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..errors import outcome_error
+from .main import _guard, _print_drc
+from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight_format
+
+
+@click.command("compile")
+@click.argument("model", type=FILE)
+@click.option("-o", "--output", required=True, type=FILE, help="Layout to write: .gds (GDSII) or .oas (OASIS).")
+@pdk_option
+@weight_format()
+@model_inputs
+@click.option("--report", type=FILE, help="Write the JSON report here.")
+@click.option("--lyrdb", type=FILE, help="Write DRC markers here (always written, beside the output, on violations).")
+@click.option("--no-drc", is_flag=True, help="Skip the design-rule check.")
+@click.option("--no-verify", is_flag=True, help="Skip the readback verification.")
+@merge_options
+@_guard
+def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
+                no_drc, no_verify, merge_tol, merge_budget):
+    """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
+    from ..flow.compile import compile as run
+
+    res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
+              input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
+              report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn)
+    print_result(res, model, output)
+    err = outcome_error(res.drc, None if res.verify is None else res.verify.ok, str(output))
+    if err is not None:
+        raise err
+
+
+def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
+    rep = res.report()
+    echo(f"{model} -> {output} ({rep['format'].upper()}, {rep['file_bytes']:,} bytes), PDK {rep['pdk']}, "
+         f"{rep['weights']}, block {rep['block']}")
+    echo(f"{'layer':<24} {'shape':>11} {'weights':>9} {'bits':>4} {'blocks':>8} {'unique':>8} {'ratio':>6} {'area µm²':>12}")
+    for l in rep["layers"]:
+        shape = f"{l['outputs']}x{l['inputs']}"
+        echo(f"{l['name'][:24]:<24} {shape:>11} {l['weights']:>9,} {l['bits']:>4} {l['blocks']:>8,} "
+             f"{l['unique_blocks']:>8,} {l['dedup_ratio']:>6.2f} {l['area_um2']:>12,.1f}")
+    d = rep["die"]
+    echo(f"die: {d['width_um']:.1f} x {d['height_um']:.1f} µm = {d['area_mm2']:.4f} mm² (ROM arrays only; "
+         f"periphery not drawn); bitcell {rep['bitcell']['area_um2']} µm², {rep['bitcell']['bits_per_um2']} bits/µm²")
+    others = [f"{c['pdk']} {c['die_area_mm2']:.4f} mm² ({c['relative_to_chosen']:.2f}x, {c['bits_per_um2']} bits/µm²)"
+              if "die_area_mm2" in c else f"{c['pdk']}: {c['error']}" for c in rep["pdk_comparison"] if c["pdk"] != rep["pdk"]]
+    if others:
+        echo("same arrays on " + "; ".join(others))
+    if res.drc is not None:
+        _print_drc(res.drc, echo, res.pdk)
+    else:
+        echo("DRC: skipped (--no-drc)")
+    if res.verify is not None:
+        v = res.verify
+        echo(f"verified: {v.matched} of {v.total_bits} bits match" if v.ok else
+             f"readback: {len(v.mismatches)} mismatches, first: {v.mismatches[0]}")
+    if res.merge is not None:
+        m = res.merge
+        echo(f"merge: {m.total_before:,} -> {m.total_after:,} unique blocks ({m.reduction:.2f}x; {m.stopped_because})")
+    if res.accuracy:
+        a = res.accuracy
+        merged = f", merged {a['merged']:.2%}" if "merged" in a else ""
+        chip = f", chip {a['chip']:.2%}" if "chip" in a else ""
+        echo(f"accuracy on {a['samples']} samples: float {a['float']:.2%}, quantized {a['quantized']:.2%}{merged}{chip}")
+    echo("time: " + ", ".join(f"{k} {v:.2f}s" for k, v in res.timings.items()))
