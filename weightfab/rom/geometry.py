@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import PdkError
+from ..tech.bitcell import Bitcell
 from ..tech.pdk import Pdk
 
 
@@ -41,26 +42,31 @@ class RomGeometry:
     source: int             # source-contact centre y within an island
     gates: tuple[tuple[int, int], tuple[int, int]]  # poly y-extent of gate 0 and gate 1
     contact: int
-    d: dict                 # bitcell parameters in dbu
+    c: Bitcell              # bitcell parameters in dbu (tech/bitcell.py)
+    has_npc: bool = False
+    has_nsdm: bool = False
+
+    @property
+    def d(self) -> Bitcell:
+        """The bitcell parameters in dbu (typed; also readable by name, ``g.d.via``)."""
+        return self.c
 
     @classmethod
     def from_pdk(cls, pdk: Pdk) -> "RomGeometry":
-        d = {k: pdk.to_dbu(v) for k, v in pdk.bitcell.items()}
-        d["has_npc"] = pdk.has("npc")
-        d["has_nsdm"] = pdk.has("nsdm")
-        ct, cg, gl, de = d["contact"], d["contact_to_gate"], d["gate_length"], d["diff_end"]
+        d = Bitcell.from_table(pdk.bitcell).to_dbu(pdk.to_dbu)
+        ct, cg, gl, de = d.contact, d.contact_to_gate, d.gate_length, d.diff_end
         island = 2 * de + 3 * ct + 4 * cg + 2 * gl
         d0 = de + ct // 2
         g0 = (de + ct + cg, de + ct + cg + gl)
         s = g0[1] + cg + ct // 2
         g1 = (s + ct // 2 + cg, s + ct // 2 + cg + gl)
         d1 = g1[1] + cg + ct // 2
-        px = d["diff_width"] + d["diff_space"]
-        if px % 2 or d["diff_width"] % 2:
+        px = d.diff_width + d.diff_space
+        if px % 2 or d.diff_width % 2:
             raise PdkError(f"{pdk.path}: [bitcell] diff_width and diff_width + diff_space must be even numbers "
                            f"of database units (the cell is centred on its column)")
-        return cls(px=px, py=island + d["island_space"], island=island,
-                   drain=(d0, d1), source=s, gates=(g0, g1), contact=ct, d=d)
+        return cls(px=px, py=island + d.island_space, island=island, drain=(d0, d1), source=s, gates=(g0, g1),
+                   contact=ct, c=d, has_npc=pdk.has("npc"), has_nsdm=pdk.has("nsdm"))
 
     # -- the repeated bit pair -------------------------------------------------------------
     def bitpair(self) -> list[Shape]:
@@ -68,10 +74,10 @@ class RomGeometry:
         edges, so that abutting copies form continuous lines and the array is one regular
         reference of one cell (which hierarchical DRC checks once)."""
         d = self.d
-        h, ct = d["diff_width"] // 2, self.contact // 2
-        pw, pl, lw = d["li_pad_width"] // 2, d["li_pad_length"] // 2, d["li_width"] // 2
+        h, ct = d.diff_width // 2, self.contact // 2
+        pw, pl, lw = d.li_pad_width // 2, d.li_pad_length // 2, d.li_width // 2
         hx, gap = self.px // 2, (self.py - self.island) // 2
-        w = d["met1_bitline_width"] // 2
+        w = d.met1_bitline_width // 2
         shapes = [Shape("diff", (-h, 0, h, self.island))]
         for y in (self.drain[0], self.source, self.drain[1]):
             shapes.append(Shape("licon", (-ct, y - ct, ct, y + ct)))
@@ -85,17 +91,17 @@ class RomGeometry:
 
     def prog_box(self, x: int, y: int) -> tuple[int, int, int, int]:
         """The programming via (role mcon) of the bit site centred at (x, y)."""
-        h = self.d["via"] // 2
+        h = self.d.via // 2
         return (x - h, y - h, x + h, y + h)
 
     # -- one engine's regular (model-independent) geometry ------------------------------------
     def _pads(self) -> tuple[int, int, int, int]:
         """x-extent of the poly pads of gate 0 (a) and gate 1 (b): (a0, a1, b0, b1)."""
         d = self.d
-        a1 = -(d["diff_width"] // 2 + d["contact_to_diff"] + d["poly_pad_x"])
-        a0 = a1 - d["poly_pad_x"]
-        b1 = a0 - d["poly_pad_space"]
-        return a0, a1, b1 - d["poly_pad_x"], b1
+        a1 = -(d.diff_width // 2 + d.contact_to_diff + d.poly_pad_x)
+        a0 = a1 - d.poly_pad_x
+        b1 = a0 - d.poly_pad_space
+        return a0, a1, b1 - d.poly_pad_x, b1
 
     def engine(self, cols: int, rows: int) -> list[Shape]:
         """Everything but the programming layer for a cols × rows array (rows even)."""
@@ -103,13 +109,13 @@ class RomGeometry:
         n = rows // 2
         hx = self.px // 2
         top = (n - 1) * self.py + self.island
-        right = (cols - 1) * self.px + d["diff_width"] // 2
+        right = (cols - 1) * self.px + d.diff_width // 2
         a0, a1, b0, b1 = self._pads()
         shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
-        pl, lw, lic_x = d["li_pad_length"] // 2, d["li_width"] // 2, (d["poly_pad_x"] - self.contact) // 2
-        py2 = d["poly_pad_y"] // 2
+        pl, lw, lic_x = d.li_pad_length // 2, d.li_width // 2, (d.poly_pad_x - self.contact) // 2
+        py2 = d.poly_pad_y // 2
         last_x = (cols - 1) * self.px
-        end = d["diff_width"] // 2 + d["poly_endcap"]   # wordline end beyond the last column's centre
+        end = d.diff_width // 2 + d.poly_endcap   # wordline end beyond the last column's centre
         for g_lo, g_hi in self.gates:
             if end > hx:  # the bit-pair segment stops at the cell edge: extend to the endcap
                 shapes.append(Shape("poly", (last_x + hx, g_lo, last_x + end, g_hi), 1, n, 0, self.py))
@@ -121,20 +127,20 @@ class RomGeometry:
             cx = (p0 + p1) // 2
             shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
             shapes.append(Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py))
-        if d["has_npc"]:
-            npc = d["npc_enclosure"]
+        if self.has_npc:
+            npc = d.npc_enclosure
             g0c = sum(self.gates[0]) // 2
             g1c = sum(self.gates[1]) // 2
             shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
         # ground: the source lines continue to a rail right of the array
         last = last_x + hx
-        rail0 = last_x + max(hx, end) + 2 * d["contact_to_diff"]
+        rail0 = last_x + max(hx, end) + 2 * d.contact_to_diff
         rail1 = rail0 + 2 * self.contact
         shapes.append(Shape("li", (last, self.source - lw, rail0, self.source + lw), 1, n, 0, self.py))
         shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
-        if d["has_nsdm"]:
-            ns = d["nsdm_enclosure"]
-            shapes.append(Shape("nsdm", (-d["diff_width"] // 2 - ns, -ns, right + ns, top + ns)))
+        if self.has_nsdm:
+            ns = d.nsdm_enclosure
+            shapes.append(Shape("nsdm", (-d.diff_width // 2 - ns, -ns, right + ns, top + ns)))
         return shapes
 
     def engine_bbox(self, cols: int, rows: int) -> tuple[int, int, int, int]:

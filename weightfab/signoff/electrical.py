@@ -3,9 +3,10 @@
 The geometric readback (readback.py) finds programming shapes on bit sites. This module asks
 the circuit question instead: in a window of one engine (a range of bitlines × wordlines,
 whole islands), the layout's shapes are clipped into flat regions and handed to KLayout's
-netlist extractor (``kdb.LayoutToNetlist`` in flat mode). NMOS devices come from the
-diffusion and poly inside the n implant: gate = diff & poly & nsdm, source/drain =
-(diff & nsdm) - poly. Conductors: source/drain - licon - li - mcon - met1, poly - licon - li.
+netlist extractor shared with LVS (``extract.extract``: ``kdb.LayoutToNetlist`` in flat mode).
+NMOS devices come from the diffusion and poly inside the n implant: gate = diff & poly & nsdm,
+source/drain = (diff & nsdm) - poly. Conductors: source/drain - licon - li - mcon - met1,
+poly - licon - li.
 
 The window keeps the nets' terminals: every wordline in it is followed on poly (and only
 poly) to its contact pad left of the array, every ground line on li (and only li) to the
@@ -39,6 +40,7 @@ from .drc import read_layout
 from ..errors import LayoutReadError, WeightfabError
 from ..tech.pdk import Pdk, load_pdk
 from ..quant.quantize import QuantizedNetwork
+from . import extract as ex
 from .readback import Array, find_arrays, read_bits
 
 LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
@@ -124,6 +126,79 @@ def _island_length(layout: kdb.Layout, top: kdb.Cell, diff: int, a: Array) -> in
     return max(hs)
 
 
+@dataclass
+class Window:
+    """One engine's window as extracted: the layout, the measured array and its limits (dbu)."""
+
+    layout: kdb.Layout
+    top: kdb.Cell
+    arrays: list[Array]
+    engine: int
+    array: Array
+    window: tuple[int, int, int, int]     # col0, ncols, row0, nrows
+    ylo: int
+    yhi: int
+    arr_left: int
+    arr_right: int
+    lim_left: int
+    lim_right: int
+    extraction: ex.Extraction
+
+
+def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
+                   window: tuple[int, int, int, int] | None = None, lap=lambda stage: None) -> Window:
+    """Clip one engine's window (see electrical_check) and extract it with ``extract.extract``."""
+    layout, top = read_layout(path)
+    arrays = find_arrays(layout, top, pdk, path)
+    if engine is None:
+        engine = min(range(len(arrays)), key=lambda i: (arrays[i].cols * arrays[i].rows, i))
+    if not 0 <= engine < len(arrays):
+        raise WeightfabError(f"{path}: engine {engine} out of range: the layout holds {len(arrays)} ROM arrays")
+    a = arrays[engine]
+    if window is None:
+        if a.cols * a.rows <= DEFAULT_MAX_BITS:
+            window = (0, a.cols, 0, a.rows)
+        else:
+            window = (0, min(a.cols, DEFAULT_WINDOW), 0, min(a.rows, DEFAULT_WINDOW))
+    col0, ncols, row0, nrows = (int(v) for v in window)
+    if ncols < 1 or nrows < 1 or col0 < 0 or row0 < 0 or col0 + ncols > a.cols or row0 + nrows > a.rows:
+        raise WeightfabError(f"window (col0={col0}, ncols={ncols}, row0={row0}, nrows={nrows}) does not fit "
+                             f"engine {engine} of {a.cols} bitlines x {a.rows} wordlines")
+    idx = ex.layer_indices(layout, pdk)
+    missing = [n for n in ("diff", "poly", "licon", "li", "met1") if idx[n] is None]
+    if missing:
+        raise LayoutReadError(f"{path}: no {', '.join(missing)} shapes: nothing to extract")
+    lap("read")
+
+    # -- the window: core (all layers), wordlines to their pads (poly; pads: licon, li), ground to the rail (li)
+    px, py = a.px, a.py
+    isl0, isl1 = row0 // 2, (row0 + nrows - 1) // 2 + 1
+    island = _island_length(layout, top, idx["diff"], a)
+    gap = (py - island) // 2
+    ylo, yhi = a.y0 + isl0 * py - gap, a.y0 + (isl1 - 1) * py + island + gap
+    xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
+    arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
+    lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
+    boxes = {n: [kdb.Box(xc0, ylo, xc1, yhi)] for n in LAYERS}
+    boxes["poly"].append(kdb.Box(lim_left, ylo, xc0, yhi))
+    boxes["licon"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
+    boxes["li"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
+    regs: dict[str, kdb.Region] = {}
+    for n in LAYERS:
+        regs[n] = kdb.Region()
+        for b in boxes[n]:
+            regs[n] += ex.clip(layout, top, idx[n], b)
+    # ground lines right of the window: only the li that touches the rail area (not the
+    # drain pads of the columns in between)
+    rail_li = ex.clip(layout, top, idx["li"], kdb.Box(arr_right, ylo, lim_right, yhi)).merged()
+    regs["li"] += ex.clip(layout, top, idx["li"], kdb.Box(xc1, ylo, arr_right, yhi)).merged().interacting(rail_li) + rail_li
+    lap("clip")
+    extraction = ex.extract(regs, layout.dbu, pdk, "WINDOW")     # flat, detached: the shared extractor
+    lap("extract")
+    return Window(layout, top, arrays, engine, a, (col0, ncols, row0, nrows), ylo, yhi,
+                  arr_left, arr_right, lim_left, lim_right, extraction)
+
+
 def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | None = None,
                      window: tuple[int, int, int, int] | None = None,
                      expected: np.ndarray | QuantizedNetwork | None = None,
@@ -148,78 +223,15 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
         clock = now
 
     pdk = pdk if isinstance(pdk, Pdk) else load_pdk(pdk)
-    layout, top = read_layout(path)
-    arrays = find_arrays(layout, top, pdk, path)
-    if engine is None:
-        engine = min(range(len(arrays)), key=lambda i: (arrays[i].cols * arrays[i].rows, i))
-    if not 0 <= engine < len(arrays):
-        raise WeightfabError(f"{path}: engine {engine} out of range: the layout holds {len(arrays)} ROM arrays")
-    a = arrays[engine]
-    if window is None:
-        if a.cols * a.rows <= DEFAULT_MAX_BITS:
-            window = (0, a.cols, 0, a.rows)
-        else:
-            window = (0, min(a.cols, DEFAULT_WINDOW), 0, min(a.rows, DEFAULT_WINDOW))
-    col0, ncols, row0, nrows = (int(v) for v in window)
-    if ncols < 1 or nrows < 1 or col0 < 0 or row0 < 0 or col0 + ncols > a.cols or row0 + nrows > a.rows:
-        raise WeightfabError(f"window (col0={col0}, ncols={ncols}, row0={row0}, nrows={nrows}) does not fit "
-                             f"engine {engine} of {a.cols} bitlines x {a.rows} wordlines")
-    idx = {n: layout.find_layer(*pdk.role_gds(n)) if pdk.has(n) else None for n in LAYERS}
-    missing = [n for n in ("diff", "poly", "licon", "li", "met1") if idx[n] is None]
-    if missing:
-        raise LayoutReadError(f"{path}: no {', '.join(missing)} shapes: nothing to extract")
-    lap("read")
-
-    # -- the window: core (all layers), wordlines to their pads (poly; pads: licon, li), ground to the rail (li)
-    px, py = a.px, a.py
-    isl0, isl1 = row0 // 2, (row0 + nrows - 1) // 2 + 1
-    island = _island_length(layout, top, idx["diff"], a)
-    gap = (py - island) // 2
-    ylo, yhi = a.y0 + isl0 * py - gap, a.y0 + (isl1 - 1) * py + island + gap
-    xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
-    arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
-    lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
-    boxes = {n: [kdb.Box(xc0, ylo, xc1, yhi)] for n in LAYERS}
-    boxes["poly"].append(kdb.Box(lim_left, ylo, xc0, yhi))
-    boxes["licon"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
-    boxes["li"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
-
-    def clip(n: str, b: kdb.Box) -> kdb.Region:
-        if idx[n] is None or b.width() <= 0 or b.height() <= 0:
-            return kdb.Region()
-        return kdb.Region(top.begin_shapes_rec_touching(idx[n], b)) & kdb.Region(b)
-
-    regs: dict[str, kdb.Region] = {}
-    for n in LAYERS:
-        r = kdb.Region()
-        for b in boxes[n]:
-            r += clip(n, b)
-        regs[n] = r
-    # ground lines right of the window: only the li that touches the rail area (not the
-    # drain pads of the columns in between)
-    rail_li = clip("li", kdb.Box(arr_right, ylo, lim_right, yhi)).merged()
-    regs["li"] += clip("li", kdb.Box(xc1, ylo, arr_right, yhi)).merged().interacting(rail_li) + rail_li
-    regs = {n: r.merged() for n, r in regs.items()}
-    lap("clip")
-
-    # -- extraction (flat, detached)
-    l2n = kdb.LayoutToNetlist("WINDOW", layout.dbu)
-    # n+ diffusion: under the n implant, or all diffusion where the PDK's n+ is implicit
-    diff_n = regs["diff"] & regs["nsdm"] if pdk.has("nsdm") else regs["diff"]
-    regs["gate"] = diff_n & regs["poly"]
-    regs["sd"] = diff_n - regs["poly"]
-    stray_diff = regs["diff"] - diff_n
-    for n, r in regs.items():
-        l2n.register(r, n)
-    l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor("NMOS"), {"SD": regs["sd"], "G": regs["gate"], "P": regs["poly"]})
-    for n in ("sd", "poly", "licon", "li", "mcon", "met1"):
-        l2n.connect(regs[n])
-    for p, q in (("sd", "licon"), ("poly", "licon"), ("licon", "li"), ("li", "mcon"), ("mcon", "met1")):
-        l2n.connect(regs[p], regs[q])
-    l2n.extract_netlist()
-    circuit = l2n.netlist().top_circuit()
+    w = extract_window(path, pdk, engine, window, lap)
+    layout, top, arrays, engine, a = w.layout, w.top, w.arrays, w.engine, w.array
+    col0, ncols, row0, nrows = w.window
+    px, py, ylo, yhi = a.px, a.py, w.ylo, w.yhi
+    arr_left, arr_right, lim_left, lim_right = w.arr_left, w.arr_right, w.lim_left, w.lim_right
+    l2n, regs, stray_diff = w.extraction.l2n, w.extraction.regions, w.extraction.stray_diff
+    regs["sd"] = regs["sd_n"]
+    circuit = w.extraction.circuit
     nets = sum(1 for _ in circuit.each_net())
-    lap("extract")
 
     errors: list[str] = []
     count = 0

@@ -33,12 +33,8 @@ RULE_KINDS = {
     "channel_width": True,
 }
 
-BITCELL_KEYS = (
-    "diff_width", "gate_length", "contact", "contact_to_gate", "diff_end", "diff_space", "island_space",
-    "li_width", "li_pad_width", "li_pad_length", "via", "met1_bitline_width", "poly_endcap",
-    "poly_pad_x", "poly_pad_y", "poly_pad_space", "contact_to_diff",
-)
-BITCELL_OPTIONAL = {"npc": "npc_enclosure", "nsdm": "nsdm_enclosure"}  # role -> key, only with that role
+# [bitcell] keys: the fields of the typed Bitcell value (tech/bitcell.py)
+from .bitcell import BITCELL_KEYS, BITCELL_OPTIONAL  # noqa: E402
 DERIVED_OPS = ("and", "not", "interacting")
 # The ROM's drawing roles (named after the SKY130 layers they were first drawn on), mapped to a
 # PDK's own layers by its [roles] table: diff = active, poly = gate poly, licon = contact,
