@@ -25,6 +25,7 @@ from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from ..quant.quantize import QuantizedNetwork, quantize, run_integer
 from ..rom.geometry import Placement, RomGeometry, floorplan
+from ..rom.viastack import program
 from ..signoff.readback import verify_layout
 
 LYRDB_END = "</report-database>"
@@ -188,7 +189,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             input_scale: float = 1.0, input_offset: float = 0.0, drc: bool = True, verify: bool = True,
             report: str | Path | None = None, lyrdb: str | Path | None = None,
             merge_tol: int | None = None, merge_budget: float | None = None,
-            on_warning: Callable[[str], None] | None = None) -> CompileResult:
+            on_warning: Callable[[str], None] | None = None, program_layer: str | None = None) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does and for
     where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
     model, output = Path(model), Path(output)
@@ -204,7 +205,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
 
     clock = _Clock()
     with Outputs() as out:
-        pdk_ = load_pdk(pdk)
+        pdk_ = program(load_pdk(pdk), program_layer)             # the programming via (rom/viastack.py)
         net = load_onnx(model)                                    # ONNX -> Network
         clock.lap("import")
         inputs = resolve_inputs(model, net, calib, data, input_scale, input_offset)

@@ -12,13 +12,14 @@ row decoder would connect in local interconnect.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from ..errors import PdkError
 from ..tech.bitcell import Bitcell
 from ..tech.pdk import Pdk
+from .viastack import StackPlan, plan as stack_plan
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,7 @@ class RomGeometry:
     gates: tuple[tuple[int, int], tuple[int, int]]  # poly y-extent of gate 0 and gate 1
     contact: int
     c: Bitcell              # bitcell parameters in dbu (tech/bitcell.py)
+    stack: StackPlan | None = None  # the via stack up to an upper programming layer (viastack.py)
     has_npc: bool = False
     has_nsdm: bool = False
 
@@ -55,18 +57,24 @@ class RomGeometry:
     def from_pdk(cls, pdk: Pdk) -> "RomGeometry":
         d = Bitcell.from_table(pdk.bitcell).to_dbu(pdk.to_dbu)
         ct, cg, gl, de = d.contact, d.contact_to_gate, d.gate_length, d.diff_end
-        island = 2 * de + 3 * ct + 4 * cg + 2 * gl
+        px = d.diff_width + d.diff_space
+        # an upper programming layer: the stack may need a wider pitch and drain sites further
+        # apart (the extra length goes to both sides of the shared source contact)
+        stack = stack_plan(pdk, px, 2 * ct + 4 * cg + 2 * gl, 2 * de + ct + d.island_space)
+        sg = 0 if stack is None else (stack.din - (2 * ct + 4 * cg + 2 * gl)) // 2
+        if stack is not None:
+            px, d = stack.px, replace(d, island_space=stack.dout - (2 * de + ct))
+        island = 2 * de + 3 * ct + 4 * cg + 2 * gl + 2 * sg
         d0 = de + ct // 2
         g0 = (de + ct + cg, de + ct + cg + gl)
-        s = g0[1] + cg + ct // 2
-        g1 = (s + ct // 2 + cg, s + ct // 2 + cg + gl)
+        s = g0[1] + cg + sg + ct // 2
+        g1 = (s + ct // 2 + cg + sg, s + ct // 2 + cg + sg + gl)
         d1 = g1[1] + cg + ct // 2
-        px = d.diff_width + d.diff_space
         if px % 2 or d.diff_width % 2:
             raise PdkError(f"{pdk.path}: [bitcell] diff_width and diff_width + diff_space must be even numbers "
                            f"of database units (the cell is centred on its column)")
         return cls(px=px, py=island + d.island_space, island=island, drain=(d0, d1), source=s, gates=(g0, g1),
-                   contact=ct, c=d, has_npc=pdk.has("npc"), has_nsdm=pdk.has("nsdm"))
+                   contact=ct, c=d, stack=stack, has_npc=pdk.has("npc"), has_nsdm=pdk.has("nsdm"))
 
     # -- the repeated bit pair -------------------------------------------------------------
     def bitpair(self) -> list[Shape]:
@@ -86,12 +94,16 @@ class RomGeometry:
         for g_lo, g_hi in self.gates:
             shapes.append(Shape("poly", (-hx, g_lo, hx, g_hi)))
         shapes.append(Shape("li", (-hx, self.source - lw, hx, self.source + lw)))
+        if self.stack is not None:  # pads and vias up to the programming layer at both drains
+            w = self.stack.bitline // 2
+            shapes += [Shape(role, (x0, y + y0, x1, y + y1))
+                       for y in self.drain for role, (x0, y0, x1, y1) in self.stack.site_shapes()]
         shapes.append(Shape("met1", (-w, -gap, w, self.island + gap)))
         return shapes
 
     def prog_box(self, x: int, y: int) -> tuple[int, int, int, int]:
         """The programming via (role mcon) of the bit site centred at (x, y)."""
-        h = self.d.via // 2
+        h = (self.d.via if self.stack is None else self.stack.via) // 2
         return (x - h, y - h, x + h, y + h)
 
     # -- one engine's regular (model-independent) geometry ------------------------------------
@@ -99,6 +111,8 @@ class RomGeometry:
         """x-extent of the poly pads of gate 0 (a) and gate 1 (b): (a0, a1, b0, b1)."""
         d = self.d
         a1 = -(d.diff_width // 2 + d.contact_to_diff + d.poly_pad_x)
+        if self.stack is not None:  # a wider pitch: the pads keep their distance to the cell edge
+            a1 -= (self.px - self.stack.px0) // 2
         a0 = a1 - d.poly_pad_x
         b1 = a0 - d.poly_pad_space
         return a0, a1, b1 - d.poly_pad_x, b1

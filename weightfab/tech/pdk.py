@@ -12,6 +12,7 @@ from pathlib import Path
 from ..errors import PdkError
 
 
+from .stack import parse_stack
 def _builtin_dir() -> Path:
     """The built-in PDKs: ``pdk/`` at the top of a checkout, ``weightfab/pdks/`` once installed."""
     here = Path(__file__).resolve()
@@ -81,6 +82,7 @@ class Pdk:
     def has(self, role: str) -> bool:
         """Whether the ROM draws this role on this PDK (nsdm and npc are optional)."""
         return role in self.roles
+    stack: tuple[str, ...] = ()  # [stack]: metal, via, metal, ... bottom up from the li role (tech/stack.py)
 
     @property
     def lyp(self) -> Path | None:
@@ -142,7 +144,7 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
         data = tomllib.loads(file.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise PdkError(f"{file}: not valid TOML: {exc}") from None
-    _check_keys(f"{file}", data, {"pdk", "layers", "derived", "rules", "bitcell", "roles"}, {"skipped"})
+    _check_keys(f"{file}", data, {"pdk", "layers", "derived", "rules", "bitcell", "roles"}, {"skipped", "stack"})
 
     head = data["pdk"]
     _check_keys(f"{file} [pdk]", head, {"name", "description", "dbu_um", "grid_um", "source"})
@@ -208,7 +210,8 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
     bitcell = {k: _number(f"{file} [bitcell].{k}", v) for k, v in cell.items()}
     skipped = {str(k): str(v) for k, v in data.get("skipped", {}).items()}
     pdk = Pdk(str(head["name"]), str(head["description"]), path, dbu, grid, layers, derived,
-              tuple(rules), skipped, prog, bitcell, {**{str(k): str(v) for k, v in roles.items()}, "mcon": prog})
+              tuple(rules), skipped, prog, bitcell, {**{str(k): str(v) for k, v in roles.items()}, "mcon": prog},
+              parse_stack(str(file), data.get("stack"), layers, roles, prog))
     for key, value in bitcell.items():
         try:
             pdk.to_dbu(value)
