@@ -60,6 +60,12 @@ def program(pdk: Pdk, layer: str | None) -> Pdk:
     return dataclasses.replace(pdk, programming_layer=layer, roles=roles)
 
 
+def stack_roles(pdk: Pdk) -> tuple[str, ...]:
+    """The drawing roles between li and the programming via, bottom up: V0, M1, ..., V(k-1), Mk
+    (none at the default level). A conductor chain: li, these, mcon (the programming via), met1."""
+    return tuple(f"stack:{n}" for n in pdk.stack[1:2 * level(pdk) + 1]) if pdk.stack else ()
+
+
 @dataclass(frozen=True)
 class StackPlan:
     """The via stack of one programming level, in database units (all boxes centred on the site)."""

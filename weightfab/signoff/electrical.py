@@ -42,6 +42,7 @@ from ..tech.pdk import Pdk, load_pdk
 from ..quant.quantize import QuantizedNetwork
 from . import extract as ex
 from .readback import Array, find_arrays, read_bits
+from ..rom.viastack import program, stack_roles
 
 LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
 DEFAULT_MAX_BITS = 8192        # a whole engine up to this many bits, else a 64 × 64 window
@@ -155,6 +156,8 @@ def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
     if not 0 <= engine < len(arrays):
         raise WeightfabError(f"{path}: engine {engine} out of range: the layout holds {len(arrays)} ROM arrays")
     a = arrays[engine]
+    pdk = program(pdk, a.program_layer or None)   # the layer found on the layout, with its via stack
+    layers = LAYERS + stack_roles(pdk)
     if window is None:
         if a.cols * a.rows <= DEFAULT_MAX_BITS:
             window = (0, a.cols, 0, a.rows)
@@ -179,12 +182,12 @@ def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
     xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
     arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
     lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
-    boxes = {n: [kdb.Box(xc0, ylo, xc1, yhi)] for n in LAYERS}
+    boxes = {n: [kdb.Box(xc0, ylo, xc1, yhi)] for n in layers}
     boxes["poly"].append(kdb.Box(lim_left, ylo, xc0, yhi))
     boxes["licon"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
     boxes["li"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
     regs: dict[str, kdb.Region] = {}
-    for n in LAYERS:
+    for n in layers:
         regs[n] = kdb.Region()
         for b in boxes[n]:
             regs[n] += ex.clip(layout, top, idx[n], b)

@@ -23,6 +23,7 @@ from pathlib import Path
 import klayout.db as kdb
 
 from ..errors import LayoutReadError
+from ..rom.viastack import stack_roles
 from ..tech.pdk import Pdk
 from .drc import read_layout
 
@@ -58,7 +59,7 @@ class Extraction:
 def layer_indices(layout: kdb.Layout, pdk: Pdk) -> dict[str, int | None]:
     """Layout layer index of each drawing role (None where the layout or PDK has none) and of
     the p-device layers the PDK lists."""
-    idx = {n: layout.find_layer(*pdk.role_gds(n)) if pdk.has(n) else None for n in ROLES}
+    idx = {n: layout.find_layer(*pdk.role_gds(n)) if pdk.has(n) else None for n in ROLES + stack_roles(pdk)}
     for name in P_LAYERS:
         idx[name] = layout.find_layer(*pdk.gds(name)) if name in pdk.layers else None
     return idx
@@ -94,9 +95,11 @@ def extract(regions: dict[str, kdb.Region], dbu: float, pdk: Pdk, name: str = "T
     for kind, g, sd in (("NMOS", "gate_n", "sd_n"), ("PMOS", "gate_p", "sd_p")):
         if not regs[g].is_empty():
             l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor(kind), {"SD": regs[sd], "G": regs[g], "P": regs["poly"]})
-    for n in CONDUCTORS:
-        l2n.connect(regs[n])
-    for a, b in VIAS:
+    # an upper programming layer (rom/viastack.py): li reaches mcon through the stack's vias and pads
+    chain = ("li", *stack_roles(pdk), "mcon")
+    for n in CONDUCTORS + chain[1:-1]:
+        l2n.connect(regs.setdefault(n, kdb.Region()))
+    for a, b in [v for v in VIAS if v != ("li", "mcon")] + list(zip(chain, chain[1:])):
         l2n.connect(regs[a], regs[b])
     for layer, tx in (texts or {}).items():
         l2n.register(tx, f"{layer}_text")

@@ -21,6 +21,7 @@ from ..errors import LayoutReadError
 from ..tech.pdk import Pdk
 from ..quant.quantize import QuantizedNetwork
 from ..rom.geometry import RomGeometry
+from ..rom.viastack import program, program_layers
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Array:
     rows: int     # wordlines = 2 · islands
     drains: tuple[int, int]  # drain-contact centre offsets of wordline 2r and 2r+1
     bbox: tuple[int, int, int, int]
+    program_layer: str = ""  # the PDK layer the bits are programmed on, found on the layout
 
 
 @dataclass(frozen=True)
@@ -65,13 +67,14 @@ class VerifyResult:
     weights: list[np.ndarray] | None   # integer weights read back, per layer
     arrays: list[Array]
     seconds: float
+    program_layer: str = ""  # found on the layout (the via under the bitline metal)
 
     @property
     def ok(self) -> bool:
         return not self.mismatches
 
     def summary(self) -> dict:
-        return {"ok": self.ok, "bits": self.total_bits, "matched": self.matched,
+        return {"ok": self.ok, "program_layer": self.program_layer, "bits": self.total_bits, "matched": self.matched,
                 "mismatches": [m.__dict__ for m in self.mismatches[:100]], "mismatch_count": len(self.mismatches),
                 "seconds": round(self.seconds, 4)}
 
@@ -143,8 +146,9 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
     else:
         # n+ is implicit on this PDK (no implant drawn): an array is its diffusion islands grown
         # by half the largest island gap, merged into one shape
-        g = RomGeometry.from_pdk(pdk)
-        grow = max(g.px - g.d["diff_width"], g.py - g.island) // 2 + 1
+        # (the largest over the programming layers the PDK offers: the pitch grows with the via stack)
+        grow = max(max(g.px - g.d.diff_width, g.py - g.island) // 2 + 1
+                   for g in (RomGeometry.from_pdk(program(pdk, p)) for p in program_layers(pdk)))
         implants = kdb.Region(top.begin_shapes_rec(mark_idx)).sized(grow).merged()
     arrays = []
     for poly in implants.each():
@@ -175,17 +179,34 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
         if len(cy) != 3:
             raise LayoutReadError(f"{path}: first island of the array at ({bb.left * layout.dbu:.3f}, "
                                   f"{bb.bottom * layout.dbu:.3f}) µm has {len(cy)} contacts, a bit pair has 3")
+        prog = _program_layer(layout, top, pdk, x0, int(yb) + int(cy[0]), py)
         arrays.append(Array(x0, int(yb), px, py, len(xs), 2 * len(ys), (int(cy[0]), int(cy[2])),
-                            (bb.left, bb.bottom, bb.right, bb.top)))
+                            (bb.left, bb.bottom, bb.right, bb.top), prog))
     arrays.sort(key=lambda a: (a.bbox[0], a.bbox[1]))
     return arrays
+
+
+def _program_layer(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, x: int, y: int, py: int) -> str:
+    """The programming layer of an array, from its first bit site (x, y): the bitline is the
+    highest metal of the PDK's via stack with a shape over the site at least an island pitch
+    tall (the stack's pads are shorter); the programming layer is the via below it."""
+    stack = pdk.stack
+    for j in range(len(stack) - 1, 1, -2):          # metals from the top, down to the first above li
+        idx = layout.find_layer(*pdk.gds(stack[j]))
+        if idx is not None and np.any(np.diff(_boxes(top.begin_shapes_rec_touching(
+                idx, kdb.Box(x, y, x + 1, y + 1)))[:, 1::2], axis=1) >= py):
+            return stack[j - 1]
+    return program_layers(pdk)[0]
 
 
 def read_bits(path: str | Path, pdk: Pdk) -> tuple[list[Array], list[np.ndarray], list[tuple[int, int]], float]:
     """Bits of every array ([cols, rows] uint8) and the stray shapes (µm·2 integer centres)."""
     layout, top = read_layout(path)
     arrays = find_arrays(layout, top, pdk, path)
-    prog = layout.find_layer(*pdk.role_gds("mcon"))
+    found = sorted({a.program_layer for a in arrays})
+    if len(found) > 1:
+        raise LayoutReadError(f"{path}: the arrays are programmed on different layers ({', '.join(found)})")
+    prog = layout.find_layer(*pdk.gds(found[0] if found else pdk.programming_layer))
     pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
     bits = []
     pts = pts[np.argsort(pts[:, 0], kind="stable")]   # sorted by x: each array takes a slice
@@ -237,4 +258,5 @@ def verify_layout(path: str | Path, qnet: QuantizedNetwork, pdk: Pdk) -> VerifyR
         weights.append(from_bits(got[:, :m, :], nb))
     for sx, sy in stray:
         mismatches.append(Mismatch(-1, "", -1, -1, -1, "stray", sx / 2 * dbu, sy / 2 * dbu))
-    return VerifyResult(str(path), total, matched, mismatches, weights, arrays, time.perf_counter() - t0)
+    return VerifyResult(str(path), total, matched, mismatches, weights, arrays, time.perf_counter() - t0,
+                        arrays[0].program_layer if arrays else "")
