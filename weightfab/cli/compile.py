@@ -21,16 +21,22 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
 @click.option("--no-drc", is_flag=True, help="Skip the design-rule check.")
 @click.option("--no-verify", is_flag=True, help="Skip the readback verification.")
 @merge_options
+@click.option("--html", type=FILE, help="Also write one self-contained HTML report with pictures (needs matplotlib).")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, merge_tol, merge_budget):
+                no_drc, no_verify, merge_tol, merge_budget, html):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
+    from ..report.html import check_html_option, write_compile_html
+
+    check_html_option(html, model, output, calib, data, report, lyrdb)  # before any work
 
     res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
               input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
               report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn)
     print_result(res, model, output)
+    if html:
+        write_compile_html(res, html, echo=click.echo)
     err = outcome_error(res.drc, None if res.verify is None else res.verify.ok, str(output))
     if err is not None:
         raise err

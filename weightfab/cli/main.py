@@ -92,3 +92,9 @@ main.add_command(pdk_group)
 from .diff import diff_cmd  # noqa: E402
 
 main.add_command(diff_cmd)
+
+from .render import render_cmd  # noqa: E402
+from .report import report_cmd  # noqa: E402
+
+main.add_command(render_cmd)
+main.add_command(report_cmd)
