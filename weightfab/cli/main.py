@@ -93,8 +93,16 @@ from .diff import diff_cmd  # noqa: E402
 
 main.add_command(diff_cmd)
 
+from .faults import faults_cmd  # noqa: E402
+
+main.add_command(faults_cmd)
+
 from .render import render_cmd  # noqa: E402
 from .report import report_cmd  # noqa: E402
 
 main.add_command(render_cmd)
 main.add_command(report_cmd)
+
+from .calibrate import calibrate_cmd  # noqa: E402
+
+main.add_command(calibrate_cmd)

@@ -1,0 +1,1 @@
+"""Defects: fault injection, critical area and yield, post-fabrication trims."""
