@@ -22,9 +22,11 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
 @click.option("--no-verify", is_flag=True, help="Skip the readback verification.")
 @merge_options
 @click.option("--html", type=FILE, help="Also write one self-contained HTML report with pictures (needs matplotlib).")
+@click.option("--program-layer", help="Via to program the weights on (default: the PDK's densest; "
+              "'weightfab pdk show NAME' lists them). Every bit's drain is carried up to it by a via stack.")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, merge_tol, merge_budget, html):
+                no_drc, no_verify, merge_tol, merge_budget, html, program_layer):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
     from ..report.html import check_html_option, write_compile_html
@@ -33,7 +35,8 @@ def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, in
 
     res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
               input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
-              report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn)
+              report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
+              program_layer=program_layer)
     print_result(res, model, output)
     if html:
         write_compile_html(res, html, echo=click.echo)
@@ -58,6 +61,10 @@ def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
               if "die_area_mm2" in c else f"{c['pdk']}: {c['error']}" for c in rep["pdk_comparison"] if c["pdk"] != rep["pdk"]]
     if others:
         echo("same arrays on " + "; ".join(others))
+    pr = rep["programming"]
+    echo(f"programming layer {pr['layer']}: a model changes 1 mask ({pr['layer']}), shares "
+         f"{len(pr['masks_shared'])} with every model of this shape; per programming layer: "
+         + ", ".join(f"{c['layer']} {c['bitcell_area_um2']:.4g} µm²/bit {c['die_area_mm2']:.4f} mm²" for c in pr["choices"]))
     if res.drc is not None:
         _print_drc(res.drc, echo, res.pdk)
     else:

@@ -43,6 +43,13 @@ def pdk_show(name):
     area = g.px * g.py / 2 * p.dbu_um ** 2
     click.echo(f"bitcell: {g.px * p.dbu_um:.3f} x {g.py / 2 * p.dbu_um:.3f} µm = {area:.4f} µm², "
                f"{1 / area:.3f} bits/µm²; programming layer {p.programming_layer}")
+    from ..rom.viastack import program, program_layers
+    rows = []
+    for layer in program_layers(p):  # compile --program-layer: each with its via stack and bitcell
+        q = program(p, layer)
+        gq = RomGeometry.from_pdk(q)
+        rows.append(f"{layer} (bitline {q.roles['met1']}, {gq.px * p.dbu_um:.3f} x {gq.py / 2 * p.dbu_um:.3f} µm)")
+    click.echo("programming layers (--program-layer, densest first): " + ", ".join(rows))
     click.echo(f"KLayout layer properties: {p.lyp or 'none'}")
 
 

@@ -18,21 +18,23 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
               help="Also extract the transistors and nets (KLayout) of a window of every engine and check "
                    "that each 1-bit drain reaches its bitline and each 0-bit drain floats.")
 @merge_options
+@click.option("--program-layer", help="The via the weights must be programmed on (the readback finds it on "
+              "the layout; this only checks it).")
 @_guard
 def verify_cmd(file, model, pdk, weights, block, calib, data, input_scale, input_offset, electrical, merge_tol,
-               merge_budget):
+               merge_budget, program_layer):
     """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
     from ..flow.verify import verify
 
     res = verify(file, model, pdk=pdk, weights=weights, calib=calib, data=data,
                  input_scale=input_scale, input_offset=input_offset, electrical=electrical, block=block,
-                 merge_tol=merge_tol, merge_budget=merge_budget)
+                 merge_tol=merge_tol, merge_budget=merge_budget, program_layer=program_layer)
     for w in res.warnings or []:
         warn(w)
     v = res.readback
     if v.ok:
         click.echo(f"verified: {v.matched} of {v.total_bits} bits match ({res.weights}, {len(v.arrays)} arrays, "
-                   f"{v.seconds:.2f} s)")
+                   f"programmed on {v.program_layer}, {v.seconds:.2f} s)")
     else:
         click.echo(f"MISMATCH: {len(v.mismatches)} of {v.total_bits} bits differ")
         for m in v.mismatches[:50]:

@@ -25,7 +25,7 @@ from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from ..quant.quantize import QuantizedNetwork, quantize, run_integer
 from ..rom.geometry import Placement, RomGeometry, floorplan
-from ..rom.viastack import program
+from ..rom.viastack import program, programming_report
 from ..signoff.readback import verify_layout
 
 LYRDB_END = "</report-database>"
@@ -49,6 +49,7 @@ class CompileResult:
     merge: object | None = None
     calibration: dict | None = None   # where the calibration inputs came from (flow.inputs.Inputs.summary)
     warnings: list[str] = field(default_factory=list)
+    drawn_layers: frozenset = frozenset()  # GDS (layer, datatype) pairs the layout holds
 
     @property
     def ok(self) -> bool:
@@ -97,6 +98,8 @@ class CompileResult:
                     "drawn": "ROM arrays with wordline pads, ground rails and bitlines",
                     "not_drawn": "periphery (decoders, sense amplifiers, MAC lanes, control) is not included in this area"},
             "pdk_comparison": compare_pdks(self.blocks, self.pdk),
+            "programming": programming_report(self.pdk, [(l.columns, l.rows) for l in self.blocks.layers],
+                                              self.drawn_layers),
             "drc": None if self.drc is None else {
                 "clean": self.drc.clean, "violations": self.drc.violations, "rules_checked": len(self.drc.rules),
                 "failing": [{"rule": r.name, "count": r.count, "examples_um": r.examples} for r in self.drc.failing()],
@@ -230,6 +233,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
         clock.lap("layout")
         staged = out.stage(output)                                # checked, then renamed by commit()
         write_library(lib, staged)                                # -> GDSII / OASIS bytes
+        drawn = frozenset(lib.layers_and_datatypes())             # the masks, for the report
         del lib
         size = check_layout_file(staged, output.suffix.lower())  # a full disk truncates silently
         clock.lap("write")
@@ -247,7 +251,8 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             accuracy = _accuracy(net, qref, qnet, merged, verify_result, inputs.data_x, inputs.data_y)
             clock.lap("accuracy")
         result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
-                               accuracy, verify_result, clock.t, merged, inputs.summary(), warnings)
+                               accuracy, verify_result, clock.t, merged, inputs.summary(), warnings,
+                               drawn_layers=drawn)
         if report:
             write_json(result.report(), out.stage(report))
         out.commit()                                              # every output reaches its name together

@@ -13,6 +13,7 @@ from ..tech.pdk import load_pdk
 from .compile import apply_merge, check_merge_options
 from ..quant.quantize import WEIGHT_BITS, quantize, run_integer
 from ..signoff.drc import read_layout
+from ..rom.viastack import program
 from ..signoff.readback import VerifyResult, find_arrays, verify_layout
 
 
@@ -73,7 +74,9 @@ def _ort_outputs(ort, model: Path, x: np.ndarray) -> np.ndarray:
 
 def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None, calib=None,
            data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False,
-           block: int = 4, merge_tol: int | None = None, merge_budget: float | None = None) -> VerifyRun:
+           block: int = 4, merge_tol: int | None = None, merge_budget: float | None = None,
+           program_layer: str | None = None) -> VerifyRun:
+    """program_layer: the via the layout must be programmed on (checked; the readback finds it alone)."""
     layout, model = Path(layout), Path(model)
     if weights is not None and weights not in WEIGHT_BITS:
         raise UsageError(f"unknown weight format '{weights}'")
@@ -96,6 +99,9 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     qnet = reference(weights)
     result = verify_layout(layout, qnet, pdk_)
     if inferred and not result.ok and f"{weights}-mse" in WEIGHT_BITS:
+    if program_layer is not None and program(pdk_, program_layer).programming_layer != result.program_layer:
+        raise LayoutReadError(f"{layout}: the weights are programmed on {result.program_layer}, "
+                              f"not on {program_layer} (--program-layer)")
         # the bit width does not tell max from MSE clipping: a layout of the other one matches it
         alt = reference(f"{weights}-mse")
         if result.weights is not None and all(np.array_equal(a, l.weight) for a, l in zip(result.weights, alt.layers)):
