@@ -60,6 +60,19 @@ def program(pdk: Pdk, layer: str | None) -> Pdk:
     return dataclasses.replace(pdk, programming_layer=layer, roles=roles)
 
 
+def upper_rules(pdk: Pdk) -> tuple:
+    """The rules on the stack's layers above the default bitline metal (the via above it and up):
+    in every layout's deck, they can only find shapes where an upper programming layer is drawn."""
+    upper = set(pdk.stack[3:])
+
+    def base(name: str) -> set[str]:
+        if name in pdk.derived:
+            a, _, b = pdk.derived[name]
+            return base(a) | base(b)
+        return {name} if name else set()
+    return tuple(r for r in pdk.rules if (base(r.layer) | base(r.other) | base(r.edges_on)) & upper)
+
+
 def stack_roles(pdk: Pdk) -> tuple[str, ...]:
     """The drawing roles between li and the programming via, bottom up: V0, M1, ..., V(k-1), Mk
     (none at the default level). A conductor chain: li, these, mcon (the programming via), met1."""
@@ -161,3 +174,30 @@ def plan(pdk: Pdk, px0: int, din0: int, dout0: int) -> StackPlan | None:
     _, px, din, dout, dims = best
     return StackPlan(k, pdk.programming_layer, top, px, px0, din, dout,
                      tuple((f"stack:{v}", size) for v, size in vias[:k]), dims, pv[1], bitline)
+
+
+def programming_report(pdk: Pdk, sizes: list[tuple[int, int]], drawn: set[tuple[int, int]] = frozenset()) -> dict:
+    """The report's programming section: the layer, the masks a model changes (one) and those it
+    shares with every other model of the same shape (of ``drawn``, the GDS layers in the layout;
+    the placement boundary is no mask), and the bitcell and die area of the same arrays for each
+    programming layer the PDK offers (floorplanned, not drawn)."""
+    from .geometry import RomGeometry, floorplan
+    by_gds = {l.gds: name for name, l in pdk.layers.items()}
+    boundary = pdk.roles.get("boundary")
+    shared = sorted(by_gds.get(g, f"{g[0]}/{g[1]}") for g in drawn)
+    shared = [n for n in shared if n not in (pdk.programming_layer, boundary)]
+    um = pdk.dbu_um
+    choices, base = [], None
+    for layer in program_layers(pdk):
+        g = RomGeometry.from_pdk(program(pdk, layer))
+        die = floorplan(sizes, g).die
+        cell = g.px * g.py / 2 * um * um
+        area = (die[2] - die[0]) * (die[3] - die[1]) * um * um / 1e6
+        base = area if base is None else base
+        choices.append({"layer": layer, "bitline_layer": pdk.stack[2 * len(choices) + 2] if pdk.stack else pdk.roles["met1"],
+                        "bitcell_um": [round(g.px * um, 4), round(g.py / 2 * um, 4)],
+                        "bitcell_area_um2": round(cell, 6), "bits_per_um2": round(1 / cell, 4),
+                        "die_um": [round((die[2] - die[0]) * um, 3), round((die[3] - die[1]) * um, 3)],
+                        "die_area_mm2": round(area, 6), "relative_to_densest": round(area / base, 4)})
+    return {"layer": pdk.programming_layer, "masks_changing": [pdk.programming_layer],
+            "masks_shared": shared, "choices": choices}
