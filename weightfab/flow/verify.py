@@ -62,9 +62,10 @@ def _ort_outputs(ort, model: Path, x: np.ndarray) -> np.ndarray:
     inp = sess.get_inputs()[0]
     fixed = inp.shape[0] if isinstance(inp.shape[0], int) else None
     step = fixed or 1024
+    dtype = {"tensor(float16)": np.float16, "tensor(double)": np.float64}.get(inp.type, np.float32)  # the model's own
     outs = []
     for s in range(0, len(x), step):
-        chunk = x[s:s + step].astype(np.float32)
+        chunk = x[s:s + step].astype(dtype)
         if fixed and len(chunk) != fixed:
             chunk = np.concatenate([chunk, np.repeat(chunk[-1:], fixed - len(chunk), 0)])
         out = sess.run(None, {inp.name: chunk})[0]
@@ -98,10 +99,10 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
 
     qnet = reference(weights)
     result = verify_layout(layout, qnet, pdk_)
-    if inferred and not result.ok and f"{weights}-mse" in WEIGHT_BITS:
     if program_layer is not None and program(pdk_, program_layer).programming_layer != result.program_layer:
         raise LayoutReadError(f"{layout}: the weights are programmed on {result.program_layer}, "
                               f"not on {program_layer} (--program-layer)")
+    if inferred and not result.ok and f"{weights}-mse" in WEIGHT_BITS:
         # the bit width does not tell max from MSE clipping: a layout of the other one matches it
         alt = reference(f"{weights}-mse")
         if result.weights is not None and all(np.array_equal(a, l.weight) for a, l in zip(result.weights, alt.layers)):

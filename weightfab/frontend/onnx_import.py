@@ -20,6 +20,8 @@ from .network import Conv, Dense, Network, float_op
 from .ops import FOLDABLE, HANDLERS
 
 SUPPORTED_OPS = tuple(sorted(set(HANDLERS) | set(FOLDABLE)))
+MAX_VALUES = 1 << 28  # values in one tensor (1 GiB of float32): larger declared tensors are refused unread
+AFTER_SOFTMAX = ("Identity", "Cast", "QuantizeLinear", "DequantizeLinear")
 
 
 def _attrs(node) -> dict:
@@ -43,14 +45,23 @@ def _fold(node, consts: dict[str, np.ndarray], opset: int) -> list[np.ndarray]:
     return list(ReferenceEvaluator(model).run(None, {n: consts[n] for n in ins if n}))
 
 
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
 def read_model(path: Path) -> onnx.ModelProto:
     """Load, check and shape-infer; every failure is a one-line ModelError."""
+    if not path.is_file():
+        raise ModelError(f"{path}: no such file")
     try:
         model = onnx.load(str(path))
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except Exception as exc:  # protobuf raises several types on garbage
-        raise ModelError(f"{path}: not a readable ONNX model ({type(exc).__name__})") from None
+    except FileNotFoundError as exc:  # an external-data file named by the model
+        raise ModelError(f"{path}: external data file {exc.filename or _first_line(exc)} does not exist") from None
+    except MemoryError:
+        raise
+    except Exception as exc:  # protobuf raises several types on garbage; onnx names a missing external file
+        why = _first_line(exc) if "external" in str(exc) or "should be stored in" in str(exc) else type(exc).__name__
+        raise ModelError(f"{path}: not a readable ONNX model ({why})") from None
     try:
         onnx.checker.check_model(model)
         return shape_inference.infer_shapes(model)
@@ -81,7 +92,8 @@ class Importer:
         self.path, self.graph = path, model.graph
         g = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
-        self.consts: dict[str, np.ndarray] = {t.name: numpy_helper.to_array(t) for t in g.initializer}
+        self.consts: dict[str, np.ndarray] = {t.name: self.initializer(t) for t in g.initializer}
+        self.declared = {v.name: v.type.tensor_type.shape for v in [*g.value_info, *g.output]}  # inferred shapes
         self.qinfo: dict[str, tuple] = {}        # folded DequantizeLinear: q, scale, axis, zero point
         self.ops: list = []
         self.alias: dict[str, str] = {}
@@ -97,6 +109,29 @@ class Importer:
             for n in node.input:
                 self.consumers[n] = self.consumers.get(n, 0) + 1
         self.consumers[g.output[0].name] = self.consumers.get(g.output[0].name, 0) + 1 if g.output else 0
+
+    def initializer(self, t) -> np.ndarray:
+        size = int(np.prod([int(d) for d in t.dims], dtype=object))
+        if size > MAX_VALUES:
+            raise ModelError(f"{self.path}: initializer '{t.name}' declares {size:,} values, more than the "
+                             f"{MAX_VALUES:,} the compiler handles")
+        try:
+            return numpy_helper.to_array(t)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            raise ModelError(f"{self.path}: initializer '{t.name}' of shape {list(t.dims)} cannot be read "
+                             f"({_first_line(exc)})") from None
+
+    def check_size(self, node) -> None:
+        """Refuse a node whose inferred output is too large before computing it (a huge constant subgraph)."""
+        for name in node.output:
+            shape = self.declared.get(name)
+            if shape is None or not shape.dim or not all(d.HasField("dim_value") for d in shape.dim):
+                continue
+            size = int(np.prod([d.dim_value for d in shape.dim], dtype=object))
+            if size > MAX_VALUES:
+                self.fail(node, f"computes '{name}' of {size:,} values, more than the {MAX_VALUES:,} the compiler handles")
 
     # -- helpers the handlers use ------------------------------------------------------------------
     def fail(self, node, why):
@@ -178,6 +213,10 @@ class Importer:
             if not d.HasField("dim_value"):
                 raise ModelError(f"{self.path}: input '{inp.name}' has a symbolic non-batch dimension '{d.dim_param}'")
             sample_shape.append(int(d.dim_value))
+        per = int(np.prod(sample_shape, dtype=object))
+        if per > MAX_VALUES:
+            raise ModelError(f"{self.path}: input '{inp.name}' declares {per:,} values per sample, more than the "
+                             f"{MAX_VALUES:,} the compiler handles")
         if len(g.output) != 1:
             raise ModelError(f"{self.path}: expected one graph output, found {len(g.output)}")
         return inp.name, tuple(sample_shape)
@@ -193,10 +232,16 @@ class Importer:
         op_t = node.op_type
         if node.domain not in ("", "ai.onnx") or op_t not in SUPPORTED_OPS:
             self.fail(node, f"op is not supported; supported ops: {', '.join(SUPPORTED_OPS)}")
-        if self.softmax and not (op_t in ("Identity", "Cast") and node.input and self.real(node.input[0]) == self.softmax_out):
-            self.fail(node, "Softmax must be the last node")
+        self.check_size(node)
         a = _attrs(node)
         ins = [self.real(n) if n else n for n in node.input]
+        if self.softmax:
+            # after the final Softmax only type changes and a quantizer of the probabilities may follow;
+            # the chip's output is the logits (the class order is the same)
+            if op_t not in AFTER_SOFTMAX or not ins or ins[0] != self.softmax_out:
+                self.fail(node, "Softmax must be the last node")
+            self.alias[node.output[0]] = self.softmax_out
+            return
         h = HANDLERS.get(op_t)
         if op_t == "DequantizeLinear" and ins[0] in self.consts:
             self.dequantize_constant(node, ins, **a)
@@ -231,8 +276,10 @@ class Importer:
     def fold(self, node, ins, a) -> None:
         try:
             folded = _fold(onnx.helper.make_node(node.op_type, ins, list(node.output), **a), self.consts, self.opset)
+        except MemoryError as exc:
+            self.fail(node, f"out of memory folding a constant subgraph ({_first_line(exc)})")
         except Exception as exc:
-            self.fail(node, f"cannot fold constant subgraph: {str(exc).splitlines()[0][:100]}")
+            self.fail(node, f"cannot fold constant subgraph: {_first_line(exc)[:100]}")
         for name, value in zip(node.output, folded):
             self.consts[name] = np.asarray(value)
         if node.op_type == "Identity" and ins[0] in self.qinfo:
@@ -255,6 +302,8 @@ class Importer:
     def finish(self, in_name, sample_shape) -> Network:
         g = self.graph
         final = self.real(g.output[0].name)
+        if self.softmax and final != self.softmax_out:
+            raise ModelError(f"{self.path}: Softmax must produce the graph output")
         if final not in self.dummy or final == in_name:
             raise ModelError(f"{self.path}: graph output '{g.output[0].name}' is not computed from the input by supported ops")
         if not any(isinstance(o, (Dense, Conv)) for o in self.ops):

@@ -17,7 +17,10 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import ModelError
-from ..frontend.network import Act, Add, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_counts, pool_windows
+from ..frontend.network import Act, Add, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, pool_counts
+from .integer import multiplier as _multiplier, pair_multiplier, quantize_input, requant, run_batch, run_env, run_integer  # noqa: F401
+
+_run_batch = run_batch  # the name other stages used
 
 WEIGHT_BITS = {"int8": 8, "int4": 4, "int2": 2, "ternary": 2, "int4-mse": 4, "int2-mse": 2}
 CLIP_RATIOS = np.linspace(0.3, 1.0, 36)  # "-mse" formats: candidate clipping levels, a share of max |w|
@@ -68,6 +71,9 @@ class QuantizedNetwork:
     softmax: bool
     weights: str
 
+    def layer(self, name: str) -> QLayer:
+        return next(l for l in self.layers if l.name == name)
+
     @property
     def input_scale(self) -> float:
         return self.tq[self.input_name].scale
@@ -110,26 +116,6 @@ def quantize_weights(w: np.ndarray, mode: str) -> tuple[np.ndarray, np.ndarray]:
         better = err < best_err
         best_err, scale = np.where(better, err, best_err), np.where(better, s, scale)
     return np.clip(np.rint(w / scale[:, None]), -qmax, qmax).astype(np.int8), scale
-
-
-def _multiplier(real) -> tuple[np.ndarray, np.ndarray]:
-    """real ≈ m · 2^-shift with m in [2^30, 2^31)."""
-    real = np.asarray(real, np.float64)
-    if np.any(~(real > 0)):
-        raise ModelError("requantization scale must be positive")
-    exp = np.floor(np.log2(real)).astype(np.int64)
-    shift = 30 - exp
-    m = np.rint(real * np.exp2(shift)).astype(np.int64)
-    over = m >= 2 ** 31
-    m = np.where(over, m // 2, m)
-    shift = np.where(over, shift - 1, shift)
-    if np.any(shift < 1) or np.any(shift > 62):
-        raise ModelError("requantization scale out of range (weights or activations span too many orders of magnitude)")
-    return m, shift
-
-
-def requant(acc, m, shift):
-    return (acc * m + (np.int64(1) << (shift - 1))) >> shift
 
 
 def _calibrated(x: np.ndarray, wide: bool = False) -> TQ:
@@ -176,14 +162,20 @@ def quantize(net: Network, calib: np.ndarray, weights: str = "int8") -> Quantize
     consumers.setdefault(net.output, []).append(None)
 
     def chain(t: str) -> list[Op]:
-        """Single-consumer Act/QuantPoint ops that follow tensor ``t``."""
-        out = []
-        while len(consumers.get(t, [])) == 1 and isinstance(consumers[t][0], (Act, QuantPoint)) \
+        """Single-consumer Act/QuantPoint ops that follow tensor ``t``; layout ops (Reshape,
+        Transpose) are passed too when a model quantizer lies beyond them, since they commute with
+        quantization (the model's grid is taken, not a calibrated one requantized to it)."""
+        out, tail = [], []
+        kinds = (Act, QuantPoint, Reshape, Transpose)
+        while len(consumers.get(t, [])) == 1 and isinstance(consumers[t][0], kinds) \
                 and not (isinstance(consumers[t][0], Act) and consumers[t][0].kind == "sigmoid"):
             op = consumers[t][0]
-            out.append(op)
+            tail.append(op)
+            if not isinstance(op, (Reshape, Transpose)):
+                if isinstance(op, QuantPoint) or not any(isinstance(o, (Reshape, Transpose)) for o in tail):
+                    out, tail = out + tail, []
             t = op.output
-        return out
+        return [o for o in out if not isinstance(o, (Reshape, Transpose))]
 
     def target(t: str, wide_ok: bool) -> TQ:
         """Representation of ``t`` chosen by what follows it: a model quantizer, else calibration."""
@@ -222,7 +214,7 @@ def quantize(net: Network, calib: np.ndarray, weights: str = "int8") -> Quantize
         elif isinstance(op, Add):
             out = target(op.output, True)
             tb = tq[op.inputs[1]]
-            aux[op.name] = (_multiplier(t_in.scale / out.scale), _multiplier(tb.scale / out.scale))
+            aux[op.name] = pair_multiplier(t_in.scale / out.scale, tb.scale / out.scale)
             tq[op.output] = out
         elif isinstance(op, QuantPoint):
             own = _qp_tq(op)
@@ -257,73 +249,3 @@ def quantize(net: Network, calib: np.ndarray, weights: str = "int8") -> Quantize
             raise ModelError(f"op '{op.name}' ({type(op).__name__}) has no integer implementation")
     return QuantizedNetwork(net.name, net.input_name, net.input_shape, net.ops, tq, tuple(layers), aux,
                             net.output, net.softmax, weights)
-
-
-def quantize_input(qnet: QuantizedNetwork, x: np.ndarray) -> np.ndarray:
-    t = qnet.tq[qnet.input_name]
-    x = np.asarray(x, np.float64).reshape(len(x), *qnet.input_shape)
-    return np.clip(np.rint(x / t.scale), t.lo, t.hi).astype(np.int64)
-
-
-def _int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Exact integer product through float64 BLAS (|sums| stay far below 2^53)."""
-    return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
-
-
-def run_integer(qnet: QuantizedNetwork, x: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """Bit-accurate integer inference of the whole network; returns the output integers [B, classes]."""
-    outs = [_run_batch(qnet, quantize_input(qnet, x[s:s + batch])) for s in range(0, len(x), batch)]
-    if not outs:
-        return np.zeros((0, 0), np.int64)
-    return np.concatenate(outs)
-
-
-def _run_batch(qnet: QuantizedNetwork, v: np.ndarray) -> np.ndarray:
-    env = {qnet.input_name: v}
-    by_name = {l.name: l for l in qnet.layers}
-    for op in qnet.ops:
-        x = env[op.inputs[0]]
-        out = qnet.tq[op.output]
-        if isinstance(op, (Dense, Conv)):
-            l = by_name[op.name]
-            w = l.weight.astype(np.int64)
-            if isinstance(op, Dense):
-                acc = _int_matmul(x.reshape(len(x), -1), w.T) + l.bias
-                m, sh = l.multiplier, l.shift
-            else:
-                acc = np.rint(conv_any(x.astype(np.float64), w.astype(np.float64), op, 0.0)).astype(np.int64)
-                acc = acc + l.bias[None, :, None, None]
-                m, sh = l.multiplier[None, :, None, None], l.shift[None, :, None, None]
-            if np.any(np.abs(acc) > 2 ** 31 - 1):
-                raise ModelError(f"layer '{op.name}': accumulator overflows int32")
-            y = np.clip(requant(acc, m, sh), l.out_min, l.out_max)
-        elif isinstance(op, Add):
-            (ma, sa), (mb, sb) = qnet.aux[op.name]
-            y = np.clip(requant(x, ma, sa) + requant(env[op.inputs[1]], mb, sb), out.lo, out.hi)
-        elif isinstance(op, QuantPoint):
-            y = requant(x, *qnet.aux[op.name]) if op.name in qnet.aux else x
-            y = np.clip(y, out.lo, out.hi)
-        elif isinstance(op, Act):
-            if op.kind == "sigmoid":
-                lo, table = qnet.aux[op.name]
-                y = table[np.clip(x, lo, lo + len(table) - 1) - lo]
-            else:
-                y = np.clip(x, out.lo, out.hi)
-        elif isinstance(op, Pool):
-            if op.kind == "max":
-                win, _ = pool_windows(x, op, np.iinfo(np.int64).min)
-                y = win.max(axis=-1)
-            else:
-                win, _ = pool_windows(x, op, 0)
-                m, sh = qnet.aux[op.name]
-                y = np.clip(requant(win.sum(axis=-1), m, sh), out.lo, out.hi)
-        elif isinstance(op, Reshape):
-            y = x.reshape(len(x), *op.shape)
-        elif isinstance(op, Transpose):
-            y = x.transpose(op.perm)
-        else:
-            raise AssertionError(type(op))
-        env[op.output] = y
-    out = env[qnet.output]
-    return out.reshape(len(out), -1)
-
