@@ -181,7 +181,8 @@ def test_layout_critical_area_per_site(chip_gds):
     a = find_arrays(layout, top, pdk, chip_gds)[0]
     s = np.array([300, 400])
     curves, sites, vias = engine_curves(layout, top, pdk, a, s)
-    w, v = g.d["met1_bitline_width"], g.d["via"]
+    w = g.d.met1_bitline_width if g.stack is None else g.stack.bitline
+    v = g.prog_box(0, 0)[2] * 2
     assert curves["bitline-open"] == pytest.approx((a.py / 2) * (s - w))
     assert vias > 0 and curves["via-open"] == pytest.approx((s - v) ** 2)
     assert curves["bitline-short"][0] == 0       # 0.3 µm < the bitline spacing

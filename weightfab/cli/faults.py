@@ -37,7 +37,7 @@ def print_report(rep: dict, echo) -> None:
              f"and faults per die at D0 {y['d0_per_cm2']}/cm²:")
         for k, v in y["critical_area_um2"].items():
             m = y["mechanisms"][k]
-            echo(f"  {k:<15} {m['layer_role']:<5} {m['defect']:<8} {v:>14,.1f} µm²  {y['faults_per_die'][k]:.3e}")
+            echo(f"  {k:<15} {m['layer']:<5} {m['defect']:<8} {v:>14,.1f} µm²  {y['faults_per_die'][k]:.3e}")
         echo(f"pass(n): die with n faults meets the target {100 * y['target']:.2f}%: "
              + ", ".join(f"{n}:{p:.2f}" for n, p in zip(y["pass_n"], y["pass_p"])))
         echo(f"{'die mm²':>10} {'faults/die':>11} {'Y0 Poisson':>11} {'Yf Poisson':>11} "

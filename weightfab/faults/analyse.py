@@ -54,7 +54,8 @@ def yield_section(chip, x, y, layout, ref, opts: dict, echo) -> dict:
     return {"d0_per_cm2": opts["d0"], "alpha": opts["alpha"], "x0_um": dist.x0, "s_max_um": dist.s_max,
             "target": target, "drawn_die_mm2": drawn,
             "critical_area_um2": ca, "faults_per_die": lam, "faults_per_die_total": lam_total,
-            "mechanisms": {k: {"layer_role": v[0], "defect": v[1], "fault": v[2]} for k, v in MECHANISMS.items()},
+            "mechanisms": {k: {"layer": engines[0].layers[k] if engines else v[0], "defect": v[1], "fault": v[2]}
+                           for k, v in MECHANISMS.items()},
             "engines": [{"engine": e.engine, "sites": e.sites, "vias": e.vias, "window_sites": e.window_sites,
                          "critical_area_um2": e.mean_um2} for e in engines],
             "pass_n": ns, "pass_p": ps, "pass_0": p0,

@@ -33,6 +33,7 @@ import klayout.db as kdb
 import numpy as np
 
 from ..rom.geometry import RomGeometry
+from ..rom.viastack import program
 from ..signoff.drc import read_layout
 from ..signoff.readback import find_arrays
 from ..tech.pdk import Pdk
@@ -128,6 +129,7 @@ class EngineCA:
     vias: int
     window_sites: int
     mean_um2: dict          # mechanism -> mean critical area of the whole engine, µm²
+    layers: dict            # mechanism -> PDK layer name
 
 
 def _window(a, geom: RomGeometry, cols: int = 32, islands: int = 16) -> tuple[kdb.Box, int, int]:
@@ -139,21 +141,33 @@ def _window(a, geom: RomGeometry, cols: int = 32, islands: int = 16) -> tuple[kd
     return box, nc, 2 * ni
 
 
+def layer_names(pdk: Pdk, a) -> dict:
+    """Mechanism -> the PDK layer it is measured on, for this array's programming layer."""
+    prog = getattr(a, "program_layer", None) or pdk.programming_layer
+    p = program(pdk, prog) if pdk.stack else pdk
+    names = {"mcon": prog, "met1": p.roles["met1"], "poly": p.roles["poly"]}
+    return {k: names[v[0]] for k, v in MECHANISMS.items()}
+
+
 def engine_curves(layout, top, pdk: Pdk, a, sizes_dbu: np.ndarray) -> tuple[dict, int, int]:
     """Critical area (dbu²) per window site (per via for via-open) at each size, and the window's
     sites and vias."""
-    geom = RomGeometry.from_pdk(pdk)
-    win, nc, nr = _window(a, geom)
+    # the programming via of this array (the default one, or an upper via of the PDK's stack), the
+    # bitline metal above it and the conductor below it (li, or the stack's metal pad)
+    prog = getattr(a, "program_layer", None) or pdk.programming_layer
+    p = program(pdk, prog) if pdk.stack else pdk
+    below = pdk.gds(pdk.stack[pdk.stack.index(prog) - 1]) if pdk.stack and prog in pdk.stack else pdk.role_gds("li")
+    win, nc, nr = _window(a, RomGeometry.from_pdk(p))
     margin = int(sizes_dbu.max()) // 2 + 2 * max(a.px, a.py)
     big = win.enlarged(margin, margin)
 
-    def region(role):
-        li = layout.find_layer(*pdk.role_gds(role))
-        return kdb.Region(top.begin_shapes_rec_touching(li, big)) & kdb.Region(big) if li is not None else kdb.Region()
+    def region(gds):
+        idx = layout.find_layer(*gds)
+        return kdb.Region(top.begin_shapes_rec_touching(idx, big)) & kdb.Region(big) if idx is not None else kdb.Region()
 
-    met1, poly, li, vias = region("met1"), region("poly"), region("li"), region("mcon")
+    met1, poly, li, vias = region(p.role_gds("met1")), region(p.role_gds("poly")), region(below), region(p.role_gds("mcon"))
     li_m = li.merged()
-    ground = li_m.with_bbox_width(2 * a.px, None, False)      # ground lines run along whole rows
+    ground = li_m.with_bbox_width(2 * a.px, None, False)      # ground lines (li) run along whole rows
     pads = li_m - ground
     pad_overlap = pads & met1
     ground_overlap = ground & met1
@@ -173,9 +187,10 @@ def engine_curves(layout, top, pdk: Pdk, a, sizes_dbu: np.ndarray) -> tuple[dict
     return {k: np.asarray(v) for k, v in curves.items()}, sites, n_vias
 
 
-def via_open_curve(pdk: Pdk, sizes_dbu: np.ndarray) -> np.ndarray:
-    """A lone via of the PDK's programming-via size: (s - v)² (for engines whose window holds no via)."""
-    v = RomGeometry.from_pdk(pdk).d["via"]
+def via_open_curve(pdk: Pdk, prog: str, sizes_dbu: np.ndarray) -> np.ndarray:
+    """A lone programming via of the PDK's size: (s - v)² (for engines whose window holds no via)."""
+    p = program(pdk, prog) if pdk.stack else pdk
+    v = max(abs(b) for b in RomGeometry.from_pdk(p).prog_box(0, 0)) * 2
     return np.where(sizes_dbu > v, (sizes_dbu - v) ** 2, 0).astype(np.float64)
 
 
@@ -191,9 +206,10 @@ def layout_critical_area(path, pdk: Pdk, bits: list[np.ndarray], dist: SizeDistr
     for e, (a, b) in enumerate(zip(arrays, bits)):
         curves, _, n_vias = engine_curves(layout, top, pdk, a, sizes)
         if not n_vias:
-            curves["via-open"] = via_open_curve(pdk, sizes)
+            curves["via-open"] = via_open_curve(pdk, getattr(a, "program_layer", None) or pdk.programming_layer, sizes)
         sites, vias = int(b.size), int(np.count_nonzero(b))
         scale = {"via-open": vias, "via-short": sites - vias}
         mean = {k: dist.mean(sizes_um, curves[k]) * um2 * scale.get(k, sites) for k in MECHANISMS}
-        out.append(EngineCA(e, sites, vias, int(min(32, a.cols) * 2 * min(16, a.rows // 2)), mean))
+        out.append(EngineCA(e, sites, vias, int(min(32, a.cols) * 2 * min(16, a.rows // 2)), mean,
+                            layer_names(pdk, a)))
     return out
