@@ -19,11 +19,12 @@ from .options import FILE, pdk_option
 def render_cmd(layout, output, pdk, window, layers, width, height):
     """Draw LAYOUT (GDSII/OASIS) as a PNG with the PDK's layer colours."""
     from ..flow.outputs import check_paths
-    from ..report.render import parse_window, render
+    from ..report.render import found_program_layer, parse_window, render
     from ..tech.pdk import load_pdk
 
     box = parse_window(window) if window else None
     names = [t.strip() for t in layers.split(",") if t.strip()] if layers else None
     check_paths({"LAYOUT": layout}, {"-o": output})
-    w, h = render(layout, output, load_pdk(pdk), window=box, layers=names, width=width, height=height)
+    p = found_program_layer(layout, load_pdk(pdk))
+    w, h = render(layout, output, p, window=box, layers=names, width=width, height=height)
     click.echo(f"{layout} -> {output} ({w} x {h} px)")

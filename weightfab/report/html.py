@@ -332,6 +332,8 @@ def write_html(rep: dict, out: str | Path, layout: str | Path, pdk: Pdk | str | 
             pdk = load_pdk(pdk or rep["pdk"])
         except WeightfabError as exc:
             raise WeightfabError(f"{exc} (the report's PDK; give --pdk)") from None
+        from .render import found_program_layer
+        pdk = found_program_layer(layout, pdk)
     text, info = build_html(rep, Path(layout), pdk)
     try:
         tmp = out.with_name(f".{out.name}.tmp")

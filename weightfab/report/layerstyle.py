@@ -118,14 +118,17 @@ def _hidden(name: str, st: Style) -> bool:
     return st is STYLES["marker"]
 
 
-def lyp_text(pdk: Pdk) -> str:
-    """The KLayout layer-properties file for ``pdk``, as text (deterministic)."""
+def lyp_text(pdk: Pdk, extra: list[tuple[int, int]] = ()) -> str:
+    """The KLayout layer-properties file for ``pdk``, as text (deterministic); ``extra`` layers (not in
+    the PDK) come first, as grey outlines."""
+    rows = [(f"{ln}/{dt} (not in the PDK)", (ln, dt), STYLES["marker"], True) for ln, dt in extra]
+    rows += [(label, gds, st, not _hidden(name, st)) for name, gds, label, st in styled_layers(pdk)]
     out = ['<?xml version="1.0" encoding="utf-8"?>',
            f"<!-- {pdk.name}: written by weightfab.report.layerstyle from pdk.toml. List order is drawing order,",
            "     the last entry on top. Implants, wells and markers are outlines only; the programming layer",
            "     is solid yellow and drawn last, so each programmed site is one bright square. -->",
            "<layer-properties>"]
-    for name, (ln, dt), label, st in styled_layers(pdk):
+    for label, (ln, dt), st, visible in rows:
         out += ["  <properties>",
                 f"    <frame-color>{st.color}</frame-color>",
                 f"    <fill-color>{st.color}</fill-color>",
@@ -133,7 +136,7 @@ def lyp_text(pdk: Pdk) -> str:
                 "    <fill-brightness>0</fill-brightness>",
                 f"    <dither-pattern>{st.dither}</dither-pattern>",
                 "    <valid>true</valid>",
-                f"    <visible>{'false' if _hidden(name, st) else 'true'}</visible>",
+                f"    <visible>{'true' if visible else 'false'}</visible>",
                 "    <transparent>false</transparent>",
                 "    <width>1</width>",
                 "    <marked>false</marked>",

@@ -1,7 +1,7 @@
 """The layout as a picture, drawn by KLayout's own renderer (``klayout.lay.LayoutView``, headless).
 
-Layers are drawn with the PDK's layer-properties file (see layerstyle.py); a layer of the file that
-the PDK does not name is drawn as a grey outline, so nothing unknown hides the devices.
+Layers are drawn in the scheme of the PDK's layer-properties file (layerstyle.py); a layer of the
+file that the PDK does not name is drawn as a grey outline, so nothing unknown hides the devices.
 """
 from __future__ import annotations
 
@@ -10,14 +10,10 @@ from pathlib import Path
 
 from ..errors import WeightfabError
 from ..tech.pdk import Pdk
-from .layerstyle import STYLES, lyp_text
+from .layerstyle import lyp_text
 
 BACKGROUND = "#000000"
 MAX_PIXELS = 8000
-
-
-def _color(hexstr: str) -> int:
-    return int(hexstr.lstrip("#"), 16)
 
 
 def parse_window(text: str) -> tuple[float, float, float, float]:
@@ -60,27 +56,16 @@ class LayoutPicture:
         view.max_hier()
 
     def _load_styles(self) -> None:
-        view = self.view
-        lyp = self.pdk.lyp
-        if lyp is None:  # a user PDK without a .lyp: the same scheme, made from its pdk.toml
-            with tempfile.NamedTemporaryFile("w", suffix=".lyp", delete=False, encoding="utf-8") as f:
-                f.write(lyp_text(self.pdk))
-            lyp = Path(f.name)
-            view.load_layer_props(str(lyp))
-            lyp.unlink()
-        else:
-            view.load_layer_props(str(lyp))
-        known = {(n.source_layer, n.source_datatype) for n in view.each_layer()}
-        marker = STYLES["marker"]
-        for info in sorted(self.layout.layer_infos(), key=lambda i: (i.layer, i.datatype)):
-            if (info.layer, info.datatype) in known:
-                continue
-            lp = self._lay().LayerProperties()
-            lp.source = f"{info.layer}/{info.datatype}@1"
-            lp.name = f"{info.layer}/{info.datatype} (not in the PDK)"
-            lp.frame_color = lp.fill_color = _color(marker.color)
-            lp.dither_pattern = 1
-            view.insert_layer(view.begin_layers(), lp)
+        """The PDK's layers in the scheme of layerstyle.py (the shipped .lyp files hold the same), styled
+        for this PDK value: a layout programmed on an upper via shows that via solid yellow. Layers of
+        the file that the PDK does not name are grey outlines. Loaded as a layer-properties file (a
+        view's stipple patterns are set up by loading one)."""
+        present = {(i.layer, i.datatype) for i in self.layout.layer_infos()}
+        extra = sorted(present - {tuple(l.gds) for l in self.pdk.layers.values()})
+        with tempfile.TemporaryDirectory() as d:
+            lyp = Path(d) / "layers.lyp"
+            lyp.write_text(lyp_text(self.pdk, extra), encoding="utf-8")
+            self.view.load_layer_props(str(lyp))
 
     @staticmethod
     def _lay():
@@ -128,10 +113,15 @@ class LayoutPicture:
 
     def png(self, window=None, width: int = 1200, height: int | None = None,
             oversampling: int = 1) -> tuple[bytes, int, int]:
-        """PNG bytes of ``window`` (µm; default: the whole top cell) at ``width`` pixels; the height
+        """PNG bytes of ``window`` (µm; default: the whole top cell and a two-pixel margin) at ``width`` pixels; the height
         follows the window's aspect ratio unless given. ``oversampling`` 2 or 3 averages sub-pixels
         (smoother pictures of whole dies, where a pixel spans many bit cells)."""
-        x0, y0, x1, y1 = window or self.die_box()
+        if window is None:  # the whole top cell, with two pixels around it so that its outline shows
+            x0, y0, x1, y1 = self.die_box()
+            m = 2 * (x1 - x0) / max(width - 4, 1)
+            x0, y0, x1, y1 = x0 - m, y0 - m, x1 + m, y1 + m
+        else:
+            x0, y0, x1, y1 = window
         if height is None:
             height = round(width * (y1 - y0) / (x1 - x0))
         if not (16 <= width <= MAX_PIXELS and 16 <= height <= MAX_PIXELS):
@@ -155,3 +145,17 @@ def render(path: str | Path, out: str | Path, pdk: Pdk, *, window=None, layers=N
     except OSError as exc:
         raise WeightfabError(f"cannot write {out}: {exc.strerror or exc}") from None
     return w, h
+
+
+def found_program_layer(path: str | Path, pdk: Pdk) -> Pdk:
+    """``pdk`` with the programming layer the layout's ROM arrays use (found by the readback), or
+    ``pdk`` as it is when the file holds no ROM array it can read."""
+    from ..signoff.readback import find_arrays, read_layout
+    from ..rom.viastack import program
+    try:
+        layout, top = read_layout(path)
+        arrays = find_arrays(layout, top, pdk, path)
+    except WeightfabError:
+        return pdk
+    layers = {a.program_layer for a in arrays if a.program_layer}
+    return program(pdk, layers.pop()) if len(layers) == 1 else pdk
