@@ -16,9 +16,9 @@ from weightfab.mapping.merge import (
     merge_budget,
     merge_importance,
     merge_tol,
-    plot_tradeoff,
     tradeoff,
 )
+from weightfab.report.plots import plot_tradeoff
 from weightfab.frontend.onnx_import import load_onnx
 from weightfab.quant.quantize import quantize, run_integer
 

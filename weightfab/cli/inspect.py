@@ -57,5 +57,6 @@ def inspect_cmd(model, weights, block, calib, data, input_scale, input_offset, l
         acc = f"{r['accuracy']:.2%}" if r["accuracy"] is not None else "n/a"
         click.echo(f"{r['level']:>5} {r['total']:>9,} {acc:>9}  " + "  ".join(f"{u:>{min(14, len(n))},}" for u, n in zip(r["unique"], names)))
     if plot:
-        mg.plot_tradeoff(rows, plot)
+        from ..report.plots import plot_tradeoff
+        plot_tradeoff(rows, plot)
         click.echo(f"plot: {plot}")

@@ -870,27 +870,3 @@ def tradeoff(qnet: QuantizedNetwork, block: int, x: np.ndarray, y: np.ndarray, l
         rows.append({"level": int(t), "unique": [int(u) for u in r.unique_after], "total": r.total_after,
                      "accuracy": r.accuracy_merged})
     return rows
-
-
-def plot_tradeoff(rows: list[dict], path_png) -> None:
-    """Unique blocks against accuracy, one point per level, as a PNG."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise WeightfabError("plotting needs matplotlib: pip install matplotlib") from None
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
-    tot = [r["total"] for r in rows]
-    acc = [100 * r["accuracy"] for r in rows]
-    ax.plot(tot, acc, "o-")
-    for r, a, b in zip(rows, tot, acc):
-        ax.annotate(f"tol {r['level']}", (a, b), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    ax.set_xscale("log")
-    ax.set_xlabel("unique blocks (all layers)")
-    ax.set_ylabel("accuracy (%)")
-    ax.set_title("block merging: cells vs accuracy")
-    ax.grid(True, alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(str(path_png), format="png")
-    plt.close(fig)

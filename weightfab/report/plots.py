@@ -85,7 +85,7 @@ def tradeoff_figure(rows: list[dict]):
         ax.set_ylim(acc[0] - 2, acc[0] + 2)
     else:
         if tot.max() / max(tot.min(), 1) >= 4:
-            ax.set_xscale("log")
+            _log_x(ax, tot.min(), tot.max())
         pad = max(0.5, (acc.max() - acc.min()) * 0.1)
         ax.set_ylim(acc.min() - pad, acc.max() + pad)
         ax.set_title("block merging: unique blocks (layout cells) against accuracy", fontsize=10)
@@ -94,6 +94,15 @@ def tradeoff_figure(rows: list[dict]):
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _log_x(ax, lo: float, hi: float) -> None:
+    """A logarithmic x axis labelled with plain numbers at 1-2-5 steps (no 3x10^2 next to 4x10^2)."""
+    from matplotlib.ticker import NullFormatter
+    ax.set_xscale("log")
+    ticks = [m * 10 ** e for e in range(0, 10) for m in (1, 2, 5) if lo / 1.5 <= m * 10 ** e <= hi * 1.5]
+    ax.set_xticks(ticks, labels=[f"{t:,}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def plot_tradeoff(rows: list[dict], path_png) -> None:
