@@ -16,8 +16,9 @@ import onnx
 from onnx import numpy_helper, shape_inference
 
 from ..errors import ModelError
-from .network import Conv, Dense, Network, float_op
-from .ops import FOLDABLE, HANDLERS
+from .network import Conv, Dense, Network, QuantPoint, float_op
+from .ops import FOLDABLE, HANDLERS, ON_CODES
+from .ops.weights import kind_of, weight_codes
 
 SUPPORTED_OPS = tuple(sorted(set(HANDLERS) | set(FOLDABLE)))
 MAX_VALUES = 1 << 28  # values in one tensor (1 GiB of float32): larger declared tensors are refused unread
@@ -99,7 +100,8 @@ class Importer:
         self.alias: dict[str, str] = {}
         self.dummy: dict[str, np.ndarray] = {}   # batch-1 probe of every float tensor, for shapes
         self.producer: dict[str, object] = {}
-        self.pending_q: dict[str, tuple] = {}    # QuantizeLinear outputs waiting for their DequantizeLinear
+        self.pending_q: dict[str, tuple] = {}    # integer codes: tensor -> (source, scale, zero point, qmin, qmax)
+        self.real_of: dict[str, str] = {}        # integer codes -> the float tensor holding their real values
         self.weight_quant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.softmax = False
         self.softmax_out = None
@@ -160,7 +162,7 @@ class Importer:
         return arr
 
     def uniq(self, node) -> str:
-        n = node.name or node.output[0]
+        n = node if isinstance(node, str) else (node.name or node.output[0])
         base, i = n, 1
         while n in self.names:
             i += 1
@@ -180,23 +182,13 @@ class Importer:
         self.ops.pop()
         return self.emit(op)
 
-    def record_qdq(self, node, op_name, weight_name, out_axis_len, orient):
-        """Keep the integers of a QDQ weight: per output channel scales, zero points must be 0."""
+    def record_qdq(self, node, op_name, weight_name, out_axis, orient):
+        """Keep the integers of a QDQ weight (``out_axis``: its output-channel axis; ``orient`` maps
+        it to the [N, M] ROM layout), see ops/weights.py."""
         info = self.qinfo.get(weight_name)
-        if info is None:
-            return
-        q, scale, axis, zp = info
-        if np.any(zp != 0):
-            self.fail(node, "weight zero points other than 0 are not supported")
-        qo = orient(q.astype(np.float32))
-        s = np.asarray(scale, np.float64).reshape(-1)
-        if s.size == 1:
-            s = np.full(out_axis_len, s[0])
-        elif s.size != out_axis_len:
-            self.fail(node, f"weight scales per axis {axis} do not match the {out_axis_len} output channels")
-        if qo.min(initial=0) < -128 or qo.max(initial=0) > 127:
-            self.fail(node, "weight integers exceed int8")
-        self.weight_quant[op_name] = (qo.astype(np.int8), s)
+        if info is not None:
+            q, scale, axis, zp, kind = info
+            self.weight_quant[op_name] = weight_codes(self, node, q, scale, zp, axis, out_axis, orient, kind)
 
     # -- the walk --------------------------------------------------------------------------------
     def graph_input(self):
@@ -230,8 +222,11 @@ class Importer:
 
     def visit(self, node) -> None:
         op_t = node.op_type
-        if node.domain not in ("", "ai.onnx") or op_t not in SUPPORTED_OPS:
-            self.fail(node, f"op is not supported; supported ops: {', '.join(SUPPORTED_OPS)}")
+        h = HANDLERS.get(op_t)
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        if op_t not in SUPPORTED_OPS or (h.domain if h else "") != domain:
+            where = f" of domain '{domain}'" if domain else ""
+            self.fail(node, f"op{where} is not supported; supported ops: {', '.join(SUPPORTED_OPS)}")
         self.check_size(node)
         a = _attrs(node)
         ins = [self.real(n) if n else n for n in node.input]
@@ -242,7 +237,6 @@ class Importer:
                 self.fail(node, "Softmax must be the last node")
             self.alias[node.output[0]] = self.softmax_out
             return
-        h = HANDLERS.get(op_t)
         if op_t == "DequantizeLinear" and ins[0] in self.consts:
             self.dequantize_constant(node, ins, **a)
             return
@@ -255,6 +249,8 @@ class Importer:
         x = dyn[0]
         if x in self.pending_q and op_t in ("Identity", "Cast"):
             self.pending_q[node.output[0]] = self.pending_q[x]  # the integer code's type changes, not its value
+            if x in self.real_of:
+                self.real_of[node.output[0]] = self.real_of[x]
             return
         if x not in self.dummy and x not in self.pending_q:
             self.fail(node, f"input '{x}' is not produced by a supported node")
@@ -262,8 +258,12 @@ class Importer:
         if h.named:
             n.name = self.uniq(node)
         if not h.codes:
+            if x in self.pending_q and op_t in ON_CODES:
+                self.on_codes(h, n, a)
+                return
             if x in self.pending_q:
-                self.fail(node, "a QuantizeLinear output must go to a DequantizeLinear")
+                self.fail(node, "integer codes (a QuantizeLinear or QLinear op output) must go to a "
+                                "DequantizeLinear, a QLinear op or a layout op")
             if len(dyn) > h.inputs:
                 self.fail(node, "only one run-time input is supported for this op")
         if x in self.dummy:
@@ -272,6 +272,34 @@ class Importer:
         if unknown:
             self.fail(node, f"attribute {unknown[0]} is not supported")
         h.fn(self, n, **a)
+
+    def realize(self, node, c: str) -> str:
+        """The float tensor holding the real values of integer codes ``c`` (a QuantPoint, made once)."""
+        if c in self.real_of:
+            return self.real_of[c]
+        src, s, zp, qmin, qmax = self.pending_q[c]
+        if src not in self.dummy:
+            self.fail(node, f"input '{c}' is not produced by a supported node")
+        out = f"{c}:real"
+        self.emit(QuantPoint(self.uniq(f"{c}:dequantize"), (src,), out, s, zp, qmin, qmax))
+        self.real_of[c] = out
+        return out
+
+    def mark_codes(self, c: str, real: str, scale: float, zp: int, qmin: int, qmax: int) -> None:
+        """``c`` holds integer codes whose real values the float tensor ``real`` carries."""
+        self.pending_q[c] = (real, scale, zp, qmin, qmax)
+        self.real_of[c] = real
+
+    def on_codes(self, h, n, a) -> None:
+        """A layout op on integer codes runs on their real values; its output keeps the codes' grid."""
+        real = self.realize(n.node, n.x)
+        _, s, zp, qmin, qmax = self.pending_q[n.x]
+        n.ins = [real if i == n.x else i for i in n.ins]
+        n.dyn = [real if i == n.x else i for i in n.dyn]
+        n.x, n.shape = real, self.dummy[real].shape[1:]
+        code, n.out = n.out, f"{n.out}:real"
+        h.fn(self, n, **a)
+        self.mark_codes(code, self.real(n.out), s, zp, qmin, qmax)
 
     def fold(self, node, ins, a) -> None:
         try:
@@ -285,8 +313,12 @@ class Importer:
         if node.op_type == "Identity" and ins[0] in self.qinfo:
             self.qinfo[node.output[0]] = self.qinfo[ins[0]]
 
-    def dequantize_constant(self, node, ins, axis=1, **_) -> None:
+    def dequantize_constant(self, node, ins, axis=1, block_size=0, **_) -> None:
         """A quantized weight: keep its float value as a constant and its integers for record_qdq."""
+        if block_size:
+            self.fail(node, f"blocked quantization (block_size={block_size}) is not supported; "
+                            "per-tensor or per-output-channel scales are")
+        kind = kind_of(self.consts[ins[0]])
         q = np.asarray(self.consts[ins[0]]).astype(np.int64)
         scale = np.asarray(self.consts[ins[1]], np.float64)
         zp = np.asarray(self.consts[ins[2]]).astype(np.int64) if len(ins) > 2 and ins[2] else np.zeros(1, np.int64)
@@ -297,7 +329,7 @@ class Importer:
         else:
             scale_b, zp_b = scale.reshape(-1)[0], zp.reshape(-1)[0]
         self.consts[node.output[0]] = ((q - zp_b) * scale_b).astype(np.float32)
-        self.qinfo[node.output[0]] = (q, scale, axis, zp)
+        self.qinfo[node.output[0]] = (q, scale, axis if axis >= 0 else axis + q.ndim, zp, kind)
 
     def finish(self, in_name, sample_shape) -> Network:
         g = self.graph

@@ -58,6 +58,13 @@ def accumulate(op, layer, x: np.ndarray) -> np.ndarray:
     else:
         acc = np.rint(conv_any(x.astype(np.float64), w.astype(np.float64), op, 0.0)).astype(np.int64)
         acc = acc + layer.bias[None, :, None, None]
+    if layer.w_offset is not None:  # zero-point correction: offset · Σx over the inputs each output sees
+        ones = np.ones(layer.weight.shape, np.float64)
+        if isinstance(op, Dense):
+            sx = x.reshape(len(x), -1).sum(axis=1, keepdims=True)
+        else:
+            sx = np.rint(conv_any(x.astype(np.float64), ones, op, 0.0)).astype(np.int64)
+        acc = acc + sx * (layer.w_offset if isinstance(op, Dense) else layer.w_offset[None, :, None, None])
     if np.any(np.abs(acc) > 2 ** 31 - 1):
         raise ModelError(f"layer '{op.name}': accumulator overflows int32")
     return acc

@@ -20,12 +20,13 @@ class Handler:
     named: bool = True     # the op gets a unique name (every op that may emit one)
     codes: bool = False    # the run-time input may be an integer code (QuantizeLinear output)
     inputs: int = 1        # run-time inputs accepted
+    domain: str = ""       # the op set ("" is the default ai.onnx domain)
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
-def handler(*op_types: str, named: bool = True, codes: bool = False, inputs: int = 1):
+def handler(*op_types: str, named: bool = True, codes: bool = False, inputs: int = 1, domain: str = ""):
     """Register ``fn`` for ``op_types``; its keyword-only parameters are the attributes."""
     def register(fn):
         params = inspect.signature(fn).parameters.values()
@@ -33,7 +34,7 @@ def handler(*op_types: str, named: bool = True, codes: bool = False, inputs: int
         for t in op_types:
             if t in HANDLERS:
                 raise AssertionError(f"two handlers for {t}")
-            HANDLERS[t] = Handler(fn, attrs, named, codes, inputs)
+            HANDLERS[t] = Handler(fn, attrs, named, codes, inputs, domain)
         return fn
     return register
 
@@ -41,4 +42,7 @@ def handler(*op_types: str, named: bool = True, codes: bool = False, inputs: int
 # ops only ever seen on constants (shape arithmetic), evaluated by the ONNX reference evaluator
 FOLDABLE = ("Constant", "ConstantOfShape", "Gather", "Concat")
 
-from . import basic, layers, qdq  # noqa: E402,F401  (registers the handlers)
+# layout ops that may run on integer codes (QOperator graphs): they run on the real tensor instead
+ON_CODES = ("Identity", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool")
+
+from . import basic, layers, qdq, qlinear  # noqa: E402,F401  (registers the handlers)

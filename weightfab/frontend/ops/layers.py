@@ -1,6 +1,8 @@
 """The weighted ops (Gemm, MatMul, Conv) and what folds into them (bias Add, BatchNormalization)."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ..network import Add, Conv, Dense
@@ -29,10 +31,10 @@ def gemm(im, n, *, alpha=1.0, beta=1.0, transA=0, transB=0):  # noqa: N803  (the
     bias = dense_bias(im, n, 2, w.shape[0], beta)
     if w.shape[1] != int(np.prod(n.shape)):
         im.fail(n.node, f"expects {w.shape[1]} inputs but receives {int(np.prod(n.shape))}")
-    im.record_qdq(n.node, n.name, n.ins[1], w.shape[0], lambda q: q if transB else q.T)
+    im.record_qdq(n.node, n.name, n.ins[1], 0 if transB else 1, lambda q: q if transB else q.T)
     if n.name in im.weight_quant and float(alpha) != 1.0:
-        q, s = im.weight_quant[n.name]
-        im.weight_quant[n.name] = (q, s * float(alpha))
+        wc = im.weight_quant[n.name]
+        im.weight_quant[n.name] = replace(wc, scale=wc.scale * float(alpha))
     im.emit(Dense(n.name, (n.x,), n.out, np.ascontiguousarray(w, np.float32), bias))
 
 
@@ -43,7 +45,7 @@ def matmul(im, n):
         im.fail(n.node, "only [batch, features] @ constant 2-D weight is supported")
     if b.shape[0] != n.shape[0]:
         im.fail(n.node, f"expects {b.shape[0]} inputs but receives {n.shape[0]}")
-    im.record_qdq(n.node, n.name, n.ins[1], b.shape[1], lambda q: q.T)
+    im.record_qdq(n.node, n.name, n.ins[1], 1, lambda q: q.T)
     im.emit(Dense(n.name, (n.x,), n.out, np.ascontiguousarray(b.T, np.float32), np.zeros(b.shape[1], np.float32)))
 
 
@@ -67,7 +69,7 @@ def conv(im, n, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None
     co = w.shape[0]
     bias = im.const(n.node, n.ins[2], "bias").reshape(-1) if n.has(2) else np.zeros(co, np.float32)
     op = conv_op(im, n, w, bias, auto_pad, dilations, group, pads, strides)
-    im.record_qdq(n.node, n.name, n.ins[1], co, lambda q: q.transpose(0, 2, 3, 1).reshape(co, -1))
+    im.record_qdq(n.node, n.name, n.ins[1], 0, lambda q: q.transpose(0, 2, 3, 1).reshape(co, -1))
     im.emit(op)
 
 

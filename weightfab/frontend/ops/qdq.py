@@ -22,7 +22,11 @@ def quantize_linear(im, n, *, axis=1, saturate=1, block_size=0, output_dtype=0):
 def dequantize_linear(im, n, *, axis=1, block_size=0):
     if n.x not in im.pending_q:
         im.fail(n.node, "DequantizeLinear of a run-time tensor must follow its QuantizeLinear")
+    if n.x in im.real_of:  # dequantized before (or computed by a QLinear op): the same tensor
+        im.alias[n.out] = im.real_of[n.x]
+        return
     src, s, zp, qmin, qmax = im.pending_q[n.x]
     if src not in im.dummy:
         im.fail(n.node, "QuantizeLinear input not available")
     im.emit(QuantPoint(n.name, (src,), n.out, s, zp, qmin, qmax))
+    im.real_of[n.x] = n.out
