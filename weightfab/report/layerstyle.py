@@ -97,7 +97,7 @@ ROLE_WORDS = {"diff": "diffusion", "poly": "wordline poly", "licon": "contact", 
 def _role_of(pdk: Pdk, layer: str) -> str:
     if layer == pdk.programming_layer:
         return "programming"
-    roles = [ROLE_WORDS.get(r, r) for r, n in pdk.roles.items() if n == layer]
+    roles = [ROLE_WORDS.get(r, r) for r, n in pdk.roles.items() if n == layer and not r.startswith("stack:")]
     return ", ".join(roles)
 
 
