@@ -194,7 +194,10 @@ def test_trims_never_lower_accuracy_on_fitted_data(chip_gds):
     from weightfab.quant.quantize import run_integer
     from dataclasses import replace
 
-    chip, x, y = load_chip(chip_gds, SAMPLE, data=SAMPLE_DATA, calib=SAMPLE_CALIB)
+    from weightfab.cli.faults import load_inputs
+
+    net, x, y, cx = load_inputs(SAMPLE, SAMPLE_DATA, SAMPLE_CALIB, 1.0, 0.0)
+    chip = load_chip(chip_gds, SAMPLE, net, calib_x=cx)
     ref = chip.qnet
     # zero trims change nothing; a known bias error is undone exactly by the fitted bias trim
     assert np.array_equal(run_integer(apply_trims(ref, zero_trims(ref, 16, 8)), x), run_integer(ref, x))
@@ -237,3 +240,40 @@ def test_faults_and_calibrate_cli(chip_gds, tmp_path):
     assert "modelled, not drawn" in r.stdout
     bad = run_cli("faults", chip_gds, "--model", SAMPLE, "--data", SAMPLE_DATA, "--kinds", "via-opne")
     assert bad.returncode == 1 and bad.stderr.count("\n") == 1 and "unknown fault kind" in bad.stderr
+
+
+# -- selective protection ---------------------------------------------------------------------
+def test_protect_layout_is_drc_clean_read_back_and_checked(tmp_path):
+    from weightfab.cli.faults import load_inputs
+    from weightfab.faults.chip import load_chip
+    from weightfab.faults.protect import high_bits
+
+    out = tmp_path / "p.gds"
+    r = run_cli("compile", SAMPLE, "-o", out, "--protect", "msb:2")
+    assert r.returncode == 0, r.stderr
+    assert "DRC: clean" in r.stdout and "verified: 27200 of 27200 bits match" in r.stdout   # 21760 + 2/8 of them
+    assert "fc1/protect" in r.stdout
+    net, x, y, cx = load_inputs(SAMPLE, SAMPLE_DATA, SAMPLE_CALIB, 1.0, 0.0)
+    chip = load_chip(out, SAMPLE, net, calib_x=cx)
+    assert chip.protect == 2 and len(chip.bits) == 6 and chip.differing_bits == 0
+    w = chip.weights()[0]
+    assert np.array_equal(high_bits(w, 8, 2), (w.astype(np.int16) >> 6))
+    # channel 0, input i: a weight with a non-zero value; flip its sign bit (column 7), its LSB (column 0),
+    # and the shadow copy of the sign of another weight
+    i, j = np.flatnonzero(w[0])[:2]
+    bits = [b.copy() for b in chip.bits]
+    bits[0][7, i] ^= 1
+    bits[0][0, j] ^= 1
+    k = np.flatnonzero(w[1])[0]
+    bits[3][1 * 2 + 1, k] ^= 1          # shadow of layer 0: channel 1, copy bit 1 (the sign)
+    got = chip.weights(bits)[0]
+    assert got[0, i] == 0                               # sign fault detected: the word drops out
+    assert got[0, j] == w[0, j] ^ 1                     # a low bit is not protected: the fault passes
+    assert got[1, k] == 0                               # a fault on the copy is detected too
+    changed = np.argwhere(got != w)
+    assert {tuple(c) for c in changed} <= {(0, i), (0, j), (1, k)}
+    # the faults command finds the protection on the layout by itself
+    r = run_cli("faults", out, "--model", SAMPLE, "--data", SAMPLE_DATA, "--trials", "2", "--rate", "1e-2",
+                "--kinds", "via-open", "--no-sensitivity", "--no-yield", "--report", tmp_path / "r.json")
+    assert r.returncode == 0, r.stderr
+    assert json.loads((tmp_path / "r.json").read_text())["protect"] == "msb:2"

@@ -19,15 +19,16 @@ def calibrate(faults_file, data, heldout, *, model=None, layout=None, calib=None
     from ..faults.found import apply_found, read_found
     from ..faults.trims import apply_trims, fit_trims
     from ..flow.inputs import load_npz
+    from .faults import load_inputs
 
     if not 2 <= bias_bits <= 32 or not 0 <= scale_bits <= 16:
         raise WeightfabError("--bias-bits must be 2..32 and --scale-bits 0..16")
     doc = read_found(faults_file)
     get = lambda given, key, default=None: given if given is not None else doc.get(key, default)  # noqa: E731
     scale, offset = float(get(input_scale, "input_scale", 1.0)), float(get(input_offset, "input_offset", 0.0))
-    chip, x, y = load_chip(get(layout, "layout"), get(model, "model"), pdk=get(pdk, "pdk", "sky130"),
-                           weights=doc.get("weights"), calib=get(calib, "calib"), data=data, input_scale=scale,
-                           input_offset=offset, samples=samples)
+    net, x, y, cx = load_inputs(get(model, "model"), data, get(calib, "calib"), scale, offset, samples)
+    chip = load_chip(get(layout, "layout"), get(model, "model"), net, pdk=get(pdk, "pdk", "sky130"),
+                     weights=doc.get("weights"), calib_x=cx, data_x=x)
     die_bits = apply_found(chip, doc["faults"], str(faults_file))
     ref, faulty = chip.qnet, chip.qnet.with_weights(chip.weights(die_bits))
     trims, fit = fit_trims(ref, faulty, x, y, bias_bits, scale_bits)

@@ -52,6 +52,19 @@ def print_report(rep: dict, echo) -> None:
              f"{100 * d['accuracy']:.2f}% -> {d['file']}")
 
 
+def load_inputs(model, data, calib, input_scale, input_offset, samples=None):
+    """The network, the data (first ``samples``) and the calibration inputs (None without --calib)."""
+    from ..flow.inputs import load_npz
+    from ..frontend.onnx_import import load_onnx
+
+    net = load_onnx(model)
+    x, y = load_npz(data, net.input_shape, True, input_scale, input_offset)
+    if samples:
+        x, y = x[:samples], y[:samples]
+    cx = load_npz(calib, net.input_shape, False, input_scale, input_offset)[0] if calib else None
+    return net, x, y, cx
+
+
 @click.command("faults")
 @click.argument("layout", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--model", required=True, type=click.Path(dir_okay=False, path_type=Path))
@@ -102,7 +115,8 @@ def faults_cmd(layout, model, data, calib, pdk, weights, input_scale, input_offs
                 target=target, die_mm2=parse_list(die_mm2, "--die-mm2"), yield_trials=yield_trials, die=die,
                 found_out=found_out, plot=plot, report=report)
     opts["yield"] = opts.pop("yield_")
-    rep = analyse(layout, model, data=data, opts=opts, echo=click.echo)
+    net, x, y, cx = load_inputs(model, data, calib, input_scale, input_offset, samples)
+    rep = analyse(layout, model, net, x, y, cx, opts=opts, echo=click.echo)
     print_report(rep, click.echo)
     if plot:
         click.echo(f"plot: {plot}")

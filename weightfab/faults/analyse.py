@@ -62,21 +62,22 @@ def yield_section(chip, x, y, layout, ref, opts: dict, echo) -> dict:
             "table": yield_table(lam_total, drawn, sizes, ns, ps, p0, opts["alpha"])}
 
 
-def analyse(layout, model, *, data, opts: dict, echo=lambda s: None) -> dict:
-    """Everything ``weightfab faults`` computes, as the JSON report."""
+def analyse(layout, model, net, x, y, calib_x, *, opts: dict, echo=lambda s: None) -> dict:
+    """Everything ``weightfab faults`` computes, as the JSON report (``net`` loaded from ``model``;
+    ``x``, ``y`` the data; ``calib_x`` the quantization calibration inputs, None: ``x``)."""
     kinds = check_kinds(opts["kinds"])
     rates = [float(r) for r in opts["rates"]]
     if any(not 0 < r < 1 for r in rates):
         raise WeightfabError(f"--rate {rates}: every rate must lie in (0, 1)")
     if opts["trials"] < 1:
         raise WeightfabError("--trials must be at least 1")
-    chip, x, y = load_chip(layout, model, pdk=opts["pdk"], weights=opts["weights"], calib=opts["calib"], data=data,
-                           input_scale=opts["input_scale"], input_offset=opts["input_offset"], samples=opts["samples"])
+    chip = load_chip(layout, model, net, pdk=opts["pdk"], weights=opts["weights"], calib_x=calib_x, data_x=x)
     ref = accuracy(chip.outputs(x), y)
     echo(f"{layout}: {len(chip.bits)} engines, {sum(b.size for b in chip.bits):,} bit sites, "
          f"{sum(int(b.sum()) for b in chip.bits):,} programmed; layout differs from the model's quantization in "
          f"{chip.differing_bits} bits; fault-free accuracy {ref:.2%} on {len(y)} samples")
     rep = {"layout": str(layout), "model": str(model), "weights": chip.qnet.weights, "pdk": chip.pdk.name,
+           "protect": f"msb:{chip.protect}" if chip.protect else None,
            "samples": int(len(y)), "seed": opts["seed"], "reference_accuracy": ref,
            "layout_differs_from_model_bits": chip.differing_bits,
            "conventions": "wordlines driven from the left (column 0), bitlines sensed at the bottom (wordline 0)"}

@@ -12,13 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import WeightfabError
-from ..flow.inputs import load_npz
 from ..frontend.network import Conv, Dense
-from ..frontend.onnx_import import load_onnx
 from ..mapping.dedup import from_bits, to_bits
 from ..quant.quantize import WEIGHT_BITS, QuantizedNetwork, quantize, run_integer
 from ..signoff.readback import read_bits
 from ..tech.pdk import Pdk, load_pdk
+from .protect import checked_weights, with_shadows
 
 
 @dataclass
@@ -26,27 +25,52 @@ class Chip:
     layout: Path
     pdk: Pdk
     qnet: QuantizedNetwork       # requantization from the model; weights as read back
-    bits: list[np.ndarray]       # per engine [cols, rows] uint8, as read back
+    bits: list[np.ndarray]       # per engine [cols, rows] uint8, as read back: the layers' arrays, then
+                                 # (with --protect msb:N) one shadow array per layer
     arrays: list                 # readback's measured arrays (pitch, origin) per engine
     differing_bits: int          # bits where the layout differs from the model's own quantization
+    protect: int = 0             # N of --protect msb:N found on the layout (0: none)
+
+    @property
+    def layers(self) -> int:
+        return len(self.qnet.layers)
 
     @property
     def nbits(self) -> list[int]:
         return [l.bits for l in self.qnet.layers]
 
+    def engine_layer(self, e: int) -> int:
+        return e % self.layers
+
+    def column_bit(self, e: int) -> np.ndarray:
+        """The weight bit position (0 = LSB, b-1 = sign) each column of engine ``e`` holds."""
+        layer = self.qnet.layers[self.engine_layer(e)]
+        cols = np.arange(self.bits[e].shape[0])
+        if e < self.layers:
+            return cols % layer.bits
+        return cols % self.protect + layer.bits - self.protect
+
     def weights(self, bits: list[np.ndarray] | None = None) -> list[np.ndarray]:
-        """Integer weights [N, M] per layer from engine bit arrays (default: as read back)."""
-        return weights_from_bits(self.bits if bits is None else bits, self.qnet)
+        """Integer weights [N, M] per layer from engine bit arrays (default: as read back), through
+        the protection check when the layout has one."""
+        bits = self.bits if bits is None else bits
+        main = weights_from_bits(bits[:self.layers], self.qnet)
+        if not self.protect:
+            return main
+        shadow = [weights_from_bits([b], self.qnet, self.protect, i)[0] for i, b in enumerate(bits[self.layers:])]
+        return checked_weights(main, shadow, self.nbits, self.protect)[0]
 
     def outputs(self, x: np.ndarray, bits: list[np.ndarray] | None = None) -> np.ndarray:
         return run_integer(self.qnet.with_weights(self.weights(bits)), x)
 
 
-def weights_from_bits(bits: list[np.ndarray], qnet: QuantizedNetwork) -> list[np.ndarray]:
+def weights_from_bits(bits: list[np.ndarray], qnet: QuantizedNetwork, nbits: int | None = None,
+                      first: int = 0) -> list[np.ndarray]:
+    """Signed weights from engine bits (layers from ``first``; ``nbits`` overrides the width)."""
     out = []
-    for b, layer in zip(bits, qnet.layers):
+    for b, layer in zip(bits, qnet.layers[first:]):
         n, m = layer.shape
-        nb = layer.bits
+        nb = nbits or layer.bits
         out.append(from_bits(b.reshape(n, nb, b.shape[1]).transpose(0, 2, 1)[:, :m, :], nb))
     return out
 
@@ -66,32 +90,17 @@ def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, 1) == y))
 
 
-def load_model(model, weights: str, calib, data_x) -> tuple[object, QuantizedNetwork]:
-    """The network and its quantization (calibration inputs: ``calib`` if given, else ``data_x``)."""
-    net = load_onnx(model)
-    if weights not in WEIGHT_BITS:
-        raise WeightfabError(f"unknown weight format '{weights}'")
-    cx = calib if calib is not None else data_x
-    if cx is None:
-        raise WeightfabError(f"{model}: no calibration inputs: give --calib or --data")
-    return net, quantize(net, cx, weights)
-
-
-def load_chip(layout, model, *, pdk="sky130", weights: str | None = None, calib=None, data=None,
-              input_scale: float = 1.0, input_offset: float = 0.0, samples: int | None = None):
-    """(Chip, data x, data y): the die's bits from ``layout`` and the integer model of ``model``."""
+def load_chip(layout, model, net, *, pdk="sky130", weights: str | None = None, calib_x=None, data_x=None) -> Chip:
+    """The die's bits from ``layout`` and the integer model of ``net`` (loaded from ``model``),
+    quantized on ``calib_x`` (else ``data_x``) as it was compiled."""
     layout, model = Path(layout), Path(model)
     pdk_ = load_pdk(pdk)
-    net = load_onnx(model)
-    x = y = None
-    if data is not None:
-        x, y = load_npz(data, net.input_shape, True, input_scale, input_offset)
-        if samples:
-            x, y = x[:samples], y[:samples]
-    cx = load_npz(calib, net.input_shape, False, input_scale, input_offset)[0] if calib else None
     arrays, bits, stray, _ = read_bits(layout, pdk_)
     weighted = [o for o in net.ops if isinstance(o, (Dense, Conv))]
-    if len(arrays) != len(weighted):
+    n_prot, L = 0, len(weighted)
+    if len(arrays) == 2 * L:                      # compiled with --protect msb:N: a shadow array per layer
+        n_prot = arrays[L].cols // weighted[0].matrix().shape[0]
+    elif len(arrays) != L:
         raise WeightfabError(f"{layout}: the layout holds {len(arrays)} ROM arrays, the model {model} has "
                              f"{len(weighted)} weighted layers")
     if weights is None:
@@ -99,14 +108,20 @@ def load_chip(layout, model, *, pdk="sky130", weights: str | None = None, calib=
         weights = {8: "int8", 4: "int4"}.get(arrays[0].cols // n0 if arrays[0].cols % n0 == 0 else 0)
         if weights is None:
             raise WeightfabError(f"{layout}: {arrays[0].cols} bitlines for {n0} channels: give --weights")
-    _, qnet = load_model(model, weights, cx, x)
-    for i, (a, layer) in enumerate(zip(arrays, qnet.layers)):
+    if weights not in WEIGHT_BITS:
+        raise WeightfabError(f"unknown weight format '{weights}'")
+    cx = calib_x if calib_x is not None else data_x
+    if cx is None:
+        raise WeightfabError(f"{model}: no calibration inputs: give --calib or --data")
+    qnet = quantize(net, cx, weights)
+    for i, (a, layer) in enumerate(zip(arrays, [*qnet.layers, *qnet.layers][:len(arrays)])):
         n, m = layer.shape
-        if a.cols != n * layer.bits or a.rows < m:
+        if a.cols != n * (layer.bits if i < L else n_prot) or a.rows < m:
             raise WeightfabError(f"{layout}: array {i} is {a.cols} bitlines x {a.rows} wordlines; layer "
                                  f"'{layer.name}' needs {n * layer.bits} x {m}: compiled for another model or --weights")
-    ref_bits = bits_from_weights([l.weight for l in qnet.layers], qnet, [a.rows for a in arrays])
+    ref = with_shadows(qnet, n_prot)
+    ref_bits = bits_from_weights([l.weight for l in ref.layers], ref, [a.rows for a in arrays])
     differing = sum(int(np.count_nonzero(a != b)) for a, b in zip(ref_bits, bits)) + len(stray)
-    chip = Chip(layout, pdk_, None, bits, arrays, differing)
-    chip.qnet = qnet.with_weights(weights_from_bits(bits, qnet))
-    return chip, x, y
+    chip = Chip(layout, pdk_, qnet, bits, list(arrays), differing, n_prot)
+    chip.qnet = qnet.with_weights(chip.weights())
+    return chip

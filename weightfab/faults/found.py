@@ -19,14 +19,18 @@ FORMAT = "weightfab-found-faults/1"
 
 
 def diff_faults(chip: Chip, bits: list[np.ndarray]) -> list[dict]:
+    """Every bit of a weight that reads otherwise than the layout holds; ``array`` is "main", or
+    "protect" for the shadow copy of the high bits (then ``bit`` counts within the copy)."""
     out = []
-    for i, (a, b, layer) in enumerate(zip(chip.bits, bits, chip.qnet.layers)):
-        m, nb = layer.shape[1], layer.bits
+    for e, (a, b) in enumerate(zip(chip.bits, bits)):
+        i = chip.engine_layer(e)
+        layer = chip.qnet.layers[i]
+        m, nb = layer.shape[1], layer.bits if e < chip.layers else chip.protect
         c, r = np.nonzero(a != b)
         keep = r < m
         for cc, rr in zip(c[keep], r[keep]):
-            out.append({"layer": i, "name": layer.name, "channel": int(cc // nb), "input": int(rr),
-                        "bit": int(cc % nb), "reads": int(b[cc, rr])})
+            out.append({"layer": i, "name": layer.name, "array": "main" if e < chip.layers else "protect",
+                        "channel": int(cc // nb), "input": int(rr), "bit": int(cc % nb), "reads": int(b[cc, rr])})
     return out
 
 
@@ -63,8 +67,12 @@ def apply_found(chip: Chip, faults: list[dict], where="faults file") -> list[np.
         if not 0 <= i < len(bits):
             raise WeightfabError(f"{where}: fault {j}: layer {i} does not exist ({len(bits)} layers)")
         layer = chip.qnet.layers[i]
-        if not (0 <= n < layer.shape[0] and 0 <= m < layer.shape[1] and 0 <= t < layer.bits and v in (0, 1)):
+        shadow = f.get("array", "main") == "protect"
+        if shadow and not chip.protect:
+            raise WeightfabError(f"{where}: fault {j} is on a protection array; the layout has none")
+        nb, e = (chip.protect, i + chip.layers) if shadow else (layer.bits, i)
+        if not (0 <= n < layer.shape[0] and 0 <= m < layer.shape[1] and 0 <= t < nb and v in (0, 1)):
             raise WeightfabError(f"{where}: fault {j}: channel {n}, input {m}, bit {t}, reads {v} is outside "
-                                 f"layer {i} '{layer.name}' ({layer.shape[0]} x {layer.shape[1]}, {layer.bits} bits)")
-        bits[i][n * layer.bits + t, m] = v
+                                 f"layer {i} '{layer.name}' ({layer.shape[0]} x {layer.shape[1]}, {nb} bits)")
+        bits[e][n * nb + t, m] = v
     return bits

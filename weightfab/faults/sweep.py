@@ -64,7 +64,7 @@ def sensitivity(chip: Chip, x, y, rate: float, trials: int, seed: int) -> dict:
     nbs = chip.nbits
     per_bit = []
     for t in range(max(nbs)):
-        cols = [np.arange(b.shape[0]) % nb == t for b, nb in zip(chip.bits, nbs)]
+        cols = [chip.column_bit(e) == t for e in range(len(chip.bits))]
         if not any(c.any() for c in cols):
             continue
         acc, ch = zip(*(_trial(chip, x, y, ref, "flip", rate, rng_for(seed, STREAM_BITPOS, t, float(rate), k), cols)
@@ -72,10 +72,11 @@ def sensitivity(chip: Chip, x, y, rate: float, trials: int, seed: int) -> dict:
         per_bit.append({"bit": t, "label": bit_label(t, max(nbs)), **_stats(list(acc), ref, list(ch))})
     per_layer = []
     for i, layer in enumerate(chip.qnet.layers):
-        cols = [np.full(b.shape[0], e == i) for e, b in enumerate(chip.bits)]
+        cols = [np.full(b.shape[0], chip.engine_layer(e) == i) for e, b in enumerate(chip.bits)]
         acc, ch = zip(*(_trial(chip, x, y, ref, "flip", rate, rng_for(seed, STREAM_LAYER, i, float(rate), k), cols)
                         for k in range(trials)))
-        per_layer.append({"layer": i, "name": layer.name, "bits": int(chip.bits[i].size),
+        per_layer.append({"layer": i, "name": layer.name, "bits": int(sum(b.size for e, b in enumerate(chip.bits)
+                                                                          if chip.engine_layer(e) == i)),
                           **_stats(list(acc), ref, list(ch))})
     return {"rate": rate, "trials": trials, "per_bit": per_bit, "per_layer": per_layer}
 
