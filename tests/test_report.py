@@ -118,6 +118,11 @@ def test_page_is_self_contained_with_every_table(compiled):
     acc = {r[0]: r[1] for r in page.tables["accuracy"][1:]}
     assert acc["chip (weights read back from the layout)"] == f"{100 * rep['accuracy']['chip']:.2f}%"
     assert {"merge", "pdks", "timings", "skipped"} <= set(page.tables)
+    reuse = {r[0]: r for r in page.tables["reuse"][1:]}   # read back from the layout, agrees with the compile
+    for l in rep["layers"]:
+        assert int(reuse[l["name"]][1].replace(",", "")) == l["blocks"]
+        cells = int(reuse[l["name"]][2].replace(",", "")) + (1 if l["zero_block_kinds"] else 0)
+        assert cells == l["unique_blocks"]
     assert f"{rep['verify']['matched']:,} of {rep['verify']['bits']:,} bits match" in text
 
 

@@ -89,7 +89,7 @@ def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[list[str], dict]:
     if engines:
         e = engines[0]
         zx0 = e.bbox_um[0] - 3 * e.col_um
-        zy0 = e.bbox_um[1] - 0.3 * e.row_um
+        zy0 = e.y0_um - 0.3 * e.row_um
         n_cols = min(ZOOM_COLUMNS, e.counts.shape[1] * e.bits)
         n_isl = min(ZOOM_ISLANDS, e.counts.shape[0] * e.block // 2)
         win = (zx0, zy0, e.x0_um + (n_cols - 0.5) * e.col_um, e.y0_um + n_isl * e.row_um)
@@ -109,8 +109,9 @@ def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[list[str], dict]:
                          "Each small rectangle is one block position (K wordlines of one output channel), coloured by "
                          "how many positions of its layer hold the same bits, i.e. how many references share one "
                          "layout cell. Read from the layout's programming shapes.", "reuse"))
-        info["reuse"] = [{"name": x.name, "cells": x.unique, "blocks": x.positions, "zero": x.zero_positions}
-                         for x in engines]
+        info["reuse"] = [{"name": x.name, "cells": x.unique, "blocks": x.positions, "zero": x.zero_positions,
+                          "most": int(x.counts.max(initial=0))} for x in engines]
+        figs[-1] = figs[-1].replace("</figure>", _reuse_table(info["reuse"]) + "</figure>")
     else:
         figs.append(f'<p class="note">Bit-cell and reuse pictures not available: {_e(why)}</p>')
     merge = rep.get("merge")
@@ -119,6 +120,14 @@ def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[list[str], dict]:
                          "Similar-block merging: unique blocks against accuracy on the data given to the compile.",
                          "merge"))
     return figs, info
+
+
+def _reuse_table(rows: list[dict]) -> str:
+    return _table(["engine", "block positions", "layout cells (distinct non-zero blocks)", "all-zero positions (no cell)",
+                   "uses of the most used cell", "positions per cell"],
+                  [[r["name"], f"{r['blocks']:,}", f"{r['cells']:,}", f"{r['zero']:,}", f"{r['most']:,}",
+                    f"{(r['blocks'] - r['zero']) / r['cells']:.2f}" if r["cells"] else "n/a"] for r in rows],
+                  {1, 2, 3, 4, 5}, "reuse")
 
 
 def _die_pixels(die) -> tuple[int, int | None]:

@@ -161,6 +161,23 @@ def _image(png: bytes):
     return mpimg.imread(io.BytesIO(png), format="png")
 
 
+def _label(ax, text: str, box, die) -> None:
+    """Write ``text`` inside the top-left corner of ``box``, or beside it (above, else below) when
+    the box is too narrow to hold it."""
+    a, b, c, d = box
+    x0, y0, x1, y1 = die
+    style = dict(color="#000000", fontsize=9, ha="left", bbox=dict(boxstyle="round,pad=0.25", fc="#ffffffdd", ec="none"))
+    if (c - a) >= 0.011 * (x1 - x0) * max(len(text), 4):
+        ax.text(a + 0.01 * (x1 - x0), d - 0.01 * (y1 - y0), text, va="top", clip_on=True, **style)
+    else:
+        right = a + 0.011 * (x1 - x0) * len(text) > x1     # no room on the right: end the text at the box's right
+        x, style["ha"] = (c, "right") if right else (a, "left")
+        if y1 - d > 0.06 * (y1 - y0):
+            ax.text(x, d + 0.01 * (y1 - y0), text, va="bottom", clip_on=False, **style)
+        else:
+            ax.text(x, b - 0.01 * (y1 - y0), text, va="top", clip_on=False, **style)
+
+
 def layout_figure(png: bytes, box, labels=(), legend=(), title: str = "", width_in: float = 12.0):
     """A KLayout picture of ``box`` (µm) with axes in µm, ``labels`` [(text, (x0, y0, x1, y1))]
     written over their boxes, and a ``legend`` [(name, colour, outline)] of the layers shown."""
@@ -173,8 +190,7 @@ def layout_figure(png: bytes, box, labels=(), legend=(), title: str = "", width_
     ax.imshow(_image(png), extent=(x0, x1, y0, y1), interpolation="nearest", aspect="equal")
     for text, (a, b, c, d) in labels:
         ax.add_patch(Rectangle((a, b), c - a, d - b, fill=False, ec="#ffffff", lw=1.0, ls="--"))
-        ax.text(a + 0.01 * (x1 - x0), d - 0.01 * (y1 - y0), text, color="#000000", fontsize=9, va="top",
-                ha="left", bbox=dict(boxstyle="round,pad=0.25", fc="#ffffffdd", ec="none"), clip_on=True)
+        _label(ax, text, (a, b, c, d), box)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_xlabel("x (µm)")
@@ -214,8 +230,7 @@ def reuse_figure(die_box, engines, title: str = ""):
         im = ax.imshow(data, extent=(ex0, ex1, ey0, ey1), origin="lower", cmap=cmap, norm=norm,
                        interpolation="nearest", aspect="auto")
         ax.add_patch(Rectangle((ex0, ey0), ex1 - ex0, ey1 - ey0, fill=False, ec="#000000", lw=0.8))
-        ax.text(ex0, ey1 + 0.01 * (y1 - y0), f"{e.name}: {e.unique:,} cells for {e.positions:,} blocks",
-                fontsize=9, va="bottom", ha="left")
+        _label(ax, e.name, (ex0, ey0, ex1, ey1), die_box)
     ax.set_xlim(x0, x1)
     ax.set_ylim(y0, y1)
     ax.set_aspect("equal")
