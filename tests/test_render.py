@@ -1,7 +1,6 @@
 """weightfab render (KLayout's renderer, headless), the layer styles, the reuse map and the plots."""
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
@@ -141,3 +140,14 @@ def test_tradeoff_plot_of_nothing_merging_is_one_labelled_point():
             {"level": 2, "total": 140, "accuracy": 0.932}, {"level": 3, "total": 140, "accuracy": 0.932}]
     ax = tradeoff_figure(rows).axes[0]
     assert sorted(t.get_text() for t in ax.texts) == ["tol 0", "tol 1", "tol 2,3"]
+
+
+def test_inspect_plot_when_nothing_merges(tmp_path):
+    """int8 blocks of the sample never merge at tolerances 0-4: one labelled point, said in the title."""
+    from conftest import SAMPLES
+    out = tmp_path / "curve.png"
+    r = run_cli("inspect", SAMPLE, "--data", SAMPLES / "digits_mlp.test.npz", "--levels", "0,2,4", "--plot", out)
+    assert r.returncode == 0, r.stderr
+    totals = {line.split()[1] for line in r.stdout.splitlines()[2:5]}
+    assert totals == {"680"}
+    assert read_png(out).shape[1] > 400

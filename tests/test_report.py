@@ -178,3 +178,17 @@ def test_missing_matplotlib_is_reported_before_any_work(tmp_path):
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 1 and "needs matplotlib" in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
     assert not gds.exists() and not (tmp_path / "c.html").exists()
+
+
+def test_page_without_readable_arrays_still_has_the_die(compiled, tmp_path):
+    """When the layout's arrays do not match the report (here: one layer dropped), the die is still
+    drawn and labelled from the layout's cells, and the page says why the other pictures are missing."""
+    from weightfab.report.html import write_html
+    d, _ = compiled
+    rep = json.loads((d / "chip.json").read_text())
+    rep["layers"] = rep["layers"][:2]
+    rep["merge"] = None
+    info = write_html(rep, tmp_path / "p.html", d / "chip.gds")
+    text = (tmp_path / "p.html").read_text()
+    assert info["figures"] == 1 and len(Page(text).images) == 1
+    assert "not available: " in text and "3 ROM arrays, the report lists 2 layers" in text
