@@ -82,6 +82,15 @@ class Add(Op):
 
 
 @dataclass(frozen=True)
+class AddConst(Op):
+    """x + a constant the model holds as integer codes (real = scale · codes), e.g. the quantized
+    bias of an operator-format model added after its QLinearMatMul."""
+
+    codes: np.ndarray = None  # per-sample shape (broadcast against x), int64
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class Reshape(Op):
     """To ``shape`` per sample (batch dimension kept)."""
 
@@ -225,6 +234,8 @@ def float_op(op: Op, xs: list[np.ndarray]) -> np.ndarray:
         return (win.sum(axis=-1) / pool_counts(x.shape[2:], op)).astype(np.float32)
     if isinstance(op, Add):
         return xs[0] + xs[1]
+    if isinstance(op, AddConst):
+        return (x + op.codes * op.scale).astype(np.float32)
     if isinstance(op, Reshape):
         return x.reshape(len(x), *op.shape)
     if isinstance(op, Transpose):

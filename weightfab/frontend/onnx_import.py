@@ -102,6 +102,7 @@ class Importer:
         self.producer: dict[str, object] = {}
         self.pending_q: dict[str, tuple] = {}    # integer codes: tensor -> (source, scale, zero point, qmin, qmax)
         self.real_of: dict[str, str] = {}        # integer codes -> the float tensor holding their real values
+        self.dynamic: dict[str, tuple] = {}      # DynamicQuantizeLinear outputs: name -> (what, float source, factor)
         self.weight_quant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.softmax = False
         self.softmax_out = None
@@ -110,7 +111,8 @@ class Importer:
         for node in g.node:
             for n in node.input:
                 self.consumers[n] = self.consumers.get(n, 0) + 1
-        self.consumers[g.output[0].name] = self.consumers.get(g.output[0].name, 0) + 1 if g.output else 0
+        self.output_name = self.pick_output()
+        self.consumers[self.output_name] = self.consumers.get(self.output_name, 0) + 1 if self.output_name else 0
 
     def initializer(self, t) -> np.ndarray:
         size = int(np.prod([int(d) for d in t.dims], dtype=object))
@@ -171,16 +173,21 @@ class Importer:
         return n
 
     def last_weighted(self, x: str):
-        """The Dense/Conv that produced ``x`` when it is the last op and ``x`` has no other reader
-        (so a bias Add or a BatchNormalization can be folded into it), else None."""
+        """The Dense/Conv that produced ``x`` when nothing else reads ``x`` (so a bias Add, a
+        BatchNormalization or a scale can be folded into it), else None."""
         prev = self.producer.get(x)
-        if isinstance(prev, (Dense, Conv)) and self.consumers.get(x, 0) == 1 and self.ops[-1] is prev:
+        if isinstance(prev, (Dense, Conv)) and self.consumers.get(x, 0) == 1 \
+                and not any(x in o.inputs for o in self.ops):
             return prev
         return None
 
     def replace_last(self, op):
-        self.ops.pop()
-        return self.emit(op)
+        """Put ``op`` in the place of the op of the same name (a fold into a weighted op)."""
+        i = next(k for k, o in enumerate(self.ops) if o.name == op.name)
+        del self.ops[i]
+        self.emit(op)
+        self.ops.insert(i, self.ops.pop())
+        return op
 
     def record_qdq(self, node, op_name, weight_name, out_axis, orient):
         """Keep the integers of a QDQ weight (``out_axis``: its output-channel axis; ``orient`` maps
@@ -209,14 +216,36 @@ class Importer:
         if per > MAX_VALUES:
             raise ModelError(f"{self.path}: input '{inp.name}' declares {per:,} values per sample, more than the "
                              f"{MAX_VALUES:,} the compiler handles")
-        if len(g.output) != 1:
+        if not self.output_name:
+            for node in g.node:  # an unsupported op says more than the number of outputs
+                if node.op_type not in SUPPORTED_OPS or node.domain not in ("", "ai.onnx", getattr(HANDLERS.get(node.op_type), "domain", "")):
+                    self.visit(node)
             raise ModelError(f"{self.path}: expected one graph output, found {len(g.output)}")
         return inp.name, tuple(sample_shape)
+
+    def pick_output(self) -> str | None:
+        """The graph output the chip computes: the only one, or a classic-ML classifier's scores
+        (its label output, and what only reads the scores, such as ZipMap, is left out)."""
+        g = self.graph
+        if len(g.output) == 1:
+            return g.output[0].name
+        lc = [n for n in g.node if n.op_type == "LinearClassifier" and len(n.output) > 1]
+        return lc[0].output[1] if len(lc) == 1 else None
+
+    def needed(self) -> list:
+        """The nodes the chosen output depends on, in graph order."""
+        want, keep = {self.output_name}, []
+        for node in reversed(self.graph.node):
+            if want & set(node.output):
+                keep.append(node)
+                want |= {i for i in node.input if i}
+        return keep[::-1]
 
     def run(self) -> Network:
         in_name, sample_shape = self.graph_input()
         self.dummy[in_name] = np.zeros((1, *sample_shape), np.float32)
-        for node in self.graph.node:
+        nodes = self.graph.node if len(self.graph.output) == 1 else self.needed()
+        for node in nodes:
             self.visit(node)
         return self.finish(in_name, sample_shape)
 
@@ -252,7 +281,7 @@ class Importer:
             if x in self.real_of:
                 self.real_of[node.output[0]] = self.real_of[x]
             return
-        if x not in self.dummy and x not in self.pending_q:
+        if x not in self.dummy and x not in self.pending_q and x not in self.dynamic:
             self.fail(node, f"input '{x}' is not produced by a supported node")
         n = NodeCtx(node, ins, dyn, x, node.output[0])
         if h.named:
@@ -333,11 +362,11 @@ class Importer:
 
     def finish(self, in_name, sample_shape) -> Network:
         g = self.graph
-        final = self.real(g.output[0].name)
+        final = self.real(self.output_name)
         if self.softmax and final != self.softmax_out:
             raise ModelError(f"{self.path}: Softmax must produce the graph output")
         if final not in self.dummy or final == in_name:
-            raise ModelError(f"{self.path}: graph output '{g.output[0].name}' is not computed from the input by supported ops")
+            raise ModelError(f"{self.path}: graph output '{self.output_name}' is not computed from the input by supported ops")
         if not any(isinstance(o, (Dense, Conv)) for o in self.ops):
             raise ModelError(f"{self.path}: the model has no Conv, Gemm or MatMul layer to compile")
         if len(self.dummy[final].shape) != 2:

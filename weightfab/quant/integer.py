@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from ..frontend.network import Act, Add, Conv, Dense, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_windows
+from ..frontend.network import Act, Add, AddConst, Conv, Dense, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_windows
 
 
 def multiplier(real) -> tuple[np.ndarray, np.ndarray]:
@@ -84,6 +84,11 @@ def _add(qnet, op, xs, out):
     return np.clip(requant(xs[0] * ma + xs[1] * mb, 1, sh), out.lo, out.hi)
 
 
+def _add_const(qnet, op, xs, out):
+    ma, mb, sh = qnet.aux[op.name]
+    return np.clip(requant(xs[0] * ma + op.codes.astype(np.int64) * mb, 1, sh), out.lo, out.hi)
+
+
 def _quant_point(qnet, op, xs, out):
     y = requant(xs[0], *qnet.aux[op.name]) if op.name in qnet.aux else xs[0]
     return np.clip(y, out.lo, out.hi)
@@ -106,7 +111,7 @@ def _pool(qnet, op, xs, out):
 
 
 INTEGER_OPS = {
-    Dense: _weighted, Conv: _weighted, Add: _add, QuantPoint: _quant_point, Act: _act, Pool: _pool,
+    Dense: _weighted, Conv: _weighted, Add: _add, AddConst: _add_const, QuantPoint: _quant_point, Act: _act, Pool: _pool,
     Reshape: lambda q, op, xs, out: xs[0].reshape(len(xs[0]), *op.shape),
     Transpose: lambda q, op, xs, out: xs[0].transpose(op.perm),
 }

@@ -45,4 +45,4 @@ FOLDABLE = ("Constant", "ConstantOfShape", "Gather", "Concat")
 # layout ops that may run on integer codes (QOperator graphs): they run on the real tensor instead
 ON_CODES = ("Identity", "Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "MaxPool")
 
-from . import basic, layers, qdq, qlinear  # noqa: E402,F401  (registers the handlers)
+from . import basic, classic, integer, layers, qdq, qlinear  # noqa: E402,F401  (registers the handlers)

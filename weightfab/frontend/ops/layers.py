@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..network import Add, Conv, Dense
+from ..network import Add, AddConst, Conv, Dense
 from . import handler
 from .basic import pads_of
 
@@ -86,6 +86,13 @@ def add(im, n):
                             f"(expected one of {sorted(per_channel)} or a scalar)")
         c = c_full.reshape(-1)
         im.replace_last(type(prev)(**{**prev.__dict__, "output": n.out, "bias": (prev.bias + c).astype(np.float32)}))
+    elif cst and cst[0] in im.qinfo and np.size(im.qinfo[cst[0]][1]) == 1:  # a quantized constant (QDQ bias)
+        q, scale, _, zp, _ = im.qinfo[cst[0]]
+        codes = q - np.asarray(zp).reshape(-1)[0]
+        shape = im.dummy[n.x].shape[1:]
+        if codes.ndim > len(shape) or np.broadcast_shapes(codes.shape, shape) != tuple(shape):
+            im.fail(n.node, f"constant of shape {codes.shape} does not broadcast over {shape}")
+        im.emit(AddConst(n.name, (n.x,), n.out, codes, float(np.asarray(scale).reshape(-1)[0])))
     elif len(n.dyn) == 2:
         a, b = im.dummy[n.dyn[0]].shape, im.dummy[n.dyn[1]].shape
         if a != b:
