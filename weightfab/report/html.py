@@ -195,7 +195,9 @@ def _verify_section(rep: dict) -> str:
         return '<p class="note">Readback not run (<code>--no-verify</code>).</p>'
     if v.get("ok"):
         out = (f'<p class="ok"><b>{v["matched"]:,} of {v["bits"]:,} bits match</b>: every weight bit was read back '
-               f"from the layout's geometry alone ({v.get('seconds', 0):.2f} s).</p>")
+               f"from the layout's geometry alone"
+               + (f", programmed on {_e(v['program_layer'])} (found on the layout)" if v.get("program_layer") else "")
+               + f" ({v.get('seconds', 0):.2f} s).</p>")
     else:
         out = f'<p class="bad"><b>{v.get("mismatch_count", 0):,} mismatches</b> of {v["bits"]:,} bits</p>'
         rows = [[m.get("layer_name", ""), m.get("channel"), m.get("weight"), m.get("bit"), m.get("kind"),
@@ -233,13 +235,30 @@ def _merge_table(rep: dict) -> str:
             + _table(["layer", "tolerance (steps)", "unique before", "unique after"], rows, {1, 2, 3}, "merge"))
 
 
+def _value(v, depth: int = 0) -> str:
+    """Any JSON value as HTML: a dict as a two-column table, a list of dicts with the same keys as a
+    table with those columns, a list of plain values joined by commas."""
+    if isinstance(v, dict) and v and depth < 3:
+        return "<table>" + "".join(f"<tr><th>{_e(k)}</th><td>{_value(x, depth + 1)}</td></tr>" for k, x in v.items()) \
+            + "</table>"
+    if isinstance(v, list) and v and all(isinstance(x, dict) for x in v) and depth < 3:
+        keys = list(dict.fromkeys(k for x in v for k in x))
+        return ("<table><tr>" + "".join(f"<th>{_e(k)}</th>" for k in keys) + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{_value(x.get(k, ''), depth + 1)}</td>" for k in keys) + "</tr>"
+                          for x in v[:200]) + "</table>")
+    if isinstance(v, list):
+        return _e(", ".join(str(x) for x in v[:200])) if v else "none"
+    if isinstance(v, (dict, list)):
+        return _e(json.dumps(v)[:2000])
+    return "n/a" if v is None else _e(v)
+
+
 def _other(rep: dict) -> str:
-    """Report entries this page has no section for, shown as they are (newer reports add some)."""
+    """Report entries this page has no section for (newer reports add some), each as a table."""
     rest = {k: v for k, v in rep.items() if k not in KNOWN}
     if not rest:
         return ""
-    rows = [[k, json.dumps(v, indent=1)[:4000]] for k, v in rest.items()]
-    return "<h2>Other report entries</h2>" + _table(["entry", "value"], rows, cls="other")
+    return "".join(f"<h2>{_e(k.replace('_', ' ').capitalize())}</h2>{_value(v)}" for k, v in rest.items())
 
 
 # -- the page --------------------------------------------------------------------------------------
