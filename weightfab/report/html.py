@@ -69,10 +69,10 @@ def _engine_labels(pic: LayoutPicture) -> list[tuple[str, tuple]]:
     return out[:64]
 
 
-def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[list[str], dict]:
-    """The figures of the page (HTML snippets) and what they show."""
+def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[dict[str, str], dict]:
+    """The figures of the page (HTML snippets by section: die, zoom, reuse, merge) and what they show."""
     from .reuse import read_reuse
-    figs, info = [], {}
+    figs, info = {}, {}
     pic = LayoutPicture(layout, pdk)
     die = pic.die_box()
     engines, why = None, ""
@@ -83,43 +83,45 @@ def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[list[str], dict]:
     labels = ([(e.name, e.bbox_um) for e in engines] if engines else _engine_labels(pic))
     png, w, h = pic.png(die, *_die_pixels(die), oversampling=3)
     fig = plots.layout_figure(png, die, labels, title=f"{Path(str(rep.get('model', ''))).name}: the whole die on {pdk.name}")
-    figs.append(_img(plots.png_bytes(fig), "die",
-                     f"The whole layout drawn by KLayout ({w} x {h} px render), {die[2] - die[0]:.1f} x "
-                     f"{die[3] - die[1]:.1f} µm; each engine labelled with its layer.", "die"))
+    figs["die"] = _img(plots.png_bytes(fig), "die",
+                       f"The whole layout drawn by KLayout ({w} x {h} px render), {die[2] - die[0]:.1f} x "
+                       f"{die[3] - die[1]:.1f} µm; each engine labelled with its layer.", "die")
     if engines:
-        e = engines[0]
-        zx0 = e.bbox_um[0] - 3 * e.col_um
-        zy0 = e.y0_um - 0.3 * e.row_um
-        n_cols = min(ZOOM_COLUMNS, e.counts.shape[1] * e.bits)
-        n_isl = min(ZOOM_ISLANDS, e.counts.shape[0] * e.block // 2)
-        win = (zx0, zy0, e.x0_um + (n_cols - 0.5) * e.col_um, e.y0_um + n_isl * e.row_um)
-        zw = 1000
-        zpng, _, _ = pic.png(win, zw, round(zw * (win[3] - win[1]) / (win[2] - win[0])))
-        ones = int(e.corner[:n_cols, :2 * n_isl].sum())
-        legend = pic.legend(win)
-        fig = plots.layout_figure(zpng, win, legend=legend, width_in=10,
-                                  title=f"{e.name}: {n_cols} bitlines x {2 * n_isl} wordlines at the array's corner")
-        figs.append(_img(plots.png_bytes(fig), "bit cells",
-                         f"Bit cells of <b>{_e(e.name)}</b> at its lower-left corner: each yellow square is a "
-                         f"programmed site (a 1-bit: the {_e(pdk.programming_layer)} shape joins the drain to the "
-                         f"bitline); an empty site is a 0. This window holds {ones} ones of "
-                         f"{n_cols * 2 * n_isl} bits. Wordline contact pads are at the left.", "zoom"))
+        figs["zoom"] = _zoom(pic, engines[0], pdk)
         fig = plots.reuse_figure(die, engines, title="block reuse: how often each block's bit pattern occurs in its layer")
-        figs.append(_img(plots.png_bytes(fig), "block reuse",
-                         "Each small rectangle is one block position (K wordlines of one output channel), coloured by "
-                         "how many positions of its layer hold the same bits, i.e. how many references share one "
-                         "layout cell. Read from the layout's programming shapes.", "reuse"))
         info["reuse"] = [{"name": x.name, "cells": x.unique, "blocks": x.positions, "zero": x.zero_positions,
                           "most": int(x.counts.max(initial=0))} for x in engines]
-        figs[-1] = figs[-1].replace("</figure>", _reuse_table(info["reuse"]) + "</figure>")
+        figs["reuse"] = _img(plots.png_bytes(fig), "block reuse",
+                             "Each small rectangle is one block position (K wordlines of one output channel), coloured "
+                             "by how many positions of its layer hold the same bits, i.e. how many references share "
+                             "one layout cell. Read from the layout's programming shapes."
+                             + _reuse_table(info["reuse"]), "reuse")
     else:
-        figs.append(f'<p class="note">Bit-cell and reuse pictures not available: {_e(why)}</p>')
+        figs["zoom"] = figs["reuse"] = f'<p class="note">Bit-cell and reuse pictures not available: {_e(why)}</p>'
     merge = rep.get("merge")
     if merge:
-        figs.append(_img(plots.png_bytes(plots.merge_figure(merge)), "merge trade-off",
-                         "Similar-block merging: unique blocks against accuracy on the data given to the compile.",
-                         "merge"))
+        figs["merge"] = _img(plots.png_bytes(plots.merge_figure(merge)), "merge trade-off",
+                             "Similar-block merging: unique blocks against accuracy on the data given to the compile.",
+                             "merge")
     return figs, info
+
+
+def _zoom(pic: LayoutPicture, e, pdk: Pdk) -> str:
+    """A few bit cells at the lower-left corner of engine ``e``, with the wordline pads at their left."""
+    n_cols = min(ZOOM_COLUMNS, e.counts.shape[1] * e.bits)
+    n_isl = min(ZOOM_ISLANDS, e.counts.shape[0] * e.block // 2)
+    win = (e.bbox_um[0] - 3 * e.col_um, e.y0_um - 0.3 * e.row_um,
+           e.x0_um + (n_cols - 0.5) * e.col_um, e.y0_um + n_isl * e.row_um)
+    zw = 1000
+    png, _, _ = pic.png(win, zw, round(zw * (win[3] - win[1]) / (win[2] - win[0])))
+    ones = int(e.corner[:n_cols, :2 * n_isl].sum())
+    fig = plots.layout_figure(png, win, legend=pic.legend(win), width_in=10,
+                              title=f"{e.name}: {n_cols} bitlines x {2 * n_isl} wordlines at the array's corner")
+    return _img(plots.png_bytes(fig), "bit cells",
+                f"Bit cells of <b>{_e(e.name)}</b> at its lower-left corner: each yellow square is a programmed site "
+                f"(a 1-bit: the {_e(pdk.programming_layer)} shape joins the drain to the bitline); an empty site is a "
+                f"0. This window holds {ones} ones of {n_cols * 2 * n_isl} bits. Wordline contact pads are at the left.",
+                "zoom")
 
 
 def _reuse_table(rows: list[dict]) -> str:
@@ -304,21 +306,21 @@ def build_html(rep: dict, layout: Path, pdk: Pdk | None) -> tuple[str, dict]:
         f'bytes; model sha256 <code>{_e(str(rep.get("model_sha256", ""))[:16])}</code>; weightfab '
         f'{_e(rep.get("weightfab", ""))}</p>',
         _cards(rep),
-        "<h2>The chip</h2>", *figs[:1],
+        "<h2>The chip</h2>", figs["die"],
         f'<p class="note">Die: {_e(die.get("drawn", ""))}. {_e(die.get("not_drawn", ""))}</p>' if die else "",
-        "<h2>Bit cells</h2>", *figs[1:2],
-        "<h2>Block reuse</h2>", *figs[2:3],
+        "<h2>Bit cells</h2>", figs["zoom"],
+        "<h2>Block reuse</h2>", figs["reuse"],
         "<h2>Layers</h2>", _layers_table(rep),
         "<h2>Accuracy</h2>", _accuracy_section(rep),
     ]
     if rep.get("merge"):
-        parts += ["<h2>Similar-block merging</h2>", *figs[3:4], _merge_table(rep)]
+        parts += ["<h2>Similar-block merging</h2>", figs.get("merge", ""), _merge_table(rep)]
     parts += ["<h2>Design-rule check</h2>", _drc_section(rep, pdk),
               "<h2>Readback</h2>", _verify_section(rep),
               "<h2>Same arrays on every PDK</h2>", _pdk_table(rep),
               "<h2>Time per stage</h2>", _timings_table(rep, {"pictures": pics_s}),
               _other(rep), "</main></body></html>"]
-    info.update({"figures": sum(f.startswith("<figure") for f in figs), "pictures_s": pics_s})
+    info.update({"figures": sum(f.startswith("<figure") for f in figs.values()), "pictures_s": pics_s})
     return "\n".join(p for p in parts if p) + "\n", info
 
 
