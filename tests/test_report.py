@@ -187,8 +187,9 @@ def test_page_without_readable_arrays_still_has_the_die(compiled, tmp_path):
     d, _ = compiled
     rep = json.loads((d / "chip.json").read_text())
     rep["layers"] = rep["layers"][:2]
-    rep["merge"] = None
     info = write_html(rep, tmp_path / "p.html", d / "chip.gds")
     text = (tmp_path / "p.html").read_text()
-    assert info["figures"] == 1 and len(Page(text).images) == 1
+    assert info["figures"] == 2 and len(Page(text).images) == 2          # the die and the merge curve
     assert "not available: " in text and "3 ROM arrays, the report lists 2 layers" in text
+    reuse, merging = text.index("<h2>Block reuse</h2>"), text.index("<h2>Similar-block merging</h2>")
+    assert 'alt="merge trade-off"' in text[merging:] and "<img" not in text[reuse:merging]
