@@ -158,6 +158,7 @@ class MergeResult:
             "accuracy_quantized": self.accuracy_quantized, "accuracy_merged": self.accuracy_merged,
             "samples": self.samples, "budget_pp": self.budget_pp, "margin": self.margin,
             "stopped_because": self.stopped_because,
+            "history": self.history,   # every budget-search evaluation (empty for a fixed tolerance)
         }
 
 
