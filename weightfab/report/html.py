@@ -391,12 +391,8 @@ def check_html_option(html, model, output, calib, data, report, lyrdb) -> None:
 
 
 def write_compile_html(res, html: str | Path, echo=print) -> dict:
-    """The page for a compile that just ran (with the merge search history, which the JSON lacks)."""
+    """The page for a compile that just ran (its report, its layout, its PDK and programming layer)."""
     t0 = time.perf_counter()
-    rep = res.report()
-    history = getattr(res.merge, "history", None) if res.merge is not None else None
-    if history and rep.get("merge") is not None and "history" not in rep["merge"]:
-        rep["merge"]["history"] = history
-    info = write_html(rep, html, res.output, res.pdk)
+    info = write_html(res.report(), html, res.output, res.pdk)
     echo(f"html: {html} ({info['bytes']:,} bytes, {info['figures']} pictures, {time.perf_counter() - t0:.1f} s)")
     return info
