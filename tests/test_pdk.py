@@ -45,6 +45,17 @@ def variant(tmp_path, old, new):
     ('npc = "npc"\n', '', "[bitcell]: unknown key 'npc_enclosure'"),
     ('gate_sc    = "gate and areaid_sc"', 'gate_sc    = "gate and areaid"', "[derived].gate_sc"),
     ('[bitcell]\nprogramming_layer = "mcon"', '[bitcell]\nprogramming_layer = "via9"', "programming_layer"),
+    # values that load but mean nothing or crash later
+    ('value = 0.15\nsource = "periphery-rules.rst difftap.1', 'value = nan\nsource = "periphery-rules.rst difftap.1',
+     "rule #1 'difftap.1'.value: expected a finite non-negative number, got nan"),
+    ('value = 0.15\nsource = "periphery-rules.rst difftap.1', 'value = inf\nsource = "periphery-rules.rst difftap.1',
+     "'difftap.1'.value: expected a finite"),
+    ('value = 0.15\nsource = "periphery-rules.rst difftap.1', 'value = 0\nsource = "periphery-rules.rst difftap.1',
+     "'difftap.1'.value: must be greater than 0"),
+    ('diff_width = 0.42', 'diff_width = nan', "[bitcell].diff_width: expected a finite"),
+    ('poly       = { gds = [66, 20]', 'poly       = { gds = [65, 20]', "[layers].poly.gds: 65/20 is also layer 'diff'"),
+    ('[skipped]\n', '[skipped]\n"licon.1, difftap.*" = "said twice"\n',
+     "[skipped].\"licon.1, difftap.*\": rule 'licon.1' is checked"),
 ])
 def test_malformed_pdk_names_file_and_key(tmp_path, old, new, message):
     d = variant(tmp_path, old, new)
@@ -74,3 +85,12 @@ def test_layer_properties_file_opens_in_klayout_with_every_layer():
     view.load_layer_props(str(p.lyp))
     sources = {n.source for n in view.each_layer()}
     assert sources == {f"{l.gds[0]}/{l.gds[1]}@1" for l in p.layers.values()}
+
+
+def test_enclosure_of_zero_is_a_rule():
+    """Zero is meaningful for enclosure (the inner shape lies inside the outer): every built-in deck
+    keeps such rules, and they load."""
+    for name in list_pdks():
+        p = load_pdk(name)
+        assert all(r.value > 0 or r.kind.startswith("enclosure") for r in p.rules), name
+    assert any(r.value == 0 for r in load_pdk("sky130").rules)

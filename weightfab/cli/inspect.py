@@ -1,8 +1,6 @@
 """`weightfab inspect`: unique blocks against accuracy over merge levels, without writing a layout."""
 from __future__ import annotations
 
-import importlib.util
-
 import click
 
 from ..errors import UsageError
@@ -33,8 +31,10 @@ def inspect_cmd(model, weights, block, calib, data, input_scale, input_offset, l
     if plot:  # every reason the plot cannot be written is found before the table is computed
         if data is None:
             raise UsageError("--plot needs --data (the curve is unique blocks against accuracy)")
-        if importlib.util.find_spec("matplotlib") is None:
-            raise UsageError("--plot needs matplotlib (pip install matplotlib)")
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise UsageError("--plot needs matplotlib (pip install matplotlib)") from None
         directory = plot.parent if str(plot.parent) else None
         if directory is not None and not directory.is_dir():
             raise UsageError(f"--plot {plot}: directory {directory} does not exist")

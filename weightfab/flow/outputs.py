@@ -52,6 +52,9 @@ def check_paths(inputs: dict[str, str | Path | None], outputs: dict[str, str | P
                 raise UsageError(f"{ko} {po} is the same file as {ko2} {po2}: one would overwrite the other")
         if po.is_dir():
             raise UsageError(f"{ko} {po} is a directory")
+        parent = po.parent if str(po.parent) else Path(".")
+        if not parent.is_dir():
+            raise UsageError(f"{ko} {po}: directory {parent} does not exist")
 
 
 def check_layout_file(path: Path, expected_suffix: str) -> int:
@@ -91,10 +94,10 @@ def check_text_end(path: Path, end: str) -> None:
 
 @contextmanager
 def _sigint_deferred():
-    """Finish the renames even if SIGINT arrives in between; raise KeyboardInterrupt afterwards."""
-    got = []
+    """Finish the renames even if SIGINT arrives in between: every check has run and the outputs are
+    complete, so the run ends as it would have (an interrupt this late changes nothing)."""
     try:
-        old = signal.signal(signal.SIGINT, lambda *a: got.append(a))
+        old = signal.signal(signal.SIGINT, signal.SIG_IGN)
     except ValueError:  # not the main thread: signals cannot arrive here anyway
         yield
         return
@@ -102,8 +105,6 @@ def _sigint_deferred():
         yield
     finally:
         signal.signal(signal.SIGINT, old)
-        if got:
-            raise KeyboardInterrupt
 
 
 class Outputs:

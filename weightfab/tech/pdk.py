@@ -5,14 +5,16 @@ missing key is an error that names the file and the key.
 """
 from __future__ import annotations
 
+import fnmatch
+import math
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import PdkError
-
-
 from .stack import parse_stack
+
+
 def _builtin_dir() -> Path:
     """The built-in PDKs: ``pdk/`` at the top of a checkout, ``weightfab/pdks/`` once installed."""
     here = Path(__file__).resolve()
@@ -33,6 +35,8 @@ RULE_KINDS = {
     "extension": True,
     "channel_width": True,
 }
+
+ZERO_ALLOWED = ("enclosure", "enclosure_adjacent")  # value 0: the inner shape lies inside; other kinds need > 0
 
 # [bitcell] keys: the fields of the typed Bitcell value (tech/bitcell.py)
 from .bitcell import BITCELL_KEYS, BITCELL_OPTIONAL  # noqa: E402
@@ -78,11 +82,11 @@ class Pdk:
     programming_layer: str
     bitcell: dict[str, float]
     roles: dict[str, str]  # ROM drawing role -> layer name of this PDK
+    stack: tuple[str, ...] = ()  # [stack]: metal, via, metal, ... bottom up from the li role (tech/stack.py)
 
     def has(self, role: str) -> bool:
         """Whether the ROM draws this role on this PDK (nsdm and npc are optional)."""
         return role in self.roles
-    stack: tuple[str, ...] = ()  # [stack]: metal, via, metal, ... bottom up from the li role (tech/stack.py)
 
     @property
     def lyp(self) -> Path | None:
@@ -118,10 +122,33 @@ def _check_keys(where: str, table: dict, required: set[str], optional: set[str] 
         raise PdkError(f"{where}: missing key '{missing[0]}'")
 
 
-def _number(where: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise PdkError(f"{where}: expected a non-negative number, got {value!r}")
+def _number(where: str, value, positive: bool = False) -> float:
+    """A finite non-negative number (positive when ``positive``); NaN and infinities are errors."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise PdkError(f"{where}: expected a finite non-negative number, got {value!r}")
+    if positive and value == 0:
+        raise PdkError(f"{where}: must be greater than 0 (a rule of value 0 can never fire)")
     return float(value)
+
+
+def _check_skipped(file, skipped: dict[str, str], rules) -> None:
+    """A rule listed as not checked must not be in the deck (keys: names or globs, comma separated)."""
+    names = [r.name for r in rules]
+    for key in skipped:
+        for pattern in (p.strip() for p in key.split(",")):
+            hit = fnmatch.filter(names, pattern)
+            if hit:
+                raise PdkError(f"{file} [skipped].\"{key}\": rule '{hit[0]}' is checked ([[rules]]) and listed as "
+                               "not checked")
+
+
+def _check_gds_unique(file, layers: dict[str, Layer]) -> None:
+    seen: dict[tuple[int, int], str] = {}
+    for name, layer in layers.items():
+        if layer.gds in seen:
+            raise PdkError(f"{file} [layers].{name}.gds: {layer.gds[0]}/{layer.gds[1]} is also layer "
+                           f"'{seen[layer.gds]}' (two layers on one GDS number)")
+        seen[layer.gds] = name
 
 
 def list_pdks() -> list[str]:
@@ -161,6 +188,7 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
         if not (isinstance(gds, list) and len(gds) == 2 and all(isinstance(v, int) and 0 <= v < 65536 for v in gds)):
             raise PdkError(f"{where}.gds: expected [layer, datatype] integers, got {gds!r}")
         layers[lname] = Layer(lname, (gds[0], gds[1]), str(spec["source"]))
+    _check_gds_unique(file, layers)
     roles = data["roles"]
     required = set(DRAWN_LAYERS) - set(OPTIONAL_ROLES) - {"mcon"}
     _check_keys(f"{file} [roles]", roles, required, set(OPTIONAL_ROLES))
@@ -198,7 +226,8 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
         if spec["name"] in names:
             raise PdkError(f"{where}: duplicate rule name")
         names.add(spec["name"])
-        rules.append(Rule(str(spec["name"]), kind, spec["layer"], _number(f"{where}.value", spec["value"]),
+        value = _number(f"{where}.value", spec["value"], positive=kind not in ZERO_ALLOWED)
+        rules.append(Rule(str(spec["name"]), kind, spec["layer"], value,
                           str(spec["source"]), other, bool(spec.get("no_overlap", False)), edges_on))
 
     cell = dict(data["bitcell"])
@@ -209,6 +238,7 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
         raise PdkError(f"{file} [bitcell].programming_layer: unknown layer '{prog}'")
     bitcell = {k: _number(f"{file} [bitcell].{k}", v) for k, v in cell.items()}
     skipped = {str(k): str(v) for k, v in data.get("skipped", {}).items()}
+    _check_skipped(file, skipped, rules)
     pdk = Pdk(str(head["name"]), str(head["description"]), path, dbu, grid, layers, derived,
               tuple(rules), skipped, prog, bitcell, {**{str(k): str(v) for k, v in roles.items()}, "mcon": prog},
               parse_stack(str(file), data.get("stack"), layers, roles, prog))
