@@ -7,7 +7,7 @@ import click
 
 from ..errors import outcome_error
 from .main import _guard, _print_drc
-from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight_format
+from .options import FILE, merge_options, model_inputs, pdk_option, rounding_option, warn, weight_format
 
 
 @click.command("compile")
@@ -15,6 +15,7 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
 @click.option("-o", "--output", required=True, type=FILE, help="Layout to write: .gds (GDSII) or .oas (OASIS).")
 @pdk_option
 @weight_format()
+@rounding_option
 @model_inputs
 @click.option("--report", type=FILE, help="Write the JSON report here.")
 @click.option("--lyrdb", type=FILE, help="Write DRC markers here (always written, beside the output, on violations).")
@@ -24,25 +25,35 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
 @click.option("--html", type=FILE, help="Also write one self-contained HTML report with pictures (needs matplotlib).")
 @click.option("--program-layer", help="Via to program the weights on (default: the PDK's densest; "
               "'weightfab pdk show NAME' lists them). Every bit's drain is carried up to it by a via stack.")
+@click.option("--protect", help="msb:N: a checked shadow copy of each weight's sign and N-1 high bits "
+              "(faults/protect.py).")
 @_guard
-def compile_cmd(model, output, pdk, weights, block, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, merge_tol, merge_budget, html, program_layer):
+def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input_scale, input_offset, report, lyrdb,
+                no_drc, no_verify, merge_tol, merge_budget, html, program_layer, protect):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
     from ..report.html import check_html_option, write_compile_html
 
     check_html_option(html, model, output, calib, data, report, lyrdb)  # before any work
 
-    res = run(model, output, pdk=pdk, weights=weights, block=block, calib=calib, data=data,
+    res = run(model, output, pdk=pdk, weights=weights, rounding=rounding, block=block, calib=calib, data=data,
               input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
               report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
-              program_layer=program_layer)
+              program_layer=program_layer, protect=protect)
     print_result(res, model, output)
     if html:
         write_compile_html(res, html, echo=click.echo)
     err = outcome_error(res.drc, None if res.verify is None else res.verify.ok, str(output))
     if err is not None:
         raise err
+
+
+def short_name(name: str, width: int = 24) -> str:
+    """A layer name cut in the middle when too long, so names sharing a long prefix stay distinct."""
+    if len(name) <= width:
+        return name
+    head = (width - 1) // 2
+    return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
 
 
 def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
@@ -52,7 +63,7 @@ def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
     echo(f"{'layer':<24} {'shape':>11} {'weights':>9} {'bits':>4} {'blocks':>8} {'unique':>8} {'ratio':>6} {'area µm²':>12}")
     for l in rep["layers"]:
         shape = f"{l['outputs']}x{l['inputs']}"
-        echo(f"{l['name'][:24]:<24} {shape:>11} {l['weights']:>9,} {l['bits']:>4} {l['blocks']:>8,} "
+        echo(f"{short_name(l['name']):<24} {shape:>11} {l['weights']:>9,} {l['bits']:>4} {l['blocks']:>8,} "
              f"{l['unique_blocks']:>8,} {l['dedup_ratio']:>6.2f} {l['area_um2']:>12,.1f}")
     d = rep["die"]
     echo(f"die: {d['width_um']:.1f} x {d['height_um']:.1f} µm = {d['area_mm2']:.4f} mm² (ROM arrays only; "

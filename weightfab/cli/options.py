@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from ..quant.quantize import WEIGHT_BITS
+from ..quant.quantize import ROUNDINGS, WEIGHT_BITS
 
 FILE = click.Path(dir_okay=False, path_type=Path)
 
@@ -38,6 +38,12 @@ def weight_format(default: str | None = "int8", help_text: str | None = None):
                      help=help_text),
         click.option("--block", type=int, default=4, show_default=True, help="Weights per ROM block (even)."),
     )
+
+
+rounding_option = click.option(
+    "--rounding", type=click.Choice(ROUNDINGS), default="optimized", show_default=True,
+    help="int4/int2 weights: nearest, or each weight rounded up or down (and each channel clipped) for the "
+         "least layer output error on the calibration inputs, with bias correction (quant/rounding.py).")
 
 
 merge_options = _stack(

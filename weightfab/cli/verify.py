@@ -5,7 +5,7 @@ import click
 
 from ..errors import outcome_error
 from .main import _guard
-from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight_format
+from .options import FILE, merge_options, model_inputs, pdk_option, rounding_option, warn, weight_format
 
 
 @click.command("verify")
@@ -13,6 +13,7 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
 @click.option("--model", required=True, type=FILE)
 @pdk_option
 @weight_format(None, "Weight format the layout was compiled with (default: from the bitlines per channel).")
+@rounding_option
 @model_inputs
 @click.option("--electrical", is_flag=True,
               help="Also extract the transistors and nets (KLayout) of a window of every engine and check "
@@ -21,12 +22,12 @@ from .options import FILE, merge_options, model_inputs, pdk_option, warn, weight
 @click.option("--program-layer", help="The via the weights must be programmed on (the readback finds it on "
               "the layout; this only checks it).")
 @_guard
-def verify_cmd(file, model, pdk, weights, block, calib, data, input_scale, input_offset, electrical, merge_tol,
+def verify_cmd(file, model, pdk, weights, block, rounding, calib, data, input_scale, input_offset, electrical, merge_tol,
                merge_budget, program_layer):
     """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
     from ..flow.verify import verify
 
-    res = verify(file, model, pdk=pdk, weights=weights, calib=calib, data=data,
+    res = verify(file, model, pdk=pdk, weights=weights, rounding=rounding, calib=calib, data=data,
                  input_scale=input_scale, input_offset=input_offset, electrical=electrical, block=block,
                  merge_tol=merge_tol, merge_budget=merge_budget, program_layer=program_layer)
     for w in res.warnings or []:

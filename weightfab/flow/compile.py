@@ -25,6 +25,7 @@ from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from ..quant.quantize import QuantizedNetwork, quantize, run_integer
 from ..rom.geometry import Placement, RomGeometry, floorplan
+from ..faults.protect import parse_protect, with_shadows
 from ..rom.viastack import program, programming_report
 from ..signoff.readback import verify_layout
 
@@ -85,6 +86,7 @@ class CompileResult:
             "file_bytes": self.file_bytes,
             "pdk": self.pdk.name,
             "weights": self.qnet.weights,
+            "rounding": self.qnet.rounding,
             "block": self.blocks.block,
             "layers": layers,
             "totals": {
@@ -153,7 +155,7 @@ def _ones(lb) -> int:
 def _accuracy(net: Network, qref: QuantizedNetwork, qnet: QuantizedNetwork, merged, verified,
               x: np.ndarray, y: np.ndarray) -> dict:
     """Float, quantized, merged (when merged) and chip (weights read back, when verified) accuracy."""
-    f = np.argmax(net.forward(x), axis=1)
+    f = np.concatenate([np.argmax(net.forward(x[s:s + 256]), axis=1) for s in range(0, len(x), 256)])  # batched
     q = np.argmax(run_integer(qref, x), axis=1)
     acc = {"samples": int(len(y)), "float": float(np.mean(f == y)), "quantized": float(np.mean(q == y))}
     if merged is not None:
@@ -188,11 +190,13 @@ def check_merge_options(tol, budget, have_data: bool) -> None:
 
 
 def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130", weights: str = "int8",
+            rounding: str = "optimized",
             block: int = DEFAULT_BLOCK, calib: str | Path | None = None, data: str | Path | None = None,
             input_scale: float = 1.0, input_offset: float = 0.0, drc: bool = True, verify: bool = True,
             report: str | Path | None = None, lyrdb: str | Path | None = None,
             merge_tol: int | None = None, merge_budget: float | None = None,
-            on_warning: Callable[[str], None] | None = None, program_layer: str | None = None) -> CompileResult:
+            on_warning: Callable[[str], None] | None = None, program_layer: str | None = None,
+            protect: str | None = None) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does and for
     where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
     model, output = Path(model), Path(output)
@@ -214,13 +218,14 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
         inputs = resolve_inputs(model, net, calib, data, input_scale, input_offset)
         for w in inputs.warnings:
             warn(w)
-        qnet = quantize(net, inputs.calib_x, weights)             # Network -> QuantizedNetwork
+        qnet = quantize(net, inputs.calib_x, weights, rounding)   # Network -> QuantizedNetwork
         clock.lap("quantize")
         qref, merged = qnet, apply_merge(qnet, block, merge_tol, merge_budget, inputs.calib_x,
                                          inputs.data_x, inputs.data_y)
         if merged is not None:                                    # similar blocks share one cell
             qnet = merged.apply(qnet)
             clock.lap("merge")
+        qnet = with_shadows(qnet, parse_protect(protect))        # --protect msb:N: shadow arrays (faults/protect.py)
         blocks = dedup(qnet, block)                               # -> BlockLibrary
         clock.lap("dedup")
         for lb in blocks.layers:
@@ -265,7 +270,8 @@ def _check_usage(model: Path, output: Path, pdk, calib, data, report, lyrdb, drc
         raise UsageError(f"{output}: output must end in .gds or .oas")
     markers = Path(lyrdb) if lyrdb else output.with_suffix(".lyrdb") if drc else None
     pdk_file = Path(pdk) / "pdk.toml" if Path(pdk).is_dir() else None
-    check_paths({"MODEL": model, "--calib": calib, "--data": data, "--pdk": pdk_file},
+    calib_in = ("--calib", calib) if calib else ("the calibration beside MODEL", default_calibration(model))
+    check_paths({"MODEL": model, calib_in[0]: calib_in[1], "--data": data, "--pdk": pdk_file},
                 {"-o": output, "--report": report,
                  ("--lyrdb" if lyrdb else "the DRC markers (beside -o)"): markers})
     return markers

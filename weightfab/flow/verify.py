@@ -11,7 +11,7 @@ from ..errors import LayoutReadError, UsageError, WeightfabError
 from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import load_pdk
 from .compile import apply_merge, check_merge_options
-from ..quant.quantize import WEIGHT_BITS, quantize, run_integer
+from ..quant.quantize import OPTIMIZED, WEIGHT_BITS, quantize, run_integer
 from ..signoff.drc import read_layout
 from ..rom.viastack import program
 from ..signoff.readback import VerifyResult, find_arrays, verify_layout
@@ -73,7 +73,8 @@ def _ort_outputs(ort, model: Path, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs)
 
 
-def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None, calib=None,
+def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str | None = None,
+           rounding: str = "optimized", calib=None,
            data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False,
            block: int = 4, merge_tol: int | None = None, merge_budget: float | None = None,
            program_layer: str | None = None) -> VerifyRun:
@@ -91,9 +92,12 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     calib_x = inputs.calib_x if inputs.calib_x is not None else np.ones((1, *net.input_shape), np.float32)
     inferred = weights is None
     weights = weights or infer_weights(layout, pdk_, net)
+    if inputs.calib_x is None and rounding == "optimized" and weights in OPTIMIZED:
+        raise UsageError(f"{model}: {weights} weights with optimized rounding depend on the calibration inputs: "
+                         "give --calib as compiled (or --rounding nearest if it was compiled so)")
 
     def reference(fmt):
-        q = quantize(net, calib_x, fmt)
+        q = quantize(net, calib_x, fmt, rounding)
         merged = apply_merge(q, block, merge_tol, merge_budget, calib_x, data_x, data_y)
         return q if merged is None else merged.apply(q)  # the layout holds the merged weights
 

@@ -136,7 +136,7 @@ def run_batch(qnet, v: np.ndarray) -> np.ndarray:
     return out.reshape(len(out), -1)
 
 
-def run_integer(qnet, x: np.ndarray, batch: int = 1024) -> np.ndarray:
+def run_integer(qnet, x: np.ndarray, batch: int = 128) -> np.ndarray:
     """Bit-accurate integer inference of the whole network; returns the output integers [B, classes]."""
     outs = [run_batch(qnet, quantize_input(qnet, x[s:s + batch])) for s in range(0, len(x), batch)]
     if not outs:

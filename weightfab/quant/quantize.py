@@ -25,6 +25,7 @@ _run_batch = run_batch  # the name other stages used
 
 OUT_BITS = 16  # last layer output width when the model gives none
 ROUNDINGS = ("nearest", "optimized")
+OPTIMIZED = ("int4", "int2")  # the formats --rounding optimized applies to (-mse and ternary are data-free)
 STATS_BATCH = 256  # calibration inputs per float forward
 
 
@@ -160,7 +161,7 @@ class _Planner:
         self.layers: list[QLayer] = []
         self.aux: dict = {}
         self.fitter = None
-        if rounding == "optimized" and WEIGHT_BITS[weights] < 8 and weights != "ternary":
+        if rounding == "optimized" and weights in OPTIMIZED:
             from .rounding import LayerFitter
             self.fitter = LayerFitter(net, calib)
 
@@ -198,6 +199,8 @@ class _Planner:
     def run(self) -> QuantizedNetwork:
         net = self.net
         self.tq[net.input_name] = self.target(net.input_name, False)
+        if self.fitter is not None:
+            self.fitter.start(self.partial())
         for op in net.ops:
             plan = PLANS.get(type(op))
             if plan is None:
