@@ -6,7 +6,7 @@ fitting) and a held-out half (last 5,000: every accuracy). For each model the la
 ``weightfab faults`` gives accuracy vs fault rate per kind, the sensitivity and the yield, and
 ``weightfab calibrate`` fits trims for dies drawn at a via-open rate. Every command is printed.
 
-    python bench/bench_faults.py [--out DIR] [--only mlp-int8,mlp-int4,mnist12-int8] [--dies 5]
+    python bench/bench_faults.py [--out DIR] [--only mlp-int8,...] [--dies 5]
 """
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 MLP = SHARED / "models" / "mnist_mlp_keras2onnx.onnx"
 CNN = SHARED / "models" / "mnist-12_onnxzoo_cntk.onnx"
-CASES = {  # name: (model, weights, extra options, samples for the fault runs, trials)
-    "mlp-int8": (MLP, "int8", [], None, 20),
-    "mlp-int4": (MLP, "int4", [], None, 20),
-    "mnist12-int8": (CNN, "int8", ["--input-scale", "0.00392156862745098"], 1000, 10),
+CNN_SCALE = ["--input-scale", "0.00392156862745098"]
+CASES = {  # name: (model, weights, compile options, input options, samples for the fault runs, trials, trim dies)
+    "mlp-int8": (MLP, "int8", [], [], None, 20, 5),
+    "mlp-int4": (MLP, "int4", [], [], None, 20, 5),
+    "mlp-int8-msb2": (MLP, "int8", ["--protect", "msb:2"], [], None, 20, 0),
+    "mnist12-int8": (CNN, "int8", [], CNN_SCALE, 1000, 10, 3),
+    "mnist12-int8-msb2": (CNN, "int8", ["--protect", "msb:2"], CNN_SCALE, 1000, 10, 0),
 }
 
 
@@ -50,10 +53,11 @@ def split(out: Path) -> tuple[Path, Path]:
 
 
 def run_case(name: str, out: Path, cal: Path, held: Path, dies: int, log) -> dict:
-    model, weights, extra, samples, trials = CASES[name]
+    model, weights, copts, extra, samples, trials, case_dies = CASES[name]
+    dies = min(dies, case_dies)
     gds = out / f"{name}.gds"
     sh(["weightfab", "compile", model, "-o", gds, "--weights", weights, "--calib", cal, "--data", held,
-        "--no-drc", *extra], log)
+        "--no-drc", *copts, *extra], log)
     common = ["--model", model, "--calib", cal, *extra]
     few = ["--samples", str(samples)] if samples else []
     sh(["weightfab", "faults", gds, *common, "--data", held, *few, "--trials", str(trials),
@@ -77,6 +81,12 @@ def run_case(name: str, out: Path, cal: Path, held: Path, dies: int, log) -> dic
 def summary(name: str, res: dict) -> None:
     rep = res["faults"]
     s = rep["sweep"]
+    ca = rep.get("yield", {}).get("engines", [])
+    if rep.get("protect") and ca:
+        half = len(ca) // 2
+        main_sites = sum(e["sites"] for e in ca[:half])
+        print(f"\n{name}: protect {rep['protect']}: shadow arrays hold {sum(e['sites'] for e in ca[half:]):,} bit sites, "
+              f"{100 * sum(e['sites'] for e in ca[half:]) / main_sites:.1f}% of the {main_sites:,} main sites")
     print(f"\n## {name}: fault-free {100 * s['reference_accuracy']:.2f}% on {s['samples']} held-out samples, "
           f"{s['trials']} trials, seed {s['seed']}")
     rates = sorted({r["rate"] for r in s["table"]})
@@ -103,8 +113,10 @@ def summary(name: str, res: dict) -> None:
               f"{100 * y['target']:.2f}%: pass(n) " + ", ".join(f"{n}:{p:.2f}" for n, p in zip(y["pass_n"], y["pass_p"])))
         for r in y["table"]:
             print(f"  {r['die_mm2']:9.4f} mm²{' (drawn)' if r['drawn'] else ''}: {r['faults_per_die']:.4g} faults/die, "
-                  f"Y0 {r['zero_defect_poisson']:.5f} / Yf {r['functional_poisson']:.5f} (Poisson), "
-                  f"Y0 {r['zero_defect_negbin']:.5f} / Yf {r['functional_negbin']:.5f} (neg. binomial)")
+                  f"Y0 {r['zero_defect_poisson']:.5f} / Yf {r['functional_poisson']:.5f} "
+                  f"(>= {r.get('functional_poisson_low95', float('nan')):.5f}) Poisson, "
+                  f"Y0 {r['zero_defect_negbin']:.5f} / Yf {r['functional_negbin']:.5f} "
+                  f"(>= {r.get('functional_negbin_low95', float('nan')):.5f}) neg. binomial")
 
 
 def main() -> None:

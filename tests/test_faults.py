@@ -218,7 +218,7 @@ def test_trims_never_lower_accuracy_on_fitted_data(chip_gds):
 
 def test_faults_and_calibrate_cli(chip_gds, tmp_path):
     args = ["faults", chip_gds, "--model", SAMPLE, "--data", SAMPLE_DATA, "--calib", SAMPLE_CALIB, "--trials", "3",
-            "--rate", "1e-3,1e-2", "--yield-trials", "3", "--die-mm2", "100", "--die", "via-open:0.01",
+            "--rate", "1e-3,1e-2", "--yield-trials", "3", "--die-mm2", "100", "--s-max", "1.5", "--die", "via-open:0.01",
             "--found-out", tmp_path / "found.json"]
     r1 = run_cli(*args, "--report", tmp_path / "a.json")
     assert r1.returncode == 0, r1.stderr
@@ -277,3 +277,10 @@ def test_protect_layout_is_drc_clean_read_back_and_checked(tmp_path):
                 "--kinds", "via-open", "--no-sensitivity", "--no-yield", "--report", tmp_path / "r.json")
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "r.json").read_text())["protect"] == "msb:2"
+
+
+def test_wilson_lower_bound():
+    from weightfab.faults.yield_model import wilson_low
+    assert wilson_low(1.0, 20) == pytest.approx(0.8389, abs=1e-3)     # 20 of 20 dies passed
+    assert wilson_low(0.5, 100) == pytest.approx(0.4038, abs=1e-3)
+    assert wilson_low(0.0, 10) == 0.0

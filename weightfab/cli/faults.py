@@ -40,12 +40,14 @@ def print_report(rep: dict, echo) -> None:
             echo(f"  {k:<15} {m['layer']:<5} {m['defect']:<8} {v:>14,.1f} µm²  {y['faults_per_die'][k]:.3e}")
         echo(f"pass(n): die with n faults meets the target {100 * y['target']:.2f}%: "
              + ", ".join(f"{n}:{p:.2f}" for n, p in zip(y["pass_n"], y["pass_p"])))
-        echo(f"{'die mm²':>10} {'faults/die':>11} {'Y0 Poisson':>11} {'Yf Poisson':>11} "
-             f"{'Y0 negbin':>10} {'Yf negbin':>10}  (negative binomial alpha {y['alpha']})")
+        echo(f"{'die mm²':>10} {'faults/die':>11} {'Y0 Poisson':>11} {'Yf Poisson (95% low)':>21} "
+             f"{'Y0 negbin':>10} {'Yf negbin (95% low)':>20}  (negative binomial alpha {y['alpha']}; Y0 zero-defect, "
+             f"Yf functional)")
         for r in y["table"]:
             tag = " (drawn: ROM arrays)" if r["drawn"] else ""
             echo(f"{r['die_mm2']:>10.4f} {r['faults_per_die']:>11.4g} {r['zero_defect_poisson']:>11.5f} "
-                 f"{r['functional_poisson']:>11.5f} {r['zero_defect_negbin']:>10.5f} {r['functional_negbin']:>10.5f}{tag}")
+                 f"{r['functional_poisson']:>11.5f} ({r['functional_poisson_low95']:.5f}) "
+                 f"{r['zero_defect_negbin']:>10.5f} {r['functional_negbin']:>10.5f} ({r['functional_negbin_low95']:.5f}){tag}")
     if "die" in rep:
         d = rep["die"]
         echo(f"one die at {d['kind']} {d['rate']:.0e}: {d['faulty_bits']} faulty weight bits, accuracy "

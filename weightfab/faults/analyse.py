@@ -12,6 +12,7 @@ from .chip import accuracy, load_chip
 from .critical_area import MECHANISMS, SizeDistribution, layout_critical_area
 from .found import write_found
 from .inject import KIND_ID, check_kinds, inject_rate
+from .protect import check_gates
 from .sweep import STREAM_DIE, plot_sweep, rng_for, sensitivity, sweep
 from .yield_model import UM2_PER_CM2, grid_for, pass_curve, yield_table
 
@@ -31,6 +32,17 @@ def _die_area_mm2(layout) -> float:
     ly, top = read_layout(layout)
     b = top.dbbox()
     return b.width() * b.height() / 1e6
+
+
+def protection_cost(chip) -> dict:
+    """Area of the shadow arrays against the main ones (array bounding boxes on the layout)."""
+    um2 = (chip.pdk.dbu_um) ** 2
+    area = [(a.bbox[2] - a.bbox[0]) * (a.bbox[3] - a.bbox[1]) * um2 for a in chip.arrays]
+    main, shadow = sum(area[:chip.layers]), sum(area[chip.layers:])
+    return {"scheme": f"msb:{chip.protect}", "main_area_um2": main, "shadow_area_um2": shadow,
+            "area_ratio": shadow / main, "main_sites": int(sum(b.size for b in chip.bits[:chip.layers])),
+            "shadow_sites": int(sum(b.size for b in chip.bits[chip.layers:])),
+            "check_logic": check_gates(chip.qnet, chip.protect)}
 
 
 def yield_section(chip, x, y, layout, ref, opts: dict, echo) -> dict:
@@ -59,7 +71,7 @@ def yield_section(chip, x, y, layout, ref, opts: dict, echo) -> dict:
             "engines": [{"engine": e.engine, "sites": e.sites, "vias": e.vias, "window_sites": e.window_sites,
                          "critical_area_um2": e.mean_um2} for e in engines],
             "pass_n": ns, "pass_p": ps, "pass_0": p0,
-            "table": yield_table(lam_total, drawn, sizes, ns, ps, p0, opts["alpha"])}
+            "table": yield_table(lam_total, drawn, sizes, ns, ps, p0, opts["alpha"], opts["yield_trials"])}
 
 
 def analyse(layout, model, net, x, y, calib_x, *, opts: dict, echo=lambda s: None) -> dict:
@@ -81,6 +93,12 @@ def analyse(layout, model, net, x, y, calib_x, *, opts: dict, echo=lambda s: Non
            "samples": int(len(y)), "seed": opts["seed"], "reference_accuracy": ref,
            "layout_differs_from_model_bits": chip.differing_bits,
            "conventions": "wordlines driven from the left (column 0), bitlines sensed at the bottom (wordline 0)"}
+    if chip.protect:
+        rep["protection"] = protection_cost(chip)
+        p = rep["protection"]
+        echo(f"protect msb:{chip.protect}: shadow arrays {p['shadow_area_um2']:,.0f} µm² = {100 * p['area_ratio']:.1f}% "
+             f"of the main arrays' {p['main_area_um2']:,.0f} µm² ({p['shadow_sites']:,} bit sites); check logic "
+             f"(modelled, not drawn): {p['check_logic']['total_gates']:,} gates")
     rep["sweep"] = sweep(chip, x, y, kinds, rates, opts["trials"], opts["seed"], progress=opts.get("progress"))
     if opts["sensitivity"]:
         srate = float(opts["sens_rate"] or max(rates))

@@ -60,7 +60,7 @@ class SizeDistribution:
         s = np.asarray(s, np.float64)
         return np.where(s <= self.x0, s / self.x0 ** 2, np.where(s <= self.s_max, self.x0 ** 2 / np.maximum(s, 1e-30) ** 3, 0.0))
 
-    def grid(self, n: int = 48) -> np.ndarray:
+    def grid(self, n: int = 32) -> np.ndarray:
         lo = np.linspace(0.0, self.x0, 9)
         hi = np.geomspace(self.x0, self.s_max, n)
         return np.unique(np.concatenate([lo, hi]))

@@ -12,7 +12,8 @@ Zero-defect yield Y0 = P(N = 0): the share of dies without any fault. Functional
 Y_f = sum_n P(N = n) · pass(n), pass(n) = the probability that a die with n random faults still
 meets the accuracy target, estimated by injecting n faults (kinds drawn as above) into the
 read-back bits and running the integer model: pass(0) is 1 when the fault-free chip meets the
-target. pass is measured at a grid of n and interpolated linearly; past two grid points in a row
+target. pass is measured at a grid of n and interpolated linearly (a lower bound of Y_f uses the
+lower end of each point's 95 % Wilson interval over its dies); past two grid points in a row
 where no die passed, pass is taken as 0; dies with more events than the grid's last point count
 as failing (that mass is reported as the tail).
 
@@ -110,8 +111,18 @@ def pass_curve(chip: Chip, x, y, target: float, shares: dict, ns: list[int], tri
     return ps
 
 
+def wilson_low(p: float, trials: int, z: float = 1.96) -> float:
+    """Lower end of the 95 % Wilson score interval of a share p measured on ``trials`` dies."""
+    if trials <= 0:
+        return 0.0
+    d = 1 + z * z / trials
+    c = p + z * z / (2 * trials)
+    r = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials))
+    return max(0.0, (c - r) / d)
+
+
 def yield_table(lam_drawn: float, drawn_mm2: float, die_mm2: list[float], ns, ps, p0: float,
-                alpha: float) -> list[dict]:
+                alpha: float, trials: int = 0) -> list[dict]:
     """Zero-defect and functional yield, Poisson and negative binomial, for each die size; lambda
     scales with the die area (same bit density and the same per-fault sensitivity as the layout)."""
     rows = []
@@ -119,8 +130,11 @@ def yield_table(lam_drawn: float, drawn_mm2: float, die_mm2: list[float], ns, ps
         lam = lam_drawn * area / drawn_mm2
         fy_p, tail_p = functional_yield(lam, ns, ps, p0, None)
         fy_nb, tail_nb = functional_yield(lam, ns, ps, p0, alpha)
+        low = [wilson_low(p, trials) for p in ps]
         rows.append({"die_mm2": area, "drawn": area == drawn_mm2, "faults_per_die": lam,
                      "zero_defect_poisson": poisson_yield(lam), "functional_poisson": fy_p,
+                     "functional_poisson_low95": functional_yield(lam, ns, low, p0, None)[0],
                      "zero_defect_negbin": negbin_yield(lam, alpha), "functional_negbin": fy_nb,
+                     "functional_negbin_low95": functional_yield(lam, ns, low, p0, alpha)[0],
                      "tail_counted_failing": max(tail_p, tail_nb)})
     return rows
