@@ -246,7 +246,12 @@ class Importer:
         self.dummy[in_name] = np.zeros((1, *sample_shape), np.float32)
         nodes = self.graph.node if len(self.graph.output) == 1 else self.needed()
         for node in nodes:
-            self.visit(node)
+            try:
+                self.visit(node)
+            except (ValueError, IndexError, TypeError, KeyError, ZeroDivisionError) as exc:
+                # values no handler check foresaw (shapes that do not broadcast, empty tensors):
+                # still one line naming the node
+                self.fail(node, f"cannot be imported ({type(exc).__name__}: {_first_line(exc)})")
         return self.finish(in_name, sample_shape)
 
     def visit(self, node) -> None:

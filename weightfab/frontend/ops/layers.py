@@ -68,6 +68,9 @@ def conv(im, n, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None
     w = im.const(n.node, n.ins[1])
     co = w.shape[0]
     bias = im.const(n.node, n.ins[2], "bias").reshape(-1) if n.has(2) else np.zeros(co, np.float32)
+    if w.size == 0 or bias.size != co:
+        im.fail(n.node, f"weight of shape {w.shape} with bias of shape {bias.shape}: expected a non-empty "
+                        "weight and one bias per output channel")
     op = conv_op(im, n, w, bias, auto_pad, dilations, group, pads, strides)
     im.record_qdq(n.node, n.name, n.ins[1], 0, lambda q: q.transpose(0, 2, 3, 1).reshape(co, -1))
     im.emit(op)
@@ -110,6 +113,10 @@ def batch_norm(im, n, *, epsilon=1e-5, momentum=0.9, training_mode=0, spatial=1,
     if training_mode:
         im.fail(n.node, "training_mode=1 is not supported")
     gamma, beta, mean, var = (im.const(n.node, i, "BN parameter").astype(np.float64) for i in n.ins[1:5])
+    nout = prev.weight.shape[0]
+    if any(v.shape != (nout,) for v in (gamma, beta, mean, var)):
+        im.fail(n.node, f"parameters of shapes {[v.shape for v in (gamma, beta, mean, var)]}: expected "
+                        f"({nout},), one per output channel")
     k = gamma / np.sqrt(var + float(epsilon))
     w = prev.weight * k.reshape(-1, *([1] * (prev.weight.ndim - 1)))
     b = (prev.bias - mean) * k + beta
