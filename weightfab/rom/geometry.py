@@ -50,7 +50,7 @@ class RomGeometry:
 
     @property
     def d(self) -> Bitcell:
-        """The bitcell parameters in dbu (typed; also readable by name, ``g.d.via``)."""
+        """The bitcell parameters in dbu (typed; also readable by name, ``g.d["via"]``)."""
         return self.c
 
     @classmethod
@@ -117,8 +117,26 @@ class RomGeometry:
         b1 = a0 - d.poly_pad_space
         return a0, a1, b1 - d.poly_pad_x, b1
 
-    def engine(self, cols: int, rows: int) -> list[Shape]:
-        """Everything but the programming layer for a cols × rows array (rows even)."""
+    def rail_x(self, cols: int) -> tuple[int, int]:
+        """x-extent of the ground rail (li) right of a ``cols``-column array."""
+        last_x = (cols - 1) * self.px
+        end = self.d.diff_width // 2 + self.d.poly_endcap
+        rail0 = last_x + max(self.px // 2, end) + 2 * self.d.contact_to_diff
+        return rail0, rail0 + 2 * self.contact
+
+    def fold_pads(self, cols: int) -> tuple[tuple[int, int], tuple[int, int]]:
+        """x-extent of the wordline pads of a folded array: gate 0 (even wordlines) on the left,
+        gate 1 (odd wordlines) right of the ground rail."""
+        a0, a1, _, _ = self._pads()
+        r1 = self.rail_x(cols)[1] + 2 * self.contact
+        return (a0, a1), (r1, r1 + self.d.poly_pad_x)
+
+    def engine(self, cols: int, rows: int, fold: bool = False) -> list[Shape]:
+        """Everything but the programming layer for a cols × rows array (rows even).
+        fold: the odd wordlines (gate 1) end on pads right of the ground rail instead of left
+        of the array, so that each side's row periphery has one wordline per island pitch."""
+        if fold:
+            return self._engine_folded(cols, rows)
         d, ct = self.d, self.contact // 2
         n = rows // 2
         hx = self.px // 2
@@ -154,6 +172,41 @@ class RomGeometry:
         shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
         if self.has_nsdm:
             ns = d.nsdm_enclosure
+            shapes.append(Shape("nsdm", (-d.diff_width // 2 - ns, -ns, right + ns, top + ns)))
+        return shapes
+
+    def _engine_folded(self, cols: int, rows: int) -> list[Shape]:
+        d, ct = self.d, self.contact // 2
+        n = rows // 2
+        hx = self.px // 2
+        top = (n - 1) * self.py + self.island
+        last_x = (cols - 1) * self.px
+        end = d.diff_width // 2 + d.poly_endcap
+        pl, lw, lic_x = d.li_pad_length // 2, d.li_width // 2, (d.poly_pad_x - self.contact) // 2
+        py2 = d.poly_pad_y // 2
+        (a0, a1), (b0, b1) = self.fold_pads(cols)
+        rail0, rail1 = self.rail_x(cols)
+        shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
+        (g0_lo, g0_hi), (g1_lo, g1_hi) = self.gates
+        if end > hx:   # gate 0 ends in its endcap on the right
+            shapes.append(Shape("poly", (last_x + hx, g0_lo, last_x + end, g0_hi), 1, n, 0, self.py))
+        shapes.append(Shape("poly", (a0, g0_lo, -hx, g0_hi), 1, n, 0, self.py))
+        shapes.append(Shape("poly", (last_x + hx, g1_lo, b1, g1_hi), 1, n, 0, self.py))
+        for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
+            gc = (g_lo + g_hi) // 2
+            shapes.append(Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py))
+            cx = (p0 + p1) // 2
+            shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
+            shapes.append(Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py))
+            if self.has_npc:
+                npc = d.npc_enclosure
+                shapes.append(Shape("npc", (p0 + lic_x - npc, gc - ct - npc, p1 - lic_x + npc,
+                                            (n - 1) * self.py + gc + ct + npc)))
+        shapes.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw), 1, n, 0, self.py))
+        shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
+        if self.has_nsdm:
+            ns = d.nsdm_enclosure
+            right = last_x + d.diff_width // 2
             shapes.append(Shape("nsdm", (-d.diff_width // 2 - ns, -ns, right + ns, top + ns)))
         return shapes
 

@@ -133,3 +133,65 @@ def write_library(lib: gdstk.Library, path: str | Path) -> int:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path.stat().st_size
+
+
+# -- macros: the folded array plus its periphery (rom/periphery) -------------------------------
+def _layer(pdk: Pdk, name: str) -> tuple[int, int]:
+    """A periphery drawing layer: a ROM role, else a layer of the PDK's [layers] table."""
+    if name in pdk.roles:
+        return pdk.role_gds(name)
+    if name not in pdk.layers:
+        raise WeightfabError(f"{pdk.path}: the macro periphery draws layer '{name}', which [layers] does not define")
+    return pdk.gds(name)
+
+
+def std_cell(lib_cells: dict[str, gdstk.Cell], name: str) -> gdstk.Cell:
+    """The foundry cell ``name`` (read once from the PDK package's GDS, unchanged)."""
+    if name not in lib_cells:
+        from .periphery.stdcells import load
+        src = gdstk.read_gds(str(load(name).gds))
+        for c in src.cells:
+            lib_cells.setdefault(c.name, c)
+    return lib_cells[name]
+
+
+def fill_macro(cell: gdstk.Cell, macro, pdk: Pdk, um: float, subcells: dict, lib_cells: dict[str, gdstk.Cell],
+               geom: RomGeometry):
+    """Draw a macro's array (folded) and periphery into ``cell`` (engine coordinates)."""
+    for s in geom.engine(macro.cols, macro.rows, fold=True):
+        _add(cell, s, pdk, um, subcells)
+    by_layer: dict[tuple[int, int], list] = {}
+    for layer, box in macro.drawing.shapes:
+        by_layer.setdefault(_layer(pdk, layer), []).append(box)
+    for (ly, dt), boxes in sorted(by_layer.items()):
+        for x0, y0, x1, y1 in sorted(boxes):
+            cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=ly, datatype=dt))
+    for r in macro.drawing.refs:
+        cell.add(gdstk.Reference(std_cell(lib_cells, r.cell), (r.x * um, r.y * um), rotation=np.pi * r.rot / 180,
+                                 x_reflection=r.mirror))
+    for lab in macro.drawing.labels:
+        ly, dt = _layer(pdk, lab.layer)
+        cell.add(gdstk.Label(lab.text, (lab.x * um, lab.y * um), layer=ly, texttype=dt))
+
+
+def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None) -> gdstk.Library:
+    """A library holding one macro cell (programmed with ``bits`` [cols, rows], one via per 1)."""
+    geom = RomGeometry.from_pdk(pdk)
+    um = pdk.dbu_um
+    lib = gdstk.Library(name=macro.name, unit=1e-6, precision=pdk.dbu_um * 1e-6)
+    pair = gdstk.Cell(f"{macro.name}_bitpair")
+    for s in geom.bitpair():
+        _add(pair, s, pdk, um, {})
+    cell = gdstk.Cell(macro.name)
+    lib_cells: dict[str, gdstk.Cell] = {}
+    fill_macro(cell, macro, pdk, um, {"bitpair": pair}, lib_cells, geom)
+    if bits is not None:
+        col, row = np.nonzero(bits)
+        sx, sy = geom.site_xy(col, row)
+        ly, dt = pdk.role_gds("mcon")
+        for x, y in zip(sx.tolist(), sy.tolist()):
+            x0, y0, x1, y1 = geom.prog_box(x, y)
+            cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=ly, datatype=dt))
+    for c in [cell, pair, *(lib_cells[k] for k in sorted(lib_cells))]:
+        lib.add(c)
+    return lib

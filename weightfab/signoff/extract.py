@@ -28,9 +28,10 @@ from ..tech.pdk import Pdk
 from .drc import read_layout
 
 ROLES = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
-P_LAYERS = ("psdm", "nwell")       # PDK layer names for p devices, used where the PDK lists both
-CONDUCTORS = ("sd_n", "sd_p", "poly", "licon", "li", "mcon", "met1")
-VIAS = (("sd_n", "licon"), ("sd_p", "licon"), ("poly", "licon"), ("licon", "li"), ("li", "mcon"), ("mcon", "met1"))
+P_LAYERS = ("psdm", "nwell", "via", "met2")  # PDK layer names: p devices (where both listed), met2 routing
+CONDUCTORS = ("sd_n", "sd_p", "poly", "licon", "li", "mcon", "met1", "via", "met2")
+VIAS = (("sd_n", "licon"), ("sd_p", "licon"), ("poly", "licon"), ("licon", "li"), ("li", "mcon"), ("mcon", "met1"),
+        ("met1", "via"), ("via", "met2"))
 
 
 @dataclass
@@ -135,6 +136,12 @@ def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tu
         tx = kdb.Texts(top.begin_shapes_rec(li))
         if clip_box is not None:
             tx = tx.interacting(kdb.Region(clip_box))
-        target = next((r for r in ("met1", "li") if pdk.has(r) and pdk.gds(lname)[0] == pdk.role_gds(r)[0]), "met1")
+        target = next((r for r in ("met1", "li") if pdk.has(r) and pdk.gds(lname)[0] == pdk.role_gds(r)[0]), None)
+        if target is None and "met2" in pdk.layers and pdk.gds(lname)[0] == pdk.gds("met2")[0]:
+            target = "met2"
+        target = target or "met1"
         texts[target] = texts.get(target, kdb.Texts()) + tx
-    return extract(regions, layout.dbu, pdk, top.name, texts).netlist.dup()  # owned by the caller
+    ex = extract(regions, layout.dbu, pdk, top.name, texts)
+    netlist = ex.l2n.netlist().dup()          # owned by the caller, independent of the extractor
+    del ex
+    return netlist

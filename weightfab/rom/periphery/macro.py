@@ -1,0 +1,286 @@
+"""One engine's ROM macro: the folded array plus its periphery, pins and logical circuit.
+
+Floorplan (engine coordinates: column c at x = c·px, island r at y = r·py):
+
+  [bus0][A][bus1][B][bus2][C][bus3][D-left] pads |array| rail pads [D-right][bus-right]
+
+* D-left drives the even wordlines (gate 0 of each island) from the left, D-right the odd ones
+  from the right: one band per island on each side, pitch-matched. Columns A, B, C (address
+  buffers and clock gate, chunk predecoders, group lines) stand in a staircase left of D.
+* The group lines D-right needs, and the clock, cross under the array in a met2 channel.
+* Bitlines: the even ones end below the array in a PMOS precharge (gate = clk: on while the
+  clock is low) and a sense inverter (sky130_fd_sc_hd__inv_2), the odd ones above it, mirrored.
+  dout[c] is the inverter's output: 1 when the addressed bit transistor discharged bitline c.
+* Power: every column's rails and both sense rows join a VDD/VSS strap pair above the macro.
+
+Pins (labels on met1.pin / met2.pin): ``<e>_addr[i]``, ``<e>_clk``, ``<e>_en`` on the bus0 lines,
+``<e>_dout[c]`` at the end of each output wire, ``VDD``, ``VSS`` on the straps.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..geometry import RomGeometry
+from .bands import BUS_PITCH, PITCH, XL, Band, draw_band, draw_column_fill, rails_x
+from .draw import M1_W, M2_W, Drawing, Ref
+from .logic import Logic, logic
+from .stdcells import load
+
+W_PRE, L_PRE = 0.42, 0.15     # precharge PMOS (µm)
+BUS_GAP = 600                 # column edge to the first bus line
+CH_PITCH = 480                # channel tracks: via pads on neighbouring bus lines clear each other
+
+
+@dataclass
+class Macro:
+    name: str
+    cols: int
+    rows: int
+    drawing: Drawing
+    logic: Logic
+    bbox: tuple[int, int, int, int]
+    array_bbox: tuple[int, int, int, int]
+    pins: dict[str, tuple[str, int, int]] = field(default_factory=dict)   # name -> (layer, x, y)
+
+
+class _Bus:
+    """Vertical met1 lines of one bus region; each net's line spans all its landings."""
+
+    def __init__(self, x_first: int, step: int, nets: list[str]):
+        self.x = {n: x_first + step * k for k, n in enumerate(nets)}
+        self.ys: dict[str, list[int]] = {n: [] for n in nets}
+
+    def draw(self, dw: Drawing, extra: dict[str, list[int]] = {}):
+        for n, x in self.x.items():
+            ys = self.ys[n] + extra.get(n, [])
+            if ys:
+                dw.rect("met1", x - M1_W // 2, min(ys) - 160, x + M1_W // 2, max(ys) + 160)
+
+
+def _column(dw: Drawing, bands: list[Band], x0: int, s: int, slot0: int, y_base: int, bus_in: _Bus,
+            bus_out: _Bus | None, out_to=None) -> tuple[int, int]:
+    """Draw a column of bands from slot ``slot0``; returns its (y0, y1)."""
+    y = y_base + slot0 * PITCH
+    y0, cells = y, []
+    for i, b in enumerate(bands):
+        target = out_to(i, y) if out_to else None
+        for net in b.inputs:
+            bus_in.ys[net].append(y + _in_y(b, net))
+        if bus_out is not None and target is None:
+            bus_out.ys[b.out].append(y + (630 if b.mid_out else 700))
+            if b.mid_out:
+                bus_out.ys[b.mid].append(y + 985)
+        xs = {**bus_in.x, **(bus_out.x if bus_out else {})}
+        draw_band(dw, b, x0, y, s, xs, out_to=target, out_x=None if target else bus_out.x[b.out])
+        cells.append((y, 1380))
+        y += b.slots * PITCH
+    draw_column_fill(dw, x0, s, y0, y, cells)
+    return y0, y
+
+
+def _in_y(b: Band, net: str) -> int:
+    from .bands import INPUT_Y, pins
+    return INPUT_Y[b.c1][pins(b.c1)[b.inputs.index(net)]]
+
+
+def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
+    dw = Drawing()
+    lg = logic(rows, name)
+    n_isl = rows // 2
+    gap = (geom.py - geom.island) // 2
+    y_base = -gap                                   # band grid origin: island 0's band bottom
+    top = (n_isl - 1) * geom.py + geom.island      # top edge of the top island's diffusion
+    (a0, a1), (b0, b1) = geom.fold_pads(cols)
+    g0c, g1c = (sum(g) // 2 for g in geom.gates)
+    xl_pad, xr_pad = (a0 + a1) // 2, (b0 + b1) // 2
+    x_d = xl_pad - 605                              # D-left: c2's outer edge
+    x_dr = xr_pad + 605                             # D-right (mirrored)
+    circ = dw.circuit
+
+    # -- buses and the staircase of columns A, B, C left of D
+    bl = [lg.p_net(0, j) for j in range(1 << len(lg.groups[0]))] + [lg.p_net(1, j) for j in range(1 << len(lg.groups[1]))]
+    bus3 = _Bus(x_d + XL - BUS_GAP, -BUS_PITCH, bl)
+    x_c = min(bus3.x.values()) - BUS_GAP
+    bus2 = _Bus(x_c + XL - BUS_GAP, -BUS_PITCH, sorted({i for b in lg.C for i in b.inputs}))
+    x_b = min(bus2.x.values()) - BUS_GAP
+    lits = [f"a{i}" for i in range(lg.n)] + [f"ab{i}" for i in range(lg.n)] + ["ce"]
+    bus1 = _Bus(x_b + XL - BUS_GAP, -BUS_PITCH, lits)
+    x_a = min(bus1.x.values()) - BUS_GAP
+    ins0 = [f"{name}_addr[{i}]" for i in range(lg.n)] + [f"{name}_clk", f"{name}_en"]
+    bus0 = _Bus(x_a + XL - BUS_GAP, -BUS_PITCH, ins0)
+    cols_yr = {}
+    cols_yr["A"] = _column(dw, list(lg.A), x_a, 1, 0, y_base, bus0, bus1)
+    slot_b = len(lg.A) + 1
+    cols_yr["B"] = _column(dw, list(lg.B), x_b, 1, slot_b, y_base, bus1, bus2)
+    slot_c = slot_b + sum(b.slots for b in lg.B) + 1
+    cols_yr["C"] = _column(dw, list(lg.C), x_c, 1, slot_c, y_base, bus2, bus3)
+
+    # -- final decode on both sides, one band per island
+    def wl_band(w):
+        p, q = lg.wl_inputs(w)
+        return Band("nand2_1", (p, q), f"wl[{w}]", f"wlb[{w}]")
+
+    left = [wl_band(2 * r) for r in range(n_isl)]
+    right = [wl_band(2 * r + 1) for r in range(n_isl)]
+    cols_yr["DL"] = _column(dw, left, x_d, 1, 0, y_base, bus3, None,
+                            out_to=lambda i, y: (xl_pad, i * geom.py + g0c))
+    right_nets = sorted({i for b in right for i in b.inputs}) + [f"{name}_clk"]
+    busr = _Bus(x_dr - XL + BUS_GAP, BUS_PITCH, right_nets)
+    cols_yr["DR"] = _column(dw, right, x_dr, -1, 0, y_base, busr, None,
+                            out_to=lambda i, y: (xr_pad, i * geom.py + g1c))
+
+    # -- the array's ground rail joins VSS: li under the right pads to D-right's VGND rail
+    rail0, rail1 = geom.rail_x(cols)
+    dw.rect("li", rail0, y_base - 265, rail1, geom.source)
+    dw.rect("li", rail0, y_base - 265, x_dr + 85, y_base - 95)
+    dw.rect("li", x_dr - 85, y_base - 265, x_dr + 85, y_base)
+
+    # -- channel under the array: group lines and the clock to the right-hand bus
+    ch0 = y_base - 450
+    for k, net in enumerate(right_nets):
+        yk = ch0 - k * CH_PITCH
+        src = bus3 if net in bus3.x else bus0
+        src.ys[net].append(yk)
+        busr.ys[net].append(yk)
+        dw.stack(src.x[net], yk, li=False)
+        dw.stack(busr.x[net], yk, li=False)
+        dw.wire("met2", src.x[net], yk, busr.x[net], yk)
+    ch = -(ch0 - (len(right_nets) - 1) * CH_PITCH) + 300 + y_base   # depth below island 0's diffusion
+
+    # -- precharge and sensing: even columns below, odd columns above (mirrored)
+    x_lo = min(bus0.x.values()) - 1500
+    x_hi = max(busr.x.values()) + 2000
+    ends = {}
+    ends["bottom"] = _sense(dw, geom, name, list(range(0, cols, 2)), lambda v: v - ch, False,
+                            (bus0, f"{name}_clk"), y_base)
+    ends["top"] = _sense(dw, geom, name, list(range(1, cols, 2)), lambda v: top - v, True,
+                         (busr, f"{name}_clk"), top + gap)
+    for b in (bus0, bus1, bus2, bus3, busr):
+        b.draw(dw)
+
+    # -- power: straps above everything, joined by every column's rails and both sense rows
+    y_top = max(max(y1 for _, y1 in cols_yr.values()), ends["top"]["edge"]) + 800
+    y_vdd, y_vss = y_top + 240, y_top + 1240
+    for y in (y_vdd, y_vss):
+        dw.rect("met1", x_lo, y - 240, x_hi, y + 240)
+    col_x = {"A": (x_a, 1), "B": (x_b, 1), "C": (x_c, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
+    for key, (x0, s) in col_x.items():
+        y1 = cols_yr[key][1]
+        for net, xs in rails_x(x0, s).items():
+            for x in xs:
+                _rail_up(dw, x, y1, y_vdd if net == "VDD" else y_vss, net)
+    # sense rows: rails continued right to two met2 risers at the macro's right edge
+    riser = {"VDD": x_hi - 400, "VSS": x_hi - 1100}
+    for e in ends.values():
+        for net, y in e["rails"].items():
+            dw.rect("met1", e["x1"], y - 240, x_hi, y + 240)
+            dw.stack(riser[net], y, li=False)
+    for net, x in riser.items():
+        ys = [e["rails"][net] for e in ends.values() if net in e["rails"]]
+        yst = y_vdd if net == "VDD" else y_vss
+        dw.stack(x, yst, li=False)
+        dw.wire("met2", x, min(ys), x, yst, 260)
+    dw.labels += [_label("VDD", "met1_pin", x_lo + 300, y_vdd), _label("VSS", "met1_pin", x_lo + 300, y_vss)]
+    for y in (y_vdd, y_vss):
+        dw.rect("met1_pin", x_lo, y - 240, x_lo + 600, y + 240)
+    pins = {"VDD": ("met1_pin", x_lo + 300, y_vdd), "VSS": ("met1_pin", x_lo + 300, y_vss)}
+    for net in ins0:
+        x, y = bus0.x[net], min(bus0.ys[net]) - 160 + 70
+        dw.rect("met1_pin", x - M1_W // 2, y - 70, x + M1_W // 2, y + 70)
+        dw.labels.append(_label(net, "met1_pin", x, y))
+        pins[net] = ("met1_pin", x, y)
+    for e in ends.values():
+        for net, (x, y) in e["dout"].items():
+            dw.rect("met2_pin", x - M2_W // 2, y - 70, x + M2_W // 2, y + 70)
+            dw.labels.append(_label(net, "met2_pin", x, y))
+            pins[net] = ("met2_pin", x, y)
+    bbox = (x_lo, ends["bottom"]["edge"], x_hi, y_vss + 240)
+    array_bbox = (-geom.px // 2, y_base, (cols - 1) * geom.px + geom.px // 2, top + gap)
+    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins)
+
+
+def _label(text, layer, x, y):
+    from .draw import Label
+    return Label(text, layer, x, y)
+
+
+def _rail_up(dw: Drawing, x: int, y1: int, y_strap: int, net: str):
+    """Join a column's met1 rail ending at (x, y1) to its strap at y_strap through met2."""
+    yv = y1 + 400
+    dw.wire("met1", x, y1, x, yv, 480)
+    dw.stack(x, yv, li=False)
+    dw.stack(x, y_strap, li=False)
+    dw.wire("met2", x, yv, x, y_strap, 260)
+
+
+def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirror: bool, clk, edge_y: int) -> dict:
+    """Precharge PMOS and sense inverter under (mirror=False) or over the given columns. ``fy``
+    maps a local v (<= 0, away from the array edge) to y."""
+    px = geom.px
+    inv = load("inv_2")
+    circ = dw.circuit
+
+    def r(layer, x0, v0, x1, v1):
+        dw.rect(layer, x0, fy(v0), x1, fy(v1))
+
+    yt = -520                     # top of the precharge diffusion
+    yr = yt - 1080                # top edge (VPWR) of the sense row
+    yb = yr - inv.height          # bottom edge (VGND)
+    xs = [c * px for c in cols]
+    if not xs:
+        return {"edge": fy(yb - 900), "rails": {}, "dout": {}, "x1": 0}
+    x0, x1 = xs[0] - px // 2, xs[-1] + 3 * px // 2
+    bus, clk_net = clk
+    xclk = bus.x[clk_net]
+    # precharge: one PMOS island per column, gate line shared, source on the VDD li strip
+    for x in xs:
+        r("diff", x - 210, yt - 720, x + 210, yt)
+        r("licon", x - 85, yt - 230, x + 85, yt - 60)
+        r("licon", x - 85, yt - 660, x + 85, yt - 490)
+        r("li", x - 85, yt - 310, x + 85, yt + 20)
+        r("mcon", x - 85, yt - 230, x + 85, yt - 60)
+        dw.rect("met1", x - 115, edge_y, x + 115, fy(yt - 540))     # the bitline, past its precharge
+        circ.devices.append(("PMOS", f"bl[{x // px}]", clk_net, "VDD", W_PRE, L_PRE))
+    for x in xs[:-1]:             # n-taps between the columns
+        xo = x + px
+        r("tap", xo - 210, yt - 755, xo + 210, yt - 490)
+        r("licon", xo - 85, yt - 660, xo + 85, yt - 490)
+        r("nsdm", xo - 335, yt - 880, xo + 335, yt - 365)
+    for x in xs:
+        r("psdm", x - 335, yt - 890, x + 335, yt + 125)
+    r("nwell", x0 - 400, yr + 190, x1 + 400, yt + 180)
+    xpoly = xclk
+    r("poly", min(xpoly, x0) - 165, yt - 435, max(xpoly, x1) + 165 if mirror else x1, yt - 285)
+    r("poly", xpoly - 165, yt - 495, xpoly + 165, yt - 225)
+    r("licon", xpoly - 85, yt - 445, xpoly + 85, yt - 275)
+    r("npc", xpoly - 185, yt - 545, xpoly + 185, yt - 175)
+    r("li", xpoly - 165, yt - 445, xpoly + 165, yt - 275)
+    dw.stack(xpoly, fy(yt - 360), top="met1")
+    bus.ys[clk_net].append(fy(yt - 360))
+    r("li", x0, yt - 490, x1, yr - 85)               # VDD: precharge sources, n-taps, row rail
+    # the sense row: one inverter per column
+    doutp = {}
+    for x in xs:
+        ox = x - 345
+        oy = fy(yb) if not mirror else fy(yb)
+        dw.refs.append(Ref(inv.name, ox, oy, 0, mirror))
+        c = x // px
+        circ.instances.append((inv.name, {"A": f"bl[{c}]", "Y": f"{name}_dout[{c}]", "VPWR": "VDD", "VPB": "VDD",
+                                          "VGND": "VSS", "VNB": "VSS"}))
+        ya, yo = yr - 1520, yr - 2150
+        dw.stack(x - 75, fy(yt - 540), li=False)
+        dw.stack(x - 75, fy(ya))
+        dw.wire("met2", x - 75, fy(yt - 540), x - 75, fy(ya))
+        dw.stack(x + 345, fy(yo))
+        edge = yb - 900
+        dw.wire("met2", x + 345, fy(yo), x + 345, fy(edge))
+        doutp[f"{name}_dout[{c}]"] = (x + 345, fy(edge) + (70 if not mirror else -70))
+    for layer, (a, b) in (("met1", (-240, 240)), ("met1", (2480, 2960))):
+        r(layer, x0, yb + (a if not mirror else a), x1, yb + b)   # row rails, drawn continuous
+    # p-tap strip under the row
+    r("tap", x0 + 200, yb - 595, x1 - 200, yb - 315)
+    r("psdm", x0 + 75, yb - 720, x1 - 75, yb - 190)
+    r("li", x0 + 200, yb - 625, x1 - 200, yb + 85)
+    for x in xs:
+        r("licon", x + 690 - 85, yb - 540, x + 690 + 85, yb - 370)
+    return {"edge": fy(yb - 900), "rails": {"VDD": fy(yr), "VSS": fy(yb)}, "dout": doutp, "x1": x1}

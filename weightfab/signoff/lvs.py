@@ -1,0 +1,161 @@
+"""Layout versus schematic for a ROM macro: the extracted transistor netlist (extract.py) against
+the reference weightfab generates from the engine and its bits, with KLayout's NetlistComparer.
+
+The reference is built from the macro's logical circuit (rom/periphery: the standard cells'
+own SPICE netlists, flattened, and the precharge transistors) and one NMOS per bit site: gate on
+its wordline, source on VSS, drain on its bitline for a 1 and on a net of its own for a 0.
+Named nets (the pins: address, clock, enable, outputs, VDD, VSS) are held to their names, so
+that two swapped pins are a mismatch even where the circuit alone is symmetric.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import klayout.db as kdb
+import numpy as np
+
+from ..tech.pdk import Pdk
+from .extract import extract_netlist
+
+BIT_W, BIT_L = 0.42, 0.15
+PIN_LAYERS = ("met1_pin", "met2_pin")
+
+
+@dataclass
+class LvsResult:
+    cell: str
+    ok: bool
+    devices_layout: int
+    devices_reference: int
+    nets_layout: int
+    nets_reference: int
+    differences: list[str]
+    seconds: float
+    extracted: kdb.Netlist | None = field(default=None, repr=False)
+
+    def summary(self) -> dict:
+        return {"cell": self.cell, "ok": self.ok, "devices_layout": self.devices_layout,
+                "devices_reference": self.devices_reference, "nets_layout": self.nets_layout,
+                "nets_reference": self.nets_reference, "differences": self.differences[:50],
+                "seconds": round(self.seconds, 3)}
+
+
+def reference_netlist(macro, bits: np.ndarray, bit_size: tuple[float, float] = (BIT_W, BIT_L)) -> kdb.Netlist:
+    """The macro's circuit as a flat KLayout netlist (top circuit = the macro's cell name)."""
+    from ..rom.periphery.stdcells import load
+    nl = kdb.Netlist()
+    classes = {}
+    for kind in ("NMOS", "PMOS"):
+        dc = kdb.DeviceClassMOS3Transistor()
+        dc.name = kind
+        nl.add(dc)
+        classes[kind] = dc
+    c = kdb.Circuit()
+    c.name = macro.name
+    nl.add(c)
+    nets: dict[str, kdb.Net] = {}
+
+    def net(name: str) -> kdb.Net:
+        if name not in nets:
+            n = c.create_net(name)
+            nets[name] = n
+        return nets[name]
+
+    def mos(kind, d, g, s, w, l):
+        dev = c.create_device(classes[kind])
+        dev.connect_terminal("D", net(d))
+        dev.connect_terminal("G", net(g))
+        dev.connect_terminal("S", net(s))
+        dev.set_parameter("W", w)
+        dev.set_parameter("L", l)
+
+    for k, (cell, pins) in enumerate(macro.drawing.circuit.instances):
+        sc = load(cell)
+        local = lambda n: pins.get(n, f"x{k}.{n}")      # noqa: E731
+        for d in sc.devices:
+            mos(d.kind, local(d.d), local(d.g), local(d.s), d.w, d.l)
+    for kind, d, g, s, w, l in macro.drawing.circuit.devices:
+        mos(kind, d, g, s, w, l)
+    cols, rows = bits.shape
+    for col in range(cols):
+        for w in range(rows):
+            mos("NMOS", f"bl[{col}]" if bits[col, w] else f"d{col}_{w}", f"wl[{w}]", "VSS", *bit_size)
+    for name in macro.pins:
+        c.create_pin(name)
+        c.connect_pin(c.pin_by_name(name), net(name))
+    return nl
+
+
+def compare(extracted: kdb.Netlist, reference: kdb.Netlist, named: list[str]) -> tuple[bool, list[str]]:
+    """Compare two flat netlists; returns (match, differences named by net and device)."""
+    for nl in (extracted, reference):
+        _join_floating(nl.top_circuit())
+        nl.combine_devices()
+        nl.simplify()
+    ca, cb = extracted.top_circuit(), reference.top_circuit()
+    comp = kdb.NetlistComparer()
+    diffs: list[str] = []
+    for name in named:
+        na, nb = ca.net_by_name(name), cb.net_by_name(name)
+        if nb is None:
+            continue
+        if na is None:
+            diffs.append(f"pin {name}: no labelled net in the layout")
+            continue
+        comp.same_nets(ca, cb, na, nb)
+    xref = kdb.NetlistCrossReference()
+    ok = comp.compare(extracted, reference, xref)
+    for cp in xref.each_circuit_pair():
+        for p in xref.each_net_pair(cp):
+            if p.status() not in (kdb.NetlistCrossReference.Match, kdb.NetlistCrossReference.MatchWithWarning):
+                a = p.first().expanded_name() if p.first() else "(none)"
+                b = p.second().expanded_name() if p.second() else "(none)"
+                diffs.append(f"net {b} (reference) <-> {a} (layout): {_status(p.status())}")
+        for p in xref.each_device_pair(cp):
+            if p.status() not in (kdb.NetlistCrossReference.Match, kdb.NetlistCrossReference.MatchWithWarning):
+                diffs.append(f"device {_dev(p.second())} (reference) <-> {_dev(p.first())} (layout): {_status(p.status())}")
+    ok = ok and not diffs
+    return ok, diffs
+
+
+def _join_floating(c: kdb.Circuit):
+    """Join every net that holds a single device terminal and no pin (the drain of a 0-bit) into
+    one net FLOAT, on both sides alike: the comparison then needs no guessing among thousands
+    of interchangeable one-terminal nets, and a 0-bit still differs from a 1-bit (whose drain is
+    on its bitline)."""
+    lone = [n for n in c.each_net() if n.terminal_count() == 1 and n.pin_count() == 0 and n.subcircuit_pin_count() == 0]
+    if len(lone) < 2:
+        return
+    target = lone[0]
+    target.name = "FLOAT"
+    for n in lone[1:]:
+        c.join_nets(target, n)
+
+
+def _status(s) -> str:
+    X = kdb.NetlistCrossReference
+    return {X.Mismatch: "mismatch", X.NoMatch: "no match", X.MatchWithWarning: "match with warning",
+            X.Skipped: "skipped"}.get(s, str(s))
+
+
+def _dev(d) -> str:
+    if d is None:
+        return "(none)"
+    terms = ", ".join(f"{t.name}={d.net_for_terminal(t.id()).expanded_name() if d.net_for_terminal(t.id()) else '-'}"
+                      for t in d.device_class().terminal_definitions())
+    return f"{d.device_class().name} W={d.parameter('W'):.3f} L={d.parameter('L'):.3f} ({terms})"
+
+
+def lvs_macro(path: str | Path, pdk: Pdk, macro, bits: np.ndarray) -> LvsResult:
+    """Extract the macro's cell of ``path`` and compare it with its reference circuit."""
+    t0 = time.perf_counter()
+    ext = extract_netlist(path, pdk, cell=macro.name, label_layers=tuple(l for l in PIN_LAYERS if l in pdk.layers))
+    ref = reference_netlist(macro, np.asarray(bits))
+    n_ext = sum(1 for _ in ext.top_circuit().each_device())
+    n_ref = sum(1 for _ in ref.top_circuit().each_device())
+    nets_ext = sum(1 for _ in ext.top_circuit().each_net())
+    nets_ref = sum(1 for _ in ref.top_circuit().each_net())
+    ok, diffs = compare(ext, ref, list(macro.pins))
+    return LvsResult(macro.name, ok, n_ext, n_ref, nets_ext, nets_ref, diffs, time.perf_counter() - t0, ext)
