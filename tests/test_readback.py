@@ -183,3 +183,39 @@ def test_verify_electrical_option(chip):
     lines = [l for l in r.stdout.splitlines() if l.startswith("electrical:")]
     assert len(lines) == 3 and all("errors" not in l for l in lines)
     assert "674/674 ones on their bitline, 606/606 zeros floating" in lines[2]
+
+
+def test_every_mismatch_is_counted_and_the_list_is_capped(chip):
+    """More than MAX_LISTED bits differ in one layer: all are counted, only the list is capped."""
+    from weightfab.signoff.readback import MAX_LISTED, verify_layout
+    path, res = chip
+    moved = [np.clip(l.weight.astype(np.int64) + 1, -128, 127).astype(l.weight.dtype) if i == 0 else l.weight
+             for i, l in enumerate(res.qnet.layers)]
+    other = res.qnet.with_weights(moved)
+    expect = int(sum(np.count_nonzero(to_bits(a.weight, a.bits) != to_bits(b.weight, b.bits))
+                     for a, b in zip(res.qnet.layers, other.layers)))
+    assert expect > MAX_LISTED
+    v = verify_layout(path, other, PDK)
+    assert v.mismatch_count == expect == v.total_bits - v.matched and not v.ok
+    assert len(v.mismatches) == MAX_LISTED and v.capped
+    s = v.summary()
+    assert s["mismatch_count"] == s["bits_differ"] == expect and s["mismatches_listed"] == 100
+
+
+def test_structural_and_geometric_readback_agree(chip, tmp_path):
+    """The fast path (the file's regular arrays, read with gdstk) and the geometric path (KLayout,
+    diffusion and implant measured) find the same arrays and the same programming shapes."""
+    from weightfab.signoff import readback as rb
+    from weightfab.signoff.drc import read_layout
+    path, _ = chip
+    st = rb._structure(path, PDK)
+    fast = rb.structural_arrays(st, PDK)
+    layout, top = read_layout(path)
+    slow = rb.find_arrays(layout, top, PDK, path)
+    assert fast == slow and len(fast) == 3
+    prog = layout.find_layer(*PROG)
+    a, b = rb.flat_centres(layout, top, prog), st.flat_centres(PROG)
+    assert np.array_equal(a[np.lexsort(a.T)], b[np.lexsort(b.T)])
+    _, bits_fast, _, n_fast, _ = rb._read_bits(path, PDK)
+    _, bits_slow, _, _ = rb.read_bits(tmp_path / "f.gds" if flat_copy(path, tmp_path / "f.gds") else None, PDK)
+    assert n_fast == 0 and all(np.array_equal(x, y) for x, y in zip(bits_fast, bits_slow))

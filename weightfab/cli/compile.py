@@ -83,7 +83,7 @@ def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
     if res.verify is not None:
         v = res.verify
         echo(f"verified: {v.matched} of {v.total_bits} bits match" if v.ok else
-             f"readback: {len(v.mismatches)} mismatches, first: {v.mismatches[0]}")
+             f"readback: {v.mismatch_count} mismatches ({v.total_bits - v.matched} bits differ), first: {v.mismatches[0]}")
     if res.merge is not None:
         m = res.merge
         echo(f"merge: {m.total_before:,} -> {m.total_after:,} unique blocks ({m.reduction:.2f}x; {m.stopped_because})")

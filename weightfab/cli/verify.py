@@ -37,11 +37,14 @@ def verify_cmd(file, model, pdk, weights, block, rounding, calib, data, input_sc
         click.echo(f"verified: {v.matched} of {v.total_bits} bits match ({res.weights}, {len(v.arrays)} arrays, "
                    f"programmed on {v.program_layer}, {v.seconds:.2f} s)")
     else:
-        click.echo(f"MISMATCH: {len(v.mismatches)} of {v.total_bits} bits differ")
+        differ = v.total_bits - v.matched
+        stray = v.mismatch_count - differ
+        click.echo(f"MISMATCH: {differ} of {v.total_bits} bits differ" + (f", {stray} stray shapes" if stray else ""))
         for m in v.mismatches[:50]:
             click.echo(f"  {m}")
-        if len(v.mismatches) > 50:
-            click.echo(f"  ... and {len(v.mismatches) - 50} more")
+        if v.mismatch_count > 50:
+            click.echo(f"  ... and {v.mismatch_count - min(50, len(v.mismatches))} more"
+                       + (f" ({len(v.mismatches)} listed in the result, the list is capped)" if v.capped else ""))
     if res.accuracy:
         a = res.accuracy
         line = f"accuracy on {a['samples']} samples: float {a['float']:.2%}, quantized {a['quantized']:.2%}"

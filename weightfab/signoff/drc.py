@@ -15,7 +15,7 @@ import klayout.db as kdb
 import klayout.rdb as krdb
 
 from ..errors import LayoutReadError
-from ..tech.pdk import Pdk, Rule
+from ..tech.pdk import RULE_KINDS, Pdk, Rule
 
 NEVER_ZERO = kdb.Region.NeverIncludeZeroDistance
 
@@ -77,6 +77,7 @@ class _Layers:
 
     def __init__(self, layout: kdb.Layout, top: kdb.Cell, pdk: Pdk):
         self.layout, self.top, self.pdk = layout, top, pdk
+        self.dbu = layout.dbu
         self.dss = kdb.DeepShapeStore()
         self.dss.threads = max(1, min(4, os.cpu_count() or 1))
         self.cache: dict[tuple[str, bool], kdb.Region] = {}
@@ -106,39 +107,69 @@ class _Layers:
         return self.cache[key]
 
 
+def _width(rule, L, v):
+    return [L[rule.layer].width_check(v)]
+
+
+def _spacing(rule, L, v):
+    return [L[rule.layer].space_check(v)]
+
+
+def _area(rule, L, v):
+    return [L[rule.layer].with_area(0, round(rule.value / L.dbu / L.dbu), False)]
+
+
+def _exact_size(rule, L, v):
+    a = L[rule.layer]
+    return [a.non_squares(), a.squares().with_bbox_width(v, True)]
+
+
+def _separation(rule, L, v):
+    # touching is no separation: with no_overlap, shapes that touch or overlap are violations
+    a, b = L[rule.layer], L[rule.other]
+    out = [a.separation_check(b, v, zero_distance_mode=NEVER_ZERO)]
+    return out + [a.interacting(b)] if rule.no_overlap else out
+
+
+def _enclosure(rule, L, v):
+    # outer = layer, inner = other: too little enclosure (a flush edge is 0), or inner sticking out
+    a, b = L[rule.layer], L[rule.other]
+    return ([a.enclosing_check(b, v)] if v else []) + [b - a]
+
+
+def _enclosure_adjacent(rule, L, v):
+    # "on one of two adjacent sides": fails where two parts of the inner shape's edges that
+    # lack the enclosure meet at a corner (two adjacent sides both short there)
+    a, b = L[rule.layer], L[rule.other]
+    bad = a.enclosing_check(b, v, False, kdb.Region.Projection).second_edges()
+    corners = bad.width_check(1, False, kdb.Region.Euclidian, 100)
+    return [b.interacting(corners.edges()), b - a]
+
+
+def _extension(rule, L, v):
+    # the other layer's edges that lie on edges of ``edges_on`` must be extended by ``layer``
+    return [(L[rule.other].edges() & L[rule.edges_on].edges()).extended_out(v) - L[rule.layer]]
+
+
+def _channel_width(rule, L, v):
+    return [(L[rule.layer].edges() & L[rule.other].edges()).with_length(0, v, False)]
+
+
+# One small check per rule kind; each returns KLayout collections (Region, Edges, EdgePairs) of
+# violations. The table must name exactly the kinds the PDK loader accepts.
+CHECKS = {
+    "width": _width, "spacing": _spacing, "area": _area, "exact_size": _exact_size,
+    "separation": _separation, "enclosure": _enclosure, "enclosure_adjacent": _enclosure_adjacent,
+    "extension": _extension, "channel_width": _channel_width,
+}
+if set(CHECKS) != set(RULE_KINDS):
+    raise ImportError(f"weightfab.signoff.drc: rule kinds without a check: {sorted(set(RULE_KINDS) - set(CHECKS))}; "
+                      f"checks for unknown kinds: {sorted(set(CHECKS) - set(RULE_KINDS))}")
+
+
 def _check(rule: Rule, L: _Layers, dbu: float) -> list:
     """Run one rule; returns KLayout collections (Region, Edges, EdgePairs) of violations."""
-    v = round(rule.value / dbu)
-    a = L[rule.layer]
-    k = rule.kind
-    if k == "width":
-        return [a.width_check(v)]
-    if k == "spacing":
-        return [a.space_check(v)]
-    if k == "area":
-        return [a.with_area(0, round(rule.value / dbu / dbu), False)]
-    if k == "exact_size":
-        return [a.non_squares(), a.squares().with_bbox_width(v, True)]
-    b = L[rule.other]
-    if k == "separation":
-        # touching is no separation: with no_overlap, shapes that touch or overlap are violations
-        out = [a.separation_check(b, v, zero_distance_mode=NEVER_ZERO)]
-        return out + [a.interacting(b)] if rule.no_overlap else out
-    if k == "enclosure":
-        # outer = layer, inner = other: too little enclosure (a flush edge is 0), or inner sticking out
-        return ([a.enclosing_check(b, v)] if v else []) + [b - a]
-    if k == "enclosure_adjacent":
-        # "on one of two adjacent sides": fails where two parts of the inner shape's edges that
-        # lack the enclosure meet at a corner (two adjacent sides both short there)
-        bad = a.enclosing_check(b, v, False, kdb.Region.Projection).second_edges()
-        corners = bad.width_check(1, False, kdb.Region.Euclidian, 100)
-        return [b.interacting(corners.edges()), b - a]
-    if k == "extension":
-        # the other layer's edges that lie on edges of ``edges_on`` must be extended by ``layer``
-        return [(b.edges() & L[rule.edges_on].edges()).extended_out(v) - a]
-    if k == "channel_width":
-        return [(a.edges() & b.edges()).with_length(0, v, False)]
-    raise AssertionError(k)
+    return CHECKS[rule.kind](rule, L, round(rule.value / dbu))
 
 
 def run_drc(path: str | Path, pdk: Pdk, max_examples: int = 5) -> DrcReport:

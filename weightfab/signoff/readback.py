@@ -22,6 +22,7 @@ from ..tech.pdk import Pdk
 from ..quant.quantize import QuantizedNetwork
 from ..rom.geometry import RomGeometry
 from ..rom.viastack import program, program_layers
+from .structure import IDENT, read_structure
 
 
 @dataclass(frozen=True)
@@ -58,24 +59,40 @@ class Mismatch:
                 f"{'missing programming shape' if self.kind == 'missing' else 'extra programming shape'} {where}")
 
 
+MAX_LISTED = 1000  # mismatches listed per layer (and stray shapes listed); every one is counted
+
+
 @dataclass
 class VerifyResult:
     file: str
     total_bits: int
     matched: int
-    mismatches: list[Mismatch]
+    mismatches: list[Mismatch]          # the listed ones: at most MAX_LISTED per layer and of strays
     weights: list[np.ndarray] | None   # integer weights read back, per layer
     arrays: list[Array]
     seconds: float
     program_layer: str = ""  # found on the layout (the via under the bitline metal)
+    mismatch_count: int = -1  # every mismatch (bits that differ + stray shapes); -1: len(mismatches)
+
+    def __post_init__(self):
+        if self.mismatch_count < 0:
+            self.mismatch_count = len(self.mismatches)
 
     @property
     def ok(self) -> bool:
-        return not self.mismatches
+        return self.mismatch_count == 0
+
+    @property
+    def capped(self) -> bool:
+        """Whether ``mismatches`` lists fewer than ``mismatch_count``."""
+        return len(self.mismatches) < self.mismatch_count
 
     def summary(self) -> dict:
         return {"ok": self.ok, "program_layer": self.program_layer, "bits": self.total_bits, "matched": self.matched,
-                "mismatches": [m.__dict__ for m in self.mismatches[:100]], "mismatch_count": len(self.mismatches),
+                "mismatch_count": self.mismatch_count, "bits_differ": self.total_bits - self.matched,
+                "stray_shapes": self.mismatch_count - (self.total_bits - self.matched),
+                "mismatches": [m.__dict__ for m in self.mismatches[:100]],
+                "mismatches_listed": min(100, len(self.mismatches)),
                 "seconds": round(self.seconds, 4)}
 
 
@@ -147,8 +164,7 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
         # n+ is implicit on this PDK (no implant drawn): an array is its diffusion islands grown
         # by half the largest island gap, merged into one shape
         # (the largest over the programming layers the PDK offers: the pitch grows with the via stack)
-        grow = max(max(g.px - g.d.diff_width, g.py - g.island) // 2 + 1
-                   for g in (RomGeometry.from_pdk(program(pdk, p)) for p in program_layers(pdk)))
+        grow = _implicit_grow(pdk)
         implants = kdb.Region(top.begin_shapes_rec(mark_idx)).sized(grow).merged()
     arrays = []
     for poly in implants.each():
@@ -200,38 +216,223 @@ def _program_layer(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, x: int, y: int, 
 
 
 def read_bits(path: str | Path, pdk: Pdk) -> tuple[list[Array], list[np.ndarray], list[tuple[int, int]], float]:
-    """Bits of every array ([cols, rows] uint8) and the stray shapes (µm·2 integer centres)."""
-    layout, top = read_layout(path)
-    arrays = find_arrays(layout, top, pdk, path)
-    found = sorted({a.program_layer for a in arrays})
-    if len(found) > 1:
-        raise LayoutReadError(f"{path}: the arrays are programmed on different layers ({', '.join(found)})")
-    prog = layout.find_layer(*pdk.gds(found[0] if found else pdk.programming_layer))
-    pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
-    bits = []
-    pts = pts[np.argsort(pts[:, 0], kind="stable")]   # sorted by x: each array takes a slice
+    """Bits of every array ([cols, rows] uint8) and the stray shapes (µm·2 integer centres, the
+    first MAX_LISTED of them)."""
+    arrays, bits, stray, _, dbu = _read_bits(path, pdk)
+    return arrays, bits, stray, dbu
+
+
+def _read_bits(path: str | Path, pdk: Pdk):
+    """read_bits, and the number of stray shapes. The file's hierarchy (structure.py) gives the
+    arrays and the programming shapes without a Python loop per placement; a file whose arrays are
+    not regular references (a flattened copy, another writer) is read geometrically with KLayout."""
+    st = _structure(path, pdk)
+    arrays = structural_arrays(st, pdk) if st is not None else []
+    if arrays:   # one numpy stamp per (block cell, placement group): no loop per placement or bit
+        bits, loose = _stamp(st, arrays, pdk.gds(_one_program_layer(arrays, pdk, path)))
+        dbu = pdk.dbu_um
+    else:
+        layout, top = read_layout(path)
+        arrays = find_arrays(layout, top, pdk, path)
+        prog = layout.find_layer(*pdk.gds(_one_program_layer(arrays, pdk, path)))
+        pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
+        bits, claimed = _assign(arrays, pts)
+        loose, dbu = pts[~claimed], layout.dbu
+    stray = [(int(px), int(py)) for px, py in loose[:MAX_LISTED]]
+    return arrays, bits, stray, len(loose), dbu
+
+
+def _structure(path, pdk: Pdk):
+    return read_structure(path, pdk.dbu_um) if Path(path).is_file() else None
+
+
+def _stamp(st, arrays: list[Array], layer) -> tuple[list[np.ndarray], np.ndarray]:
+    """Bits of each array from a file read by structure.py, and the programming-shape centres (x2)
+    that are on no site. Each cell's own shapes are mapped to (column, wordline) once; its
+    placements then add their column and island offsets by broadcasting, into one flat buffer of
+    every array's bits. Placements that fall outside an array or off its pitch take the general
+    per-group path (``_stamp_one``)."""
+    order = sorted(range(len(arrays)), key=lambda i: arrays[i].bbox[0])
+    starts = np.array([2 * arrays[i].bbox[0] for i in order], np.int64)
+    size = np.array([arrays[i].cols * arrays[i].rows for i in order], np.int64)
+    par = np.array([[2 * arrays[i].x0, 2 * arrays[i].y0, arrays[i].rows, arrays[i].cols] for i in order], np.int64)
+    base = np.concatenate([[0], np.cumsum(size)])
+    buf = np.zeros(int(base[-1]), np.uint8)
+    views = {order[j]: buf[base[j]:base[j + 1]] for j in range(len(order))}
+    a0 = arrays[0]
+    uniform = all((a.px, a.py, a.drains) == (a0.px, a0.py, a0.drains) for a in arrays)
+    loose = [np.zeros((0, 2), np.int64)]
+    for name, groups in st.places.items():
+        c2, _ = st._own_centres(name, layer)
+        if not len(c2):
+            continue
+        rest = [g for g in groups if g[0] != IDENT] if uniform else groups
+        org = np.concatenate([g[1] for g in groups if g[0] == IDENT]) if uniform and len(rest) < len(groups) else None
+        if org is not None:
+            rest += _stamp_cell(a0, par, base, buf, starts, c2, org, loose)
+        for m, o in rest:
+            local = c2 if m == IDENT else c2 @ np.array(m, np.int64).reshape(2, 2).T
+            k = np.searchsorted(starts, 2 * o[:, 0] + local[0, 0], side="right") - 1
+            for kk in np.unique(k):
+                sel = o[k == kk]
+                if kk < 0:
+                    loose.append((2 * sel[:, None, :] + local[None]).reshape(-1, 2))
+                else:
+                    loose.append(_stamp_one(arrays[order[kk]], views[order[kk]], sel, local))
+    bits = [views[i].reshape(a.cols, a.rows) for i, a in enumerate(arrays)]
+    return bits, np.concatenate(loose)
+
+
+def _stamp_cell(a0: Array, par, base, buf, starts, c2, org, loose) -> list:
+    """The fast path of ``_stamp`` for one cell (identity placements ``org``, arrays of one pitch):
+    returns the placements it leaves to the general path, as (matrix, origins) groups."""
+    k = np.searchsorted(starts, 2 * org[:, 0] + c2[0, 0], side="right") - 1
+    kc = np.maximum(k, 0)
+    p = par[kc]
+    u, r = np.divmod(2 * org[:, 0] - p[:, 0], 2 * a0.px)
+    v, q = np.divmod(2 * org[:, 1] - p[:, 1], 2 * a0.py)
+    r0, q0 = int(r[0]), int(q[0])
+    cq, rxq = np.divmod(r0 + c2[:, 0], 2 * a0.px)
+    iq, ryq = np.divmod(q0 + c2[:, 1], 2 * a0.py)
+    rowq = np.where(ryq == 2 * a0.drains[0], 2 * iq, np.where(ryq == 2 * a0.drains[1], 2 * iq + 1, -1))
+    if not ((rxq == 0) & (rowq >= 0)).all():
+        return [(IDENT, org)]
+    good = ((k >= 0) & (r == r0) & (q == q0) & (u >= -cq.min()) & (u < p[:, 3] - cq.max())
+            & (2 * v >= -rowq.min()) & (2 * v < p[:, 2] - rowq.max()))
+    g = good.nonzero()[0]
+    rows = p[g, 2]
+    idx = (base[kc[g]] + u[g] * rows + 2 * v[g])[:, None] + cq[None, :] * rows[:, None] + rowq[None, :]
+    buf[idx.ravel()] = 1
+    return [(IDENT, org[~good])] if len(g) < len(org) else []
+
+
+def _stamp_one(a: Array, flat: np.ndarray, org: np.ndarray, local: np.ndarray) -> np.ndarray:
+    """Set the bits of ``local`` (cell centres x2) placed at ``org`` in array ``a``; returns the
+    centres (x2) that are on no site of it."""
+    u, r = np.divmod(2 * org[:, 0] - 2 * a.x0, 2 * a.px)
+    v, q = np.divmod(2 * org[:, 1] - 2 * a.y0, 2 * a.py)
+    key = r * (2 * a.py) + q
+    out = []
+    for kv in ([key[0]] if key.min() == key.max() else np.unique(key)):
+        o = slice(None) if len(out) == 0 and key.min() == key.max() else key == kv
+        r0, q0 = divmod(int(kv), 2 * a.py)
+        cq, rxq = np.divmod(r0 + local[:, 0], 2 * a.px)
+        iq, ryq = np.divmod(q0 + local[:, 1], 2 * a.py)
+        rowq = np.where(ryq == 2 * a.drains[0], 2 * iq, np.where(ryq == 2 * a.drains[1], 2 * iq + 1, -1))
+        uo, vo = u[o], 2 * v[o]
+        site = (rxq == 0) & (rowq >= 0)
+        if (site.all() and uo.min() + cq.min() >= 0 and uo.max() + cq.max() < a.cols
+                and vo.min() + rowq.min() >= 0 and vo.max() + rowq.max() < a.rows):
+            flat[((uo * a.rows + vo)[:, None] + (cq * a.rows + rowq)[None, :]).ravel()] = 1
+            continue
+        col, row = uo[:, None] + cq[None, :], vo[:, None] + rowq[None, :]
+        ok = site[None, :] & (col >= 0) & (col < a.cols) & (row >= 0) & (row < a.rows)
+        flat[(col * a.rows + row)[ok]] = 1
+        out.append((2 * org[o][:, None, :] + local[None, :, :])[~ok])
+    return np.concatenate(out) if out else np.zeros((0, 2), np.int64)
+
+
+def _assign(arrays: list[Array], pts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
+    """Bits [cols, rows] of each array from the programming-shape centres (x2) ``pts``, and which
+    centres landed on a site. One vectorised pass: each centre is given the array whose implant
+    box starts left of it (arrays do not overlap in x), then its column and wordline."""
+    bits = [np.zeros((a.cols, a.rows), np.uint8) for a in arrays]
     claimed = np.zeros(len(pts), bool)
-    for a in arrays:
-        s0, s1 = np.searchsorted(pts[:, 0], [2 * a.bbox[0], 2 * a.bbox[2] + 1])
-        x, y = pts[s0:s1, 0], pts[s0:s1, 1]
-        inside = (y >= 2 * a.bbox[1]) & (y <= 2 * a.bbox[3])
+    if not arrays or not len(pts):
+        return bits, claimed
+    order = sorted(range(len(arrays)), key=lambda i: arrays[i].bbox[0])
+    starts = np.array([2 * arrays[i].bbox[0] for i in order], np.int64)
+    k = np.searchsorted(starts, pts[:, 0], side="right").astype(np.uint16 if len(arrays) < 65535 else np.int64)
+    perm = np.argsort(k, kind="stable")           # a radix sort on small integer keys
+    bounds = np.searchsorted(k[perm], np.arange(len(arrays) + 2))
+    for j, i in enumerate(order):
+        a, sl = arrays[i], perm[bounds[j + 1]:bounds[j + 2]]
+        x, y = pts[sl, 0], pts[sl, 1]
         col, rx = np.divmod(x - 2 * a.x0, 2 * a.px)
         isl, ry = np.divmod(y - 2 * a.y0, 2 * a.py)
         row = np.where(ry == 2 * a.drains[0], 2 * isl, np.where(ry == 2 * a.drains[1], 2 * isl + 1, -1))
-        ok = inside & (rx == 0) & (row >= 0) & (col >= 0) & (col < a.cols) & (row < a.rows)
-        b = np.zeros((a.cols, a.rows), np.uint8)
-        b[col[ok], row[ok]] = 1
-        claimed[s0:s1] |= ok
-        bits.append(b)
-        del x, y, inside, col, rx, isl, ry, row, ok
-    stray = [(int(px), int(py)) for px, py in pts[~claimed][:1000]]
-    return arrays, bits, stray, layout.dbu
+        ok = ((x <= 2 * a.bbox[2]) & (y >= 2 * a.bbox[1]) & (y <= 2 * a.bbox[3]) & (rx == 0) & (row >= 0)
+              & (col >= 0) & (col < a.cols) & (row < a.rows))
+        bits[i][col[ok], row[ok]] = 1
+        claimed[sl[ok]] = True
+    return bits, claimed
+
+
+def _one_program_layer(arrays: list[Array], pdk: Pdk, path) -> str:
+    found = sorted({a.program_layer for a in arrays})
+    if len(found) > 1:
+        raise LayoutReadError(f"{path}: the arrays are programmed on different layers ({', '.join(found)})")
+    return found[0] if found else pdk.programming_layer
+
+
+def structural_arrays(st, pdk: Pdk) -> list[Array]:
+    """The ROM arrays of a file read by structure.py: every regular array of a cell holding one
+    diffusion island with three contacts (a bit pair), measured on that cell; the implant box
+    around it as on the geometric path. Empty when there is none."""
+    diff, lic = pdk.role_gds("diff"), pdk.role_gds("licon")
+    vias = [(v, pdk.gds(v)) for v in program_layers(pdk)]
+    implants = _implant_boxes(st, pdk)
+    grow = None if implants is not None else _implicit_grow(pdk)
+    arrays, memo = [], {}
+    for r in st.arrays:
+        if r.cell not in memo:
+            d, c = st.cell_boxes(r.cell, diff), st.cell_boxes(r.cell, lic)
+            inside = c[(c[:, 0] >= d[0, 0]) & (c[:, 2] <= d[0, 2]) & (c[:, 1] >= d[0, 1]) & (c[:, 3] <= d[0, 3])] \
+                if len(d) == 1 else c[:0]
+            layers = st.cell_layers(r.cell)
+            prog = next((v for v, g in vias if g not in layers), vias[-1][0])
+            memo[r.cell] = (d, np.sort((inside[:, 1] + inside[:, 3]) // 2), prog) if len(inside) == 3 else None
+        m = memo[r.cell]
+        if m is None:
+            continue
+        d, cy, prog = m
+        x0, y0 = r.x + int(d[0, 0] + d[0, 2]) // 2, r.y + int(d[0, 1])
+        px, py = (r.dx if r.nx > 1 else 1), (r.dy if r.ny > 1 else 1)
+        x_last, y_top = x0 + (r.nx - 1) * r.dx, y0 + (r.ny - 1) * r.dy + int(d[0, 3] - d[0, 1])
+        hw = int(d[0, 2] - d[0, 0]) // 2
+        if implants is None:
+            bbox = (x0 - hw - grow, y0 - grow, x_last + hw + grow, y_top + grow)
+        else:
+            bbox = _around(implants, (x0 - hw, y0, x_last + hw, y_top))
+            if bbox is None:
+                continue
+        arrays.append(Array(x0, y0, px, py, r.nx, 2 * r.ny, (int(cy[0]) - int(d[0, 1]), int(cy[2]) - int(d[0, 1])),
+                            bbox, prog))
+    arrays.sort(key=lambda a: (a.bbox[0], a.bbox[1]))
+    return arrays
+
+
+def _implant_boxes(st, pdk: Pdk) -> np.ndarray | None:
+    """Bounding boxes of the n-implant shapes outside the arrays (None where none is drawn)."""
+    if not pdk.has("nsdm"):
+        return None
+    polys = st.flat_polygons(pdk.role_gds("nsdm"))
+    return np.array([(p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()) for p in polys],
+                    np.int64).reshape(-1, 4)
+
+
+def _around(boxes: np.ndarray, area) -> tuple[int, int, int, int] | None:
+    """The bounding box of the implant shapes that cover ``area`` and of all shapes touching them."""
+    hit = (boxes[:, 0] <= area[0]) & (boxes[:, 1] <= area[1]) & (boxes[:, 2] >= area[2]) & (boxes[:, 3] >= area[3])
+    if not hit.any():
+        return None
+    while True:
+        bb = (boxes[hit, 0].min(), boxes[hit, 1].min(), boxes[hit, 2].max(), boxes[hit, 3].max())
+        more = hit | ((boxes[:, 0] <= bb[2]) & (boxes[:, 2] >= bb[0]) & (boxes[:, 1] <= bb[3]) & (boxes[:, 3] >= bb[1]))
+        if more.sum() == hit.sum():
+            return tuple(int(v) for v in bb)
+        hit = more
+
+
+def _implicit_grow(pdk: Pdk) -> int:
+    return max(max(g.px - g.d.diff_width, g.py - g.island) // 2 + 1
+               for g in (RomGeometry.from_pdk(program(pdk, p)) for p in program_layers(pdk)))
 
 
 def verify_layout(path: str | Path, qnet: QuantizedNetwork, pdk: Pdk) -> VerifyResult:
     """Compare the bits of ``path`` with the quantized weights of ``qnet``."""
     t0 = time.perf_counter()
-    arrays, bits, stray, dbu = read_bits(path, pdk)
+    arrays, bits, stray, n_stray, dbu = _read_bits(path, pdk)
     layers = qnet.layers
     if len(arrays) != len(layers):
         raise LayoutReadError(f"{path}: the layout holds {len(arrays)} ROM arrays, the model has {len(layers)} layers")
@@ -250,7 +451,7 @@ def verify_layout(path: str | Path, qnet: QuantizedNetwork, pdk: Pdk) -> VerifyR
         diff = np.argwhere(expect != got)
         total += expect.size
         matched += expect.size - len(diff)
-        for ch, w, t in diff[:1000]:
+        for ch, w, t in diff[:MAX_LISTED]:
             x = a.x0 + (ch * nb + t) * a.px
             y = a.y0 + (w // 2) * a.py + a.drains[w % 2]
             mismatches.append(Mismatch(i, layer.name, int(ch), int(w), int(t),
@@ -259,4 +460,4 @@ def verify_layout(path: str | Path, qnet: QuantizedNetwork, pdk: Pdk) -> VerifyR
     for sx, sy in stray:
         mismatches.append(Mismatch(-1, "", -1, -1, -1, "stray", sx / 2 * dbu, sy / 2 * dbu))
     return VerifyResult(str(path), total, matched, mismatches, weights, arrays, time.perf_counter() - t0,
-                        arrays[0].program_layer if arrays else "")
+                        arrays[0].program_layer if arrays else "", total - matched + n_stray)
