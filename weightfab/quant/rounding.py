@@ -50,7 +50,10 @@ class LayerFitter:
         """Compute ``op``'s integer output on the subset (after the planner fixed its parameters)."""
         if self.codes is None:
             self.codes = {qnet.input_name: quantize_input(qnet, self.x)}
-        self.codes = run_env(qnet, None, ops=[op], env=self.codes)
+        xs = [self.codes[i] for i in op.inputs]
+        outs = [run_env(qnet, None, ops=[op], env=dict(zip(op.inputs, [x[s:s + 64] for x in xs])))[op.output]
+                for s in range(0, len(self.x), 64)]  # 64 samples at a time: memory of one batch
+        self.codes[op.output] = np.concatenate(outs)
         for i in op.inputs:  # drop what no later op reads
             self.readers[i] -= 1
             if self.readers[i] == 0 and i != qnet.output:
@@ -83,14 +86,16 @@ def _groups(op, xq, xf):
     co, cig, kh, kw = op.weight.shape
     g = op.group
     cog = co // g
-    pq, ho, wo = im2col(xq, kh, kw, op.strides, op.pads, op.dilations)  # [B, ho, wo, kh, kw, C]
+    pq, ho, wo = im2col(xq, kh, kw, op.strides, op.pads, op.dilations)  # [B, ho, wo, kh, kw, C] views
     pf, _, _ = im2col(xf, kh, kw, op.strides, op.pads, op.dilations)
     total = pq.shape[0] * ho * wo
     pick = np.linspace(0, total - 1, min(total, FIT_ROWS)).astype(np.int64)
+    b, h, w = pick // (ho * wo), pick % (ho * wo) // wo, pick % wo
+    rows_q, rows_f = pq[b, h, w], pf[b, h, w]                               # [R, kh, kw, C], picked rows only
     for gi in range(g):
         ch = slice(gi * cig, (gi + 1) * cig)
-        rq = pq[..., ch].reshape(total, kh * kw * cig)[pick]
-        rf = pf[..., ch].reshape(total, kh * kw * cig)[pick]
+        rq = rows_q[..., ch].reshape(len(pick), kh * kw * cig)
+        rf = rows_f[..., ch].reshape(len(pick), kh * kw * cig)
         yield np.arange(gi * cog, (gi + 1) * cog), np.arange(kh * kw * cig), rq, rf
 
 
