@@ -25,6 +25,7 @@ from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from ..quant.quantize import QuantizedNetwork, quantize, run_integer
 from ..rom.geometry import Placement, RomGeometry, floorplan
+from ..rom.periphery.macro import build_macros, figures as macro_figures
 from ..faults.protect import parse_protect, with_shadows
 from ..rom.viastack import program, programming_report
 from ..signoff.readback import verify_layout
@@ -51,6 +52,8 @@ class CompileResult:
     calibration: dict | None = None   # where the calibration inputs came from (flow.inputs.Inputs.summary)
     warnings: list[str] = field(default_factory=list)
     drawn_layers: frozenset = frozenset()  # GDS (layer, datatype) pairs the layout holds
+    macros: list | None = None        # rom.periphery Macro per engine (None: the array alone)
+    macro_notes: list[str] = field(default_factory=list)  # why an engine has no periphery
 
     @property
     def ok(self) -> bool:
@@ -73,6 +76,8 @@ class CompileResult:
                 "area_um2": round((x1 - x0) * (y1 - y0) * um * um, 3),
                 "programmed_vias": _ones(lb),
                 "stores_bits": bool(_ones(lb)),
+                "macro": macro_figures(self.macros[len(layers)] if self.macros else None,
+                                       self.macro_notes[len(layers)] if self.macro_notes else "", um),
             })
         die = self.placement.die
         w, h = (die[2] - die[0]) * um, (die[3] - die[1]) * um
@@ -97,8 +102,12 @@ class CompileResult:
             "bitcell": {"pitch_x_um": g.px * um, "pitch_y_um": g.py / 2 * um, "area_um2": round(cell_area, 6),
                         "bits_per_um2": round(1 / cell_area, 4)},
             "die": {"width_um": round(w, 3), "height_um": round(h, 3), "area_mm2": round(w * h / 1e6, 6),
-                    "drawn": "ROM arrays with wordline pads, ground rails and bitlines",
-                    "not_drawn": "periphery (decoders, sense amplifiers, MAC lanes, control) is not included in this area"},
+                    "drawn": ("ROM macros: arrays with row decoders, wordline drivers, bitline precharge and sensing, "
+                              "clock gating, taps, power straps and pins (see layers[].macro)") if any(self.macros or [])
+                             else "ROM arrays with wordline pads, ground rails and bitlines",
+                    "not_drawn": "the arithmetic that uses the weights (MAC lanes, requantization, activation) is not drawn "
+                                 "and not counted" + ("" if all(self.macros or [None]) else
+                                                      "; engines without a macro have no periphery (layers[].macro.why_not)")},
             "pdk_comparison": compare_pdks(self.blocks, self.pdk),
             "programming": programming_report(self.pdk, [(l.columns, l.rows) for l in self.blocks.layers],
                                               self.drawn_layers),
@@ -196,7 +205,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             report: str | Path | None = None, lyrdb: str | Path | None = None,
             merge_tol: int | None = None, merge_budget: float | None = None,
             on_warning: Callable[[str], None] | None = None, program_layer: str | None = None,
-            protect: str | None = None) -> CompileResult:
+            protect: str | None = None, periphery: bool = True) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does and for
     where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
     model, output = Path(model), Path(output)
@@ -232,9 +241,12 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             if _ones(lb) == 0:
                 warn(f"layer '{lb.name}' stores no bits: all its weights quantize to zero")
         geom = RomGeometry.from_pdk(pdk_)
-        placement = floorplan([(l.columns, l.rows) for l in blocks.layers], geom)
+        sizes = [(l.columns, l.rows) for l in blocks.layers]
+        macros, notes = (build_macros(sizes, [l.name for l in blocks.layers], pdk_, geom) if periphery
+                         else ([None] * len(sizes), ["not asked for (--no-periphery)"] * len(sizes)))
+        placement = floorplan(sizes, geom, bboxes=[m.bbox if m else None for m in macros])
         clock.lap("floorplan")
-        lib = build_library(net.name, blocks, placement, pdk_)    # -> cells
+        lib = build_library(net.name, blocks, placement, pdk_, macros)  # -> cells (macros: array + periphery)
         clock.lap("layout")
         staged = out.stage(output)                                # checked, then renamed by commit()
         write_library(lib, staged)                                # -> GDSII / OASIS bytes
@@ -257,7 +269,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             clock.lap("accuracy")
         result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
                                accuracy, verify_result, clock.t, merged, inputs.summary(), warnings,
-                               drawn_layers=drawn)
+                               drawn_layers=drawn, macros=macros, macro_notes=notes)
         if report:
             write_json(result.report(), out.stage(report))
         out.commit()                                              # every output reaches its name together

@@ -244,12 +244,15 @@ class Placement:
     die: tuple[int, int, int, int]
 
 
-def floorplan(sizes: list[tuple[int, int]], geom: RomGeometry, gap: int = 10_000, margin: int = 10_000) -> Placement:
-    """Engines left to right in layer order, bottoms aligned, inside a die boundary."""
+def floorplan(sizes: list[tuple[int, int]], geom: RomGeometry, gap: int = 10_000, margin: int = 10_000,
+              bboxes: list | None = None) -> Placement:
+    """Engines left to right in layer order, bottoms aligned, inside a die boundary. bboxes: an
+    engine's own bounding box where it is a macro (array plus periphery), else None."""
     engines = []
     x = margin
-    for cols, rows in sizes:
-        bx0, by0, bx1, by1 = geom.engine_bbox(cols, rows)
+    for i, (cols, rows) in enumerate(sizes):
+        given = bboxes[i] if bboxes else None
+        bx0, by0, bx1, by1 = given if given is not None else geom.engine_bbox(cols, rows)
         origin = (x - bx0, margin - by0)
         engines.append(EnginePlace(cols, rows, origin, (bx0, by0, bx1, by1)))
         x += (bx1 - bx0) + gap

