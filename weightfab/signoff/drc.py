@@ -39,6 +39,8 @@ class DrcReport:
     seconds: float
     markers: dict = field(default_factory=dict, compare=False, repr=False)  # rule -> KLayout collections
     store: object = field(default=None, compare=False, repr=False)  # keeps the deep shape store alive
+    mode: str = "full"      # "full": every rule on the whole file; "fast": signoff/fastdrc.py
+    notes: tuple[str, ...] = ()  # how the fast mode reached its result (fallbacks and why)
 
     @property
     def violations(self) -> int:
@@ -172,34 +174,49 @@ def _check(rule: Rule, L: _Layers, dbu: float) -> list:
     return CHECKS[rule.kind](rule, L, round(rule.value / dbu))
 
 
-def run_drc(path: str | Path, pdk: Pdk, max_examples: int = 5) -> DrcReport:
+def run_drc(path: str | Path, pdk: Pdk, max_examples: int = 5, *, fast: bool = False, rules=None,
+            progress=None) -> DrcReport:
+    """DRC of ``path``. ``fast`` proves the file equal to a small template of itself and checks the
+    template (signoff/fastdrc.py), with the full check wherever that proof does not hold; the
+    default is the full check of every rule (or of ``rules``, names) on the whole file."""
+    if fast:
+        from .fastdrc import run_fast_drc
+        return run_fast_drc(path, pdk, max_examples, progress=progress)
     t0 = time.perf_counter()
     layout, top = read_layout(path)
-    dbu = layout.dbu
     L = _Layers(layout, top, pdk)
+    chosen = [r for r in pdk.rules if rules is None or r.name in rules]
     results, markers = [], {}
-    for rule in pdk.rules:
+    for i, rule in enumerate(chosen):
+        if progress is not None:
+            progress(i, len(chosen), rule.name)
         used = set().union(*(L.base(n) for n in (rule.layer, rule.other, rule.edges_on) if n))
         L.flat = pdk.programming_layer in used
-        found = [c for c in _check(rule, L, dbu) if not c.is_empty()]
-        count = sum(c.count() for c in found)
-        examples = []
-        for c in found:
-            for item in c.each():
-                if len(examples) >= max_examples:
-                    break
-                centre = item.bbox().center()
-                examples.append((round(centre.x * dbu, 4), round(centre.y * dbu, 4)))
-        if found:
-            markers[rule.name] = found
-        results.append(RuleResult(rule.name, rule.kind, rule.value, count, tuple(examples), rule.source))
-    return DrcReport(str(path), top.name, dbu, tuple(results), time.perf_counter() - t0, markers, L.dss)
+        results.append(rule_result(rule, _check(rule, L, layout.dbu), layout.dbu, max_examples, markers))
+    return DrcReport(str(path), top.name, layout.dbu, tuple(results), time.perf_counter() - t0, markers, L.dss)
+
+
+def rule_result(rule: Rule, collections: list, dbu: float, max_examples: int, markers: dict) -> RuleResult:
+    """Count a rule's violations and keep a few example locations (and the markers)."""
+    found = [c for c in collections if not c.is_empty()]
+    count = sum(c.count() for c in found)
+    examples = []
+    for c in found:
+        for item in c.each():
+            if len(examples) >= max_examples:
+                break
+            centre = item.bbox().center()
+            examples.append((round(centre.x * dbu, 4), round(centre.y * dbu, 4)))
+    if found:
+        markers[rule.name] = found
+    return RuleResult(rule.name, rule.kind, rule.value, count, tuple(examples), rule.source)
 
 
 def write_lyrdb(report: DrcReport, pdk: Pdk, path: str | Path) -> None:
     """Write a KLayout marker database that opens in KLayout's marker browser."""
-    rdb = krdb.ReportDatabase(f"weightfab DRC ({pdk.name})")
+    rdb = krdb.ReportDatabase(f"weightfab DRC ({pdk.name}, {report.mode} mode)")
     rdb.original_file = report.file
+    rdb.description = f"{report.mode} mode" + "".join(f"; {n}" for n in report.notes)
     rdb.top_cell_name = report.top
     cell = rdb.create_cell(report.top)
     for rule in pdk.rules:

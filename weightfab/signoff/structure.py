@@ -73,7 +73,7 @@ class Structure:
         [V, 2] int64 point arrays (one per placement), and whether each is an axis-aligned box."""
         out = []
         for name, groups in self.places.items():
-            if name in skip:
+            if name in skip or layer not in self._by_layer(name):
                 continue
             for pts in self._own(name, layer):
                 for m, org in groups:
@@ -82,18 +82,24 @@ class Structure:
                         out.append(local + o)
         return out
 
+    def _by_layer(self, name: str) -> dict:
+        """The cell's own polygons (and paths) per layer: [(points int64, offsets [R, 2])], cached."""
+        cache = self.__dict__.setdefault("_layer_cache", {})
+        if name not in cache:
+            cell = self.cells[name]
+            polys = list(cell.polygons)
+            for path in list(cell.paths):
+                polys += path.to_polygons()
+            out: dict = {}
+            for p in polys:
+                out.setdefault((p.layer, p.datatype), []).append(
+                    (np.rint(p.points * self.scale).astype(np.int64), _offsets(p.repetition, self.scale)))
+            cache[name] = out
+        return cache[name]
+
     def _own(self, name: str, layer: tuple[int, int]) -> list[np.ndarray]:
-        """The cell's own polygons (and paths) on ``layer``, repetitions applied, cell coordinates."""
-        cell = self.cells[name]
-        polys = [p for p in cell.polygons if (p.layer, p.datatype) == layer]
-        for path in list(cell.paths):
-            polys += [p for p in path.to_polygons() if (p.layer, p.datatype) == layer]
-        out = []
-        for p in polys:
-            pts = np.rint(p.points * self.scale).astype(np.int64)
-            offs = _offsets(p.repetition, self.scale)
-            out += [pts + o for o in offs]
-        return out
+        """The cell's own polygons on ``layer``, repetitions applied, cell coordinates."""
+        return [pts + o for pts, offs in self._by_layer(name).get(layer, ()) for o in offs]
 
     def flat_centres(self, layer: tuple[int, int], sizes: bool = False):
         """Centres x2 (integral) [P, 2] int64 of every shape on ``layer`` outside the regular
@@ -121,22 +127,23 @@ class Structure:
         return (cen, size) if sizes else cen
 
     def _own_centres(self, name: str, layer: tuple[int, int]):
-        cell = self.cells[name]
-        c2, sz = [], []
-        polys = [p for p in cell.polygons if (p.layer, p.datatype) == layer]
-        for path in list(cell.paths):
-            polys += [p for p in path.to_polygons() if (p.layer, p.datatype) == layer]
-        for p in polys:
-            pts = np.rint(p.points * self.scale).astype(np.int64)
-            x0, y0 = pts.min(axis=0)
-            x1, y1 = pts.max(axis=0)
-            box = len(pts) == 4 and set(pts[:, 0].tolist()) == {x0, x1} and set(pts[:, 1].tolist()) == {y0, y1}
-            offs = _offsets(p.repetition, self.scale)
-            c2.append(np.array([[x0 + x1, y0 + y1]], np.int64) + 2 * offs)
-            sz.append(np.tile(np.array([[x1 - x0, y1 - y0] if box else [-1, -1]], np.int64), (len(offs), 1)))
-        if not c2:
-            return np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64)
-        return np.concatenate(c2), np.concatenate(sz)
+        """Centres x2 [Q, 2] and sizes [Q, 2] ((-1, -1): not a box) of the cell's own shapes on
+        ``layer``, repetitions applied, cell coordinates; cached."""
+        cache = self.__dict__.setdefault("_centre_cache", {})
+        key = (name, layer)
+        if key not in cache:
+            c2, sz = [], []
+            for pts, offs in self._by_layer(name).get(layer, ()):
+                x0, y0 = pts.min(axis=0)
+                x1, y1 = pts.max(axis=0)
+                box = len(pts) == 4 and set(pts[:, 0].tolist()) == {x0, x1} and set(pts[:, 1].tolist()) == {y0, y1}
+                c2.append(np.array([[x0 + x1, y0 + y1]], np.int64) + 2 * offs)
+                sz.append(np.repeat(np.array([[x1 - x0, y1 - y0] if box else [-1, -1]], np.int64), len(offs), axis=0))
+            if not c2:
+                cache[key] = (np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64))
+            else:
+                cache[key] = (np.concatenate(c2), np.concatenate(sz))
+        return cache[key]
 
 
 def _offsets(rep, scale: float) -> np.ndarray:
