@@ -106,3 +106,7 @@ main.add_command(report_cmd)
 from .calibrate import calibrate_cmd  # noqa: E402
 
 main.add_command(calibrate_cmd)
+
+from .simulate import simulate_cmd  # noqa: E402
+
+main.add_command(simulate_cmd)
