@@ -44,14 +44,23 @@ def test_whole_die_at_its_aspect_ratio(chip):
     for edge in (lit[:, :4].any(axis=1), lit[:, -4:].any(axis=1), lit[:4].any(axis=0), lit[-4:].any(axis=0)):
         assert edge.mean() > 0.95
     assert not lit[:, :1].any() and not lit[:1].any()
-    # each engine is drawn where the floorplan put it, and the space between engines is empty
+    # each array is drawn where the floorplan put it, and the space between engines (the top cell's
+    # child cells: arrays, or macros with their periphery) is empty
+    import klayout.db as kdb
     scale = (w - 4) / die["width_um"]
     dbu = res.pdk.dbu_um
-    boxes = [[round(2 + v * dbu * scale) for v in a.bbox] for a in res.verify.arrays]
-    for (x0, y0, x1, y1), (nx0, *_) in zip(boxes, boxes[1:] + [[w, 0, 0, 0]]):
+    for a in res.verify.arrays:
+        x0, y0, x1, y1 = (round(2 + v * dbu * scale) for v in a.bbox)
         assert lit[h - y1 + 2:h - y0 - 2, x0 + 2:x1 - 2].mean() > 0.9
-        third = (nx0 - x1) // 3                # the gap's middle: no wordline pads, no ground rail
-        assert third > 2 and not lit[h - y1 + 2:h - y0 - 2, x1 + third:nx0 - third].any()
+    ly = kdb.Layout()
+    ly.read(str(d / "chip.gds"))
+    cells = sorted((b.left, b.bottom, b.right, b.top) for b in (i.dbbox() for i in ly.top_cell().each_inst()))
+    assert len(cells) >= len(res.verify.arrays)
+    for (_, b0, a1, b1), (n0, c0, _, c1) in zip(cells, cells[1:]):
+        g0, g1 = round(2 + a1 * scale), round(2 + n0 * scale)
+        top, bottom = h - round(2 + max(b1, c1) * scale), h - round(2 + min(b0, c0) * scale)
+        third = (g1 - g0) // 3
+        assert third > 2 and not lit[top:bottom, g0 + third:g1 - third].any()
 
 
 def site_pixels(a, dbu, window, size, cols, rows):
@@ -109,7 +118,9 @@ def test_shipped_layer_properties_follow_the_scheme(name):
     assert p.lyp.read_text(encoding="utf-8") == lyp_text(p), \
         f"{p.lyp} is out of date: python -m weightfab.report.layerstyle rewrites it from pdk.toml"
     rows = styled_layers(p)
-    assert rows[-1][0] == p.programming_layer and rows[-1][3] is STYLES["prog"]
+    # the programming layer is drawn over every device and wire layer; only pin and label outlines follow it
+    last = [r[0] for r in rows].index(p.programming_layer)
+    assert rows[last][3] is STYLES["prog"] and all(r[3] is STYLES["text"] for r in rows[last + 1:])
     for layer, _, _, st in rows:
         if layer in (p.roles.get("nsdm"), p.roles.get("npc"), p.roles.get("boundary")) or "well" in layer:
             assert st.outline, f"{name}: {layer} would hide the devices under it"

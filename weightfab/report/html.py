@@ -69,6 +69,22 @@ def _engine_labels(pic: LayoutPicture) -> list[tuple[str, tuple]]:
     return out[:64]
 
 
+def _macro_labels(pic: LayoutPicture, engines) -> list[tuple[str, tuple]]:
+    """Each engine's name on the smallest child cell of the top cell that holds its array (its macro,
+    with the periphery), or on the array itself when no child cell holds it."""
+    boxes = []
+    for inst in pic.top.each_inst():
+        b = inst.dbbox()
+        if not b.empty():
+            boxes.append((b.left, b.bottom, b.right, b.top))
+    out = []
+    for e in engines:
+        a = e.bbox_um
+        inside = [b for b in boxes if b[0] <= a[0] + 1e-6 and b[1] <= a[1] + 1e-6 and b[2] >= a[2] - 1e-6 and b[3] >= a[3] - 1e-6]
+        out.append((e.name, min(inside, key=lambda b: (b[2] - b[0]) * (b[3] - b[1])) if inside else a))
+    return out
+
+
 def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[dict[str, str], dict]:
     """The figures of the page (HTML snippets by section: die, zoom, reuse, merge) and what they show."""
     from .reuse import read_reuse
@@ -80,8 +96,8 @@ def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[dict[str, str], dict]:
         engines = read_reuse(layout, pdk, rep.get("layers", []), int(rep.get("block", 4)))
     except WeightfabError as exc:
         why = str(exc)
-    labels = ([(e.name, e.bbox_um) for e in engines] if engines else _engine_labels(pic))
-    png, w, h = pic.png(die, *_die_pixels(die), oversampling=3)
+    labels = _macro_labels(pic, engines) if engines else _engine_labels(pic)
+    png, w, h = pic.png(die, *_die_pixels(die), oversampling=3, texts=False)
     fig = plots.layout_figure(png, die, labels, title=f"{Path(str(rep.get('model', ''))).name}: the whole die on {pdk.name}")
     figs["die"] = _img(plots.png_bytes(fig), "die",
                        f"The whole layout drawn by KLayout ({w} x {h} px render), {die[2] - die[0]:.1f} x "
@@ -118,9 +134,11 @@ def _zoom(pic: LayoutPicture, e, pdk: Pdk) -> str:
     fig = plots.layout_figure(png, win, legend=pic.legend(win), width_in=10,
                               title=f"{e.name}: {n_cols} bitlines x {2 * n_isl} wordlines at the array's corner")
     return _img(plots.png_bytes(fig), "bit cells",
-                f"Bit cells of <b>{_e(e.name)}</b> at its lower-left corner: each yellow square is a programmed site "
-                f"(a 1-bit: the {_e(pdk.programming_layer)} shape joins the drain to the bitline); an empty site is a "
-                f"0. This window holds {ones} ones of {n_cols * 2 * n_isl} bits. Wordline contact pads are at the left.",
+                f"Bit cells of <b>{_e(e.name)}</b> at its lower-left corner: in the array each yellow square is a "
+                f"programmed site (a 1-bit: the {_e(pdk.programming_layer)} shape joins the drain to the bitline); an "
+                f"empty site is a 0. This window holds {ones} ones of {n_cols * 2 * n_isl} bits. Wordline contact pads "
+                f"are at the array's left edge; {_e(pdk.programming_layer)} shapes left of them, if any, belong to the "
+                f"periphery's cells.",
                 "zoom")
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import WeightfabError
 from ..tech.pdk import Pdk
-from .layerstyle import lyp_text
+from .layerstyle import STYLES, lyp_text
 
 BACKGROUND = "#000000"
 MAX_PIXELS = 8000
@@ -89,7 +89,14 @@ class LayoutPicture:
             node.visible = (node.source_layer, node.source_datatype) in want
 
     def die_box(self) -> tuple[float, float, float, float]:
+        """The die: the PDK's boundary layer when the layout draws it, else the top cell's extent."""
         b = self.top.dbbox()
+        if "boundary" in self.pdk.roles:
+            li = self.layout.find_layer(*self.pdk.role_gds("boundary"))
+            if li is not None:
+                r = self.kdb.Region(self.top.begin_shapes_rec(li))
+                if not r.is_empty():
+                    b = r.bbox().to_dtype(self.layout.dbu)
         if b.empty():
             raise WeightfabError(f"{self.path}: the top cell {self.top.name} is empty")
         return b.left, b.bottom, b.right, b.top
@@ -98,7 +105,7 @@ class LayoutPicture:
         """(name, colour, outline only) of the visible layers that hold shapes (in the window)."""
         kdb = self.kdb
         box = None if window is None else kdb.DBox(*window).to_itype(self.layout.dbu)
-        out = []
+        out, others = [], 0
         for node in self.view.each_layer():
             if not node.visible:
                 continue
@@ -108,14 +115,21 @@ class LayoutPicture:
             it = self.top.begin_shapes_rec(li) if box is None else self.top.begin_shapes_rec_touching(li, box)
             if it.at_end():
                 continue
+            if node.name.endswith("(not in the PDK)"):
+                others += 1
+                continue
             out.append((node.name, f"#{node.fill_color & 0xFFFFFF:06x}", node.dither_pattern == 1 and not node.xfill))
+        if others:
+            out.insert(0, (f"{others} layers not in the PDK", STYLES["marker"].color, True))
         return out
 
     def png(self, window=None, width: int = 1200, height: int | None = None,
-            oversampling: int = 1) -> tuple[bytes, int, int]:
-        """PNG bytes of ``window`` (µm; default: the whole top cell and a two-pixel margin) at ``width`` pixels; the height
-        follows the window's aspect ratio unless given. ``oversampling`` 2 or 3 averages sub-pixels
-        (smoother pictures of whole dies, where a pixel spans many bit cells)."""
+            oversampling: int = 1, texts: bool | None = None) -> tuple[bytes, int, int]:
+        """PNG bytes of ``window`` (µm; default: the die and a two-pixel margin) at ``width`` pixels; the
+        height follows the window's aspect ratio unless given. ``oversampling`` 2 or 3 averages
+        sub-pixels (smoother pictures of whole dies, where a pixel spans many bit cells). Text labels
+        (pin names) are drawn in windows, not on the whole die, where they would cover it (``texts``)."""
+        self.view.set_config("text-visible", "true" if (window is not None if texts is None else texts) else "false")
         if window is None:  # the whole top cell, with two pixels around it so that its outline shows
             x0, y0, x1, y1 = self.die_box()
             m = 2 * (x1 - x0) / max(width - 4, 1)
