@@ -128,9 +128,11 @@ def test_shape_moved_by_one_pitch_is_named_twice(chip, tmp_path):
 
 def test_off_site_shape_is_stray(chip, tmp_path):
     path, res = chip
+    a = read_bits(path, PDK)[0][0]
+    x, y = (a.x0 + a.px // 2) * PDK.dbu_um, (a.y0 + a.py) * PDK.dbu_um   # inside the array, between columns
     lib = gdstk.read_gds(str(path))
     top = lib.top_level()[0]
-    top.add(gdstk.rectangle((20.0, 20.0), (20.17, 20.17), layer=PROG[0], datatype=PROG[1]))
+    top.add(gdstk.rectangle((x, y), (x + 0.17, y + 0.17), layer=PROG[0], datatype=PROG[1]))
     lib.write_gds(str(tmp_path / "m.gds"))
     v = verify(tmp_path / "m.gds", SAMPLE).readback
     assert [m.kind for m in v.mismatches] == ["stray"]

@@ -144,6 +144,7 @@ class Window:
     lim_left: int
     lim_right: int
     extraction: ex.Extraction
+    rail: kdb.Region                      # the ground rail's li (right of the array)
 
 
 def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
@@ -182,24 +183,36 @@ def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
     xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
     arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
     lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
-    boxes = {n: [kdb.Box(xc0, ylo, xc1, yhi)] for n in layers}
-    boxes["poly"].append(kdb.Box(lim_left, ylo, xc0, yhi))
-    boxes["licon"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
-    boxes["li"].append(kdb.Box(lim_left, ylo, arr_left, yhi))
+    core = kdb.Box(xc0, ylo, xc1, yhi)
+    boxes = {n: [core] for n in layers}
+    # the wordlines, followed on poly to their pads (left; a folded array's odd ones right of the
+    # rail): the poly polygons that run into the window's gates, which also bound the pad zones
+    poly_all = ex.clip(layout, top, idx["poly"], kdb.Box(lim_left, ylo, lim_right, yhi)).merged()
+    wl_poly = poly_all.interacting(ex.clip(layout, top, idx["poly"], core))
+    zone = wl_poly.bbox() if not wl_poly.is_empty() else kdb.Box(arr_left, ylo, arr_right, yhi)
+    pad_left, pad_right = min(zone.left, arr_left), max(zone.right, arr_right)
+    boxes["poly"] = []
+    boxes["licon"] += [kdb.Box(pad_left, ylo, arr_left, yhi), kdb.Box(arr_right, ylo, pad_right, yhi)]
+    boxes["li"].append(kdb.Box(pad_left, ylo, arr_left, yhi))
     regs: dict[str, kdb.Region] = {}
     for n in layers:
         regs[n] = kdb.Region()
         for b in boxes[n]:
             regs[n] += ex.clip(layout, top, idx[n], b)
-    # ground lines right of the window: only the li that touches the rail area (not the
-    # drain pads of the columns in between)
-    rail_li = ex.clip(layout, top, idx["li"], kdb.Box(arr_right, ylo, lim_right, yhi)).merged()
-    regs["li"] += ex.clip(layout, top, idx["li"], kdb.Box(xc1, ylo, arr_right, yhi)).merged().interacting(rail_li) + rail_li
+    regs["poly"] = wl_poly
+    # ground lines right of the window: only the li that touches the rail (not the drain pads of
+    # the columns in between); the rail is the li the source lines run into at the array's edge
+    right_li = ex.clip(layout, top, idx["li"], kdb.Box(arr_right, ylo, lim_right, yhi)).merged()
+    lines = ex.clip(layout, top, idx["li"], kdb.Box(arr_right - 1, ylo, arr_right + 1, yhi))
+    rail_li = right_li.interacting(lines)
+    pads_right = ex.clip(layout, top, idx["li"], kdb.Box(arr_right, ylo, pad_right, yhi)).merged() - rail_li
+    regs["li"] += ex.clip(layout, top, idx["li"], kdb.Box(xc1, ylo, arr_right, yhi)).merged().interacting(rail_li) \
+        + rail_li + pads_right
     lap("clip")
     extraction = ex.extract(regs, layout.dbu, pdk, "WINDOW")     # flat, detached: the shared extractor
     lap("extract")
     return Window(layout, top, arrays, engine, a, (col0, ncols, row0, nrows), ylo, yhi,
-                  arr_left, arr_right, lim_left, lim_right, extraction)
+                  arr_left, arr_right, lim_left, lim_right, extraction, rail_li)
 
 
 def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | None = None,
@@ -226,14 +239,14 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
         clock = now
 
     pdk = pdk if isinstance(pdk, Pdk) else load_pdk(pdk)
-    w = extract_window(path, pdk, engine, window, lap)
-    layout, top, arrays, engine, a = w.layout, w.top, w.arrays, w.engine, w.array
-    col0, ncols, row0, nrows = w.window
-    px, py, ylo, yhi = a.px, a.py, w.ylo, w.yhi
-    arr_left, arr_right, lim_left, lim_right = w.arr_left, w.arr_right, w.lim_left, w.lim_right
-    l2n, regs, stray_diff = w.extraction.l2n, w.extraction.regions, w.extraction.stray_diff
+    win = extract_window(path, pdk, engine, window, lap)
+    layout, top, arrays, engine, a = win.layout, win.top, win.arrays, win.engine, win.array
+    col0, ncols, row0, nrows = win.window
+    px, py, ylo, yhi = a.px, a.py, win.ylo, win.yhi
+    arr_left, arr_right, lim_left, lim_right = win.arr_left, win.arr_right, win.lim_left, win.lim_right
+    l2n, regs, stray_diff = win.extraction.l2n, win.extraction.regions, win.extraction.stray_diff
     regs["sd"] = regs["sd_n"]
-    circuit = w.extraction.circuit
+    circuit = win.extraction.circuit
     nets = sum(1 for _ in circuit.each_net())
 
     errors: list[str] = []
@@ -270,7 +283,7 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
         return f"engine {engine} wordline {w} column {col} ({x * um:.3f}, {y * um:.3f}) µm"
 
     # -- terminals: ground rail, wordline pads, bitlines
-    rail = probe_polys("li", kdb.Box(arr_right, ylo, lim_right, yhi))
+    rail = [(probe("li", p.x, p.y), poly) for poly in win.rail.each() for p in [_inside_point(poly)]]
     ground_nets = {n for n, _ in rail if n is not None}
     if not ground_nets:
         err(f"engine {engine}: no ground rail (li right of the array) in the window")
@@ -278,7 +291,9 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
         err(f"engine {engine}: the li right of the array forms {len(ground_nets)} separate nets, not one ground rail")
     ground = min(ground_nets) if len(ground_nets) == 1 else None
     pad_count: dict[int, int] = {}
-    for n, _ in probe_polys("li", kdb.Box(lim_left, ylo, arr_left, yhi)):
+    right_pads = [(n, q) for n, q in probe_polys("li", kdb.Box(arr_right, ylo, lim_right, yhi))
+                  if n not in ground_nets]
+    for n, _ in probe_polys("li", kdb.Box(lim_left, ylo, arr_left, yhi)) + right_pads:
         if n is not None:
             pad_count[n] = pad_count.get(n, 0) + 1
     bitline = np.full(ncols, -1, np.int64)

@@ -166,6 +166,11 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
         # (the largest over the programming layers the PDK offers: the pitch grows with the via stack)
         grow = _implicit_grow(pdk)
         implants = kdb.Region(top.begin_shapes_rec(mark_idx)).sized(grow).merged()
+    # a macro's periphery: implant under standard cells (areaid_sc) or over taps is no array
+    for name in ("areaid_sc", "tap"):
+        li = layout.find_layer(*pdk.gds(name)) if name in pdk.layers else None
+        if li is not None:
+            implants = implants.not_interacting(kdb.Region(top.begin_shapes_rec(li)))
     arrays = []
     for poly in implants.each():
         bb = poly.bbox()
@@ -283,14 +288,19 @@ def _stamp(st, arrays: list[Array], layer) -> tuple[list[np.ndarray], np.ndarray
         if org is not None:
             rest += _stamp_cell(a0, par, base, buf, starts, c2, org, loose)
         for m, o in rest:
-            local = c2 if m == IDENT else c2 @ np.array(m, np.int64).reshape(2, 2).T
-            k = np.searchsorted(starts, 2 * o[:, 0] + local[0, 0], side="right") - 1
-            for kk in np.unique(k):
-                sel = o[k == kk]
-                if kk < 0:
-                    loose.append((2 * sel[:, None, :] + local[None]).reshape(-1, 2))
-                else:
-                    loose.append(_stamp_one(arrays[order[kk]], views[order[kk]], sel, local))
+            full = c2 if m == IDENT else c2 @ np.array(m, np.int64).reshape(2, 2).T
+            # a cell whose own shapes span several arrays (a flattened layout; a macro with its
+            # periphery) is split by the array each shape falls in at the first placement
+            part = np.searchsorted(starts, 2 * o[0, 0] + full[:, 0], side="right")
+            for pk in np.unique(part):
+                local = full[part == pk]
+                k = np.searchsorted(starts, 2 * o[:, 0] + local[0, 0], side="right") - 1
+                for kk in np.unique(k):
+                    sel = o[k == kk]
+                    if kk < 0:
+                        loose.append((2 * sel[:, None, :] + local[None]).reshape(-1, 2))
+                    else:
+                        loose.append(_stamp_one(arrays[order[kk]], views[order[kk]], sel, local))
     bits = [views[i].reshape(a.cols, a.rows) for i, a in enumerate(arrays)]
     return bits, np.concatenate(loose)
 
