@@ -59,6 +59,14 @@ class Page(HTMLParser):
             self._cell += data
 
 
+def cli(*args):
+    """The command line in this process (fast, for the one-line error cases): (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+    from weightfab.cli import main
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
 @pytest.fixture(scope="module")
 def compiled(tmp_path_factory):
     d = tmp_path_factory.mktemp("html")
@@ -139,33 +147,32 @@ def test_report_from_json_draws_the_same_pictures(compiled, tmp_path):
     rep = json.loads((d / "chip.json").read_text())
     rep["output"] = str(tmp_path / "gone.gds")
     (tmp_path / "r.json").write_text(json.dumps(rep))
-    r = run_cli("report", tmp_path / "r.json", "-o", tmp_path / "x.html")
-    assert r.returncode == 1 and "gone.gds, is not there; give --layout" in r.stderr and len(r.stderr.splitlines()) == 1
-    r = run_cli("report", tmp_path / "r.json", "-o", tmp_path / "x.html", "--layout", moved)
-    assert r.returncode == 0, r.stderr
+    code, _, err = cli("report", tmp_path / "r.json", "-o", tmp_path / "x.html")
+    assert code == 1 and "gone.gds, is not there; give --layout" in err and len(err.splitlines()) == 1
+    code, _, err = cli("report", tmp_path / "r.json", "-o", tmp_path / "x.html", "--layout", moved)
+    assert code == 0, err
 
 
 def test_report_bad_inputs_are_one_line(compiled, tmp_path):
     d, _ = compiled
+    (tmp_path / "other.json").write_text('{"a": 1}')
     for args, message in [((d / "chip.gds", "-o", tmp_path / "a.html"), "not a JSON report"),
                           ((tmp_path / "none.json", "-o", tmp_path / "a.html"), "cannot read"),
-                          ((d / "chip.json", "-o", d / "chip.json"), "is the same file as")]:
-        r = run_cli("report", *args)
-        assert r.returncode == 1 and message in r.stderr and len(r.stderr.splitlines()) == 1, r.stderr
-    (tmp_path / "other.json").write_text('{"a": 1}')
-    r = run_cli("report", tmp_path / "other.json", "-o", tmp_path / "a.html")
-    assert r.returncode == 1 and "not a weightfab compile report" in r.stderr
+                          ((d / "chip.json", "-o", d / "chip.json"), "is the same file as"),
+                          ((tmp_path / "other.json", "-o", tmp_path / "a.html"), "not a weightfab compile report")]:
+        code, _, err = cli("report", *args)
+        assert code == 1 and message in err and len(err.splitlines()) == 1, err
 
 
 def test_compile_html_usage_errors_before_any_work(tmp_path):
     gds = tmp_path / "c.gds"
     for html, message in [(gds, "the name must end in .html"), (tmp_path / "c.txt", "the name must end in .html"),
                           (tmp_path / "no" / "c.html", "does not exist")]:
-        r = run_cli("compile", SAMPLE, "-o", gds, "--no-drc", "--html", html)
-        assert r.returncode == 1 and message in r.stderr, r.stderr
+        code, _, err = cli("compile", SAMPLE, "-o", gds, "--no-drc", "--html", html)
+        assert code == 1 and message in err, err
         assert not gds.exists()
-    r = run_cli("compile", SAMPLE, "-o", gds, "--no-drc", "--report", tmp_path / "r.html", "--html", tmp_path / "r.html")
-    assert r.returncode == 1 and "is the same file as" in r.stderr and not gds.exists()
+    code, _, err = cli("compile", SAMPLE, "-o", gds, "--no-drc", "--report", tmp_path / "r.html", "--html", tmp_path / "r.html")
+    assert code == 1 and "is the same file as" in err and not gds.exists()
 
 
 def test_missing_matplotlib_is_reported_before_any_work(tmp_path):
