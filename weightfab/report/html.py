@@ -53,6 +53,11 @@ def _table(head: list[str], rows: list[list], numeric: set[int] = frozenset(), c
     return "".join(out) + "</tbody></table>"
 
 
+def _sentence(text: str) -> str:
+    text = str(text)
+    return text[:1].upper() + text[1:]
+
+
 def _pct(v) -> str:
     return "n/a" if v is None else f"{100 * v:.2f}%"
 
@@ -325,7 +330,7 @@ def build_html(rep: dict, layout: Path, pdk: Pdk | None) -> tuple[str, dict]:
         f'{_e(rep.get("weightfab", ""))}</p>',
         _cards(rep),
         "<h2>The chip</h2>", figs["die"],
-        f'<p class="note">Die: {_e(die.get("drawn", ""))}. {_e(die.get("not_drawn", ""))}</p>' if die else "",
+        f'<p class="note">Die: {_e(die.get("drawn", ""))}. {_e(_sentence(die.get("not_drawn", "")))}</p>' if die else "",
         "<h2>Bit cells</h2>", figs["zoom"],
         "<h2>Block reuse</h2>", figs["reuse"],
         "<h2>Layers</h2>", _layers_table(rep),
