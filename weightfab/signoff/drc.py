@@ -157,12 +157,18 @@ def _channel_width(rule, L, v):
     return [(L[rule.layer].edges() & L[rule.other].edges()).with_length(0, v, False)]
 
 
+def _max_distance(rule, L, v):
+    # the parts of ``layer`` farther than v from every shape of ``other`` (``other`` grown by v,
+    # its corners cut at 45°: near a tap's corners the distance is approximate)
+    return [L[rule.layer] - L[rule.other].sized(v, v, 1)]
+
+
 # One small check per rule kind; each returns KLayout collections (Region, Edges, EdgePairs) of
 # violations. The table must name exactly the kinds the PDK loader accepts.
 CHECKS = {
     "width": _width, "spacing": _spacing, "area": _area, "exact_size": _exact_size,
     "separation": _separation, "enclosure": _enclosure, "enclosure_adjacent": _enclosure_adjacent,
-    "extension": _extension, "channel_width": _channel_width,
+    "extension": _extension, "channel_width": _channel_width, "max_distance": _max_distance,
 }
 if set(CHECKS) != set(RULE_KINDS):
     raise ImportError(f"weightfab.signoff.drc: rule kinds without a check: {sorted(set(RULE_KINDS) - set(CHECKS))}; "

@@ -148,8 +148,34 @@ def _dev(d) -> str:
     return f"{d.device_class().name} W={d.parameter('W'):.3f} L={d.parameter('L'):.3f} ({terms})"
 
 
+def well_ties(path: str | Path, pdk: Pdk, cell: str) -> list[str]:
+    """The n-wells of ``cell`` that hold no contacted n-tap (a floating well: the three-terminal
+    devices of the comparison carry no bulk, so the ties are checked here)."""
+    if not all(n in pdk.layers for n in ("nwell", "tap")):
+        return []
+    from .drc import read_layout
+    layout, _ = read_layout(path)
+    top = layout.cell(cell)
+
+    def region(idx):
+        return kdb.Region(top.begin_shapes_rec(idx)) if idx is not None else kdb.Region()
+
+    nwell = region(layout.find_layer(*pdk.gds("nwell"))).merged()
+    tap = region(layout.find_layer(*pdk.gds("tap")))
+    licon = region(layout.find_layer(*pdk.role_gds("licon")))
+    tied = (tap & nwell).interacting(licon)
+    out = []
+    for poly in nwell.each():
+        if kdb.Region(poly).interacting(tied).is_empty():
+            c = poly.bbox().center()
+            out.append(f"n-well at ({c.x * layout.dbu:.3f}, {c.y * layout.dbu:.3f}) µm holds no contacted n-tap "
+                       "(its PMOS bulk floats)")
+    return out
+
+
 def lvs_macro(path: str | Path, pdk: Pdk, macro, bits: np.ndarray) -> LvsResult:
-    """Extract the macro's cell of ``path`` and compare it with its reference circuit."""
+    """Extract the macro's cell of ``path`` and compare it with its reference circuit; every
+    n-well must hold a contacted tap."""
     t0 = time.perf_counter()
     ext = extract_netlist(path, pdk, cell=macro.name, label_layers=tuple(l for l in PIN_LAYERS if l in pdk.layers))
     ref = reference_netlist(macro, np.asarray(bits))
@@ -158,4 +184,6 @@ def lvs_macro(path: str | Path, pdk: Pdk, macro, bits: np.ndarray) -> LvsResult:
     nets_ext = sum(1 for _ in ext.top_circuit().each_net())
     nets_ref = sum(1 for _ in ref.top_circuit().each_net())
     ok, diffs = compare(ext, ref, list(macro.pins))
+    ties = well_ties(path, pdk, macro.name)
+    ok, diffs = ok and not ties, diffs + ties
     return LvsResult(macro.name, ok, n_ext, n_ref, nets_ext, nets_ref, diffs, time.perf_counter() - t0, ext)

@@ -34,6 +34,7 @@ RULE_KINDS = {
     "enclosure_adjacent": True,
     "extension": True,
     "channel_width": True,
+    "max_distance": True,   # every part of layer lies within value of other (a tap): latch-up rules
 }
 
 ZERO_ALLOWED = ("enclosure", "enclosure_adjacent")  # value 0: the inner shape lies inside; other kinds need > 0

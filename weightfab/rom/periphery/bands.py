@@ -125,7 +125,7 @@ def draw_column_fill(dw: Drawing, x0: int, s: int, y0: int, y1: int, cells: list
     for layer, (a, b) in TEMPLATE.items():
         vband(layer, X1 + a, X1 + b)                  # c1: orig y -> X1 + y
         vband(layer, -b, -a)                          # c2: orig y -> -y
-    vband("nwell", X1 + TEMPLATE["nwell"][0], -TEMPLATE["nwell"][0])
+    dw.rect("nwell", X(X1 + TEMPLATE["nwell"][0]), y0 - 200, X(-TEMPLATE["nwell"][0]), y1 + 200)  # past the cells' own
     (g0, g1), (p0, p1) = LI_RAILS
     vband("li", PTAP[0], X1 + g1)                    # VGND of c1, over the p-tap
     vband("li", X1 + p0, -p0)                        # VPWR of c1 and c2, over the n-tap
@@ -134,10 +134,9 @@ def draw_column_fill(dw: Drawing, x0: int, s: int, y0: int, y1: int, cells: list
     vband("met1", X1 + m0, X1 + m1)
     vband("met1", X1 + q0, -q0)
     vband("met1", -m1, -m0)
-    vband("tap", *PTAP)
-    vband("psdm", PTAP[0] - 125, PTAP[1] + 125)
-    vband("tap", *NTAP)
-    vband("nsdm", NTAP[0] - 125, NTAP[1] + 125)
+    for (a, b), implant in ((PTAP, "psdm"), (NTAP, "nsdm")):   # tap strips, inside wells and implants
+        dw.rect("tap", X(a), y0 + 300, X(b), y1 - 300)
+        dw.rect(implant, X(a - 125), y0 + 175, X(b + 125), y1 - 175)
     for yc, h in cells:                               # one tap contact of each kind per band
         for a, b in (PTAP, NTAP):
             dw.box("licon", X((a + b) // 2), yc + h // 2, 170, 170)

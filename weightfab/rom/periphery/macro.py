@@ -41,6 +41,7 @@ class Macro:
     bbox: tuple[int, int, int, int]
     array_bbox: tuple[int, int, int, int]
     pins: dict[str, tuple[str, int, int]] = field(default_factory=dict)   # name -> (layer, x, y)
+    marks: dict = field(default_factory=dict)   # places of note (for tests and seeded faults), dbu
 
 
 class _Bus:
@@ -196,7 +197,12 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
             pins[net] = ("met2_pin", x, y)
     bbox = (x_lo, ends["bottom"]["edge"], x_hi, y_vss + 240)
     array_bbox = (-geom.px // 2, y_base, (cols - 1) * geom.px + geom.px // 2, top + gap)
-    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins)
+    from .bands import NTAP, PTAP, X1, _x_pin
+    marks = {"decoder_contact": (x_d + _x_pin("nand2_1", "A", True), y_base + 1180),
+             "wl_pads": [(xl_pad, r * geom.py + g0c) for r in range(min(2, n_isl))],
+             "ntap_left": (x_d + NTAP[0], x_d + NTAP[1]), "ptap_left": (x_d + PTAP[0], x_d + PTAP[1]),
+             "decoder_left": (x_d + XL, y_base, x_d, cols_yr["DL"][1])}
+    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks)
 
 
 def _label(text, layer, x, y):
