@@ -110,3 +110,7 @@ main.add_command(calibrate_cmd)
 from .simulate import simulate_cmd  # noqa: E402
 
 main.add_command(simulate_cmd)
+
+from .lvs import lvs_cmd  # noqa: E402
+
+main.add_command(lvs_cmd)

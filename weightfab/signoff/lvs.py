@@ -187,3 +187,35 @@ def lvs_macro(path: str | Path, pdk: Pdk, macro, bits: np.ndarray) -> LvsResult:
     ties = well_ties(path, pdk, macro.name)
     ok, diffs = ok and not ties, diffs + ties
     return LvsResult(macro.name, ok, n_ext, n_ref, nets_ext, nets_ref, diffs, time.perf_counter() - t0, ext)
+
+
+def lvs_layout(path: str | Path, pdk: Pdk, engines: list[int] | None = None) -> list[LvsResult]:
+    """LVS of every macro of a compiled layout (cells named ``<engine>_macro``). The reference
+    bits are the ones read back from the layout (``weightfab verify`` proves those equal the
+    model's): this checks the circuit around them, transistor by transistor."""
+    from ..errors import LayoutReadError
+    from ..rom.geometry import RomGeometry
+    from ..rom.periphery.macro import build_macro
+    from .drc import read_layout
+    from .readback import read_bits
+
+    arrays, bits, _, _ = read_bits(path, pdk)
+    layout, top = read_layout(path)
+    geom = RomGeometry.from_pdk(pdk)
+    found = []
+    for inst in top.each_inst():
+        name = inst.cell.name
+        if name.endswith("_macro"):
+            found.append((inst.bbox(), name))
+    if not found:
+        raise LayoutReadError(f"{path}: no macro cells (<engine>_macro): compiled without periphery, nothing to LVS")
+    results = []
+    for i, (a, b) in enumerate(zip(arrays, bits)):
+        if engines is not None and i not in engines:
+            continue
+        cell = next((n for box, n in found if box.contains(kdb.Point(a.x0, a.y0))), None)
+        if cell is None:
+            continue
+        macro = build_macro(geom, a.cols, a.rows, cell[: -len("_macro")])
+        results.append(lvs_macro(path, pdk, macro, b))
+    return results
