@@ -216,6 +216,7 @@ def test_trims_never_lower_accuracy_on_fitted_data(chip_gds):
             assert fit["calibration_accuracy"]["none"] == pytest.approx(before)
 
 
+@pytest.mark.slow
 def test_faults_and_calibrate_cli(chip_gds, tmp_path):
     args = ["faults", chip_gds, "--model", SAMPLE, "--data", SAMPLE_DATA, "--calib", SAMPLE_CALIB, "--trials", "3",
             "--rate", "1e-3,1e-2", "--yield-trials", "3", "--die-mm2", "100", "--s-max", "1.5", "--die", "via-open:0.01",
@@ -243,6 +244,7 @@ def test_faults_and_calibrate_cli(chip_gds, tmp_path):
 
 
 # -- selective protection ---------------------------------------------------------------------
+@pytest.mark.slow
 def test_protect_layout_is_drc_clean_read_back_and_checked(tmp_path):
     from weightfab.cli.faults import load_inputs
     from weightfab.faults.chip import load_chip

@@ -10,7 +10,7 @@ from ..errors import WeightfabError
 from .main import _guard
 
 
-def calibrate(faults_file, data, heldout, *, model=None, layout=None, calib=None, pdk=None, input_scale=None,
+def calibrate(faults_file, data, heldout, *, model=None, layout=None, calib=None, pdk=None, rounding=None, input_scale=None,
               input_offset=None, samples=None, bias_bits=16, scale_bits=8) -> dict:
     """Fit trims for the die of ``faults_file`` on ``data``; accuracy before and after on both sets."""
     import numpy as np
@@ -28,7 +28,7 @@ def calibrate(faults_file, data, heldout, *, model=None, layout=None, calib=None
     scale, offset = float(get(input_scale, "input_scale", 1.0)), float(get(input_offset, "input_offset", 0.0))
     net, x, y, cx = load_inputs(get(model, "model"), data, get(calib, "calib"), scale, offset, samples)
     chip = load_chip(get(layout, "layout"), get(model, "model"), net, pdk=get(pdk, "pdk", "sky130"),
-                     weights=doc.get("weights"), calib_x=cx, data_x=x)
+                     weights=doc.get("weights"), calib_x=cx, data_x=x, rounding=get(rounding, "rounding", "optimized"))
     die_bits = apply_found(chip, doc["faults"], str(faults_file))
     ref, faulty = chip.qnet, chip.qnet.with_weights(chip.weights(die_bits))
     trims, fit = fit_trims(ref, faulty, x, y, bias_bits, scale_bits)
@@ -71,6 +71,7 @@ def run(qnet, x):
 @click.option("--calib", type=click.Path(dir_okay=False, path_type=Path),
               help="Quantization calibration inputs, as compiled (default: as in the faults file, else --data).")
 @click.option("--pdk", help="Default: as in the faults file.")
+@click.option("--rounding", type=click.Choice(["nearest", "optimized"]), help="As compiled (default: as in the faults file).")
 @click.option("--input-scale", type=float, help="Default: as in the faults file.")
 @click.option("--input-offset", type=float, help="Default: as in the faults file.")
 @click.option("--bias-bits", type=int, default=16, show_default=True, help="Signed bias trim register per channel.")
@@ -78,10 +79,10 @@ def run(qnet, x):
               help="Signed gain trim per channel (step 2^-(bits+1)); 0 = bias trims only.")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="JSON report with the trims.")
 @_guard
-def calibrate_cmd(faults_file, data, heldout, model, layout, calib, pdk, input_scale, input_offset, bias_bits,
+def calibrate_cmd(faults_file, data, heldout, model, layout, calib, pdk, rounding, input_scale, input_offset, bias_bits,
                   scale_bits, report):
     """Fit per-output-channel trims for a die's faulty bits and report the accuracy recovered."""
-    rep = calibrate(faults_file, data, heldout, model=model, layout=layout, calib=calib, pdk=pdk,
+    rep = calibrate(faults_file, data, heldout, model=model, layout=layout, calib=calib, pdk=pdk, rounding=rounding,
                     input_scale=input_scale, input_offset=input_offset, bias_bits=bias_bits, scale_bits=scale_bits)
     c, t = rep["calibration_accuracy"], rep["trim_registers"]
     click.echo(f"{rep['faulty_bits']} faulty weight bits; trims fitted on {rep['calibration_samples']} samples: "

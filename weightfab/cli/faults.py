@@ -10,6 +10,7 @@ from ..faults.inject import DEFAULT_KINDS, KINDS
 from ..faults.yield_model import DEFAULT_ALPHA, DEFAULT_D0
 from ..quant.quantize import WEIGHT_BITS
 from .main import _guard
+from .options import rounding_option
 
 
 def _pct(v: float) -> str:
@@ -76,6 +77,7 @@ def load_inputs(model, data, calib, input_scale, input_offset, samples=None):
               help="Calibration inputs of the quantization, as compiled (default: --data).")
 @click.option("--pdk", default="sky130", show_default=True)
 @click.option("--weights", type=click.Choice(list(WEIGHT_BITS)), help="As compiled (default: from the layout).")
+@rounding_option
 @click.option("--input-scale", type=float, default=1.0, show_default=True)
 @click.option("--input-offset", type=float, default=0.0, show_default=True)
 @click.option("--samples", type=int, help="Use only the first N samples of --data.")
@@ -100,7 +102,7 @@ def load_inputs(model, data, calib, input_scale, input_offset, samples=None):
 @click.option("--plot", type=click.Path(dir_okay=False, path_type=Path), help="Accuracy vs rate per kind (PNG).")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), help="JSON report.")
 @_guard
-def faults_cmd(layout, model, data, calib, pdk, weights, input_scale, input_offset, samples, rates, trials, kinds,
+def faults_cmd(layout, model, data, calib, pdk, weights, rounding, input_scale, input_offset, samples, rates, trials, kinds,
                seed, sens_rate, no_sensitivity, no_yield, d0, alpha, x0, s_max, target, die_mm2, yield_trials, die,
                found_out, plot, report):
     """Inject faults into the weights read back from LAYOUT and measure what they do to accuracy."""
@@ -110,7 +112,7 @@ def faults_cmd(layout, model, data, calib, pdk, weights, input_scale, input_offs
         raise WeightfabError("--die KIND:RATE and --found-out FILE go together")
     if d0 < 0 or alpha <= 0 or (target is not None and not 0 <= target <= 1):
         raise WeightfabError("--d0 must be >= 0, --alpha > 0 and --target within 0..1")
-    opts = dict(pdk=pdk, weights=weights, calib=calib, input_scale=input_scale, input_offset=input_offset,
+    opts = dict(pdk=pdk, weights=weights, rounding=rounding, calib=calib, input_scale=input_scale, input_offset=input_offset,
                 samples=samples, rates=parse_list(rates, "--rate"), trials=trials,
                 kinds=[k.strip() for k in kinds.split(",") if k.strip()], seed=seed, sens_rate=sens_rate,
                 sensitivity=not no_sensitivity, yield_=not no_yield, d0=d0, alpha=alpha, x0=x0, s_max=s_max,

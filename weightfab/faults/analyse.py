@@ -83,7 +83,8 @@ def analyse(layout, model, net, x, y, calib_x, *, opts: dict, echo=lambda s: Non
         raise WeightfabError(f"--rate {rates}: every rate must lie in (0, 1)")
     if opts["trials"] < 1:
         raise WeightfabError("--trials must be at least 1")
-    chip = load_chip(layout, model, net, pdk=opts["pdk"], weights=opts["weights"], calib_x=calib_x, data_x=x)
+    chip = load_chip(layout, model, net, pdk=opts["pdk"], weights=opts["weights"], calib_x=calib_x, data_x=x,
+                     rounding=opts["rounding"])
     ref = accuracy(chip.outputs(x), y)
     echo(f"{layout}: {len(chip.bits)} engines, {sum(b.size for b in chip.bits):,} bit sites, "
          f"{sum(int(b.sum()) for b in chip.bits):,} programmed; layout differs from the model's quantization in "
@@ -111,7 +112,7 @@ def analyse(layout, model, net, x, y, calib_x, *, opts: dict, echo=lambda s: Non
         rate = parse_list(rate, "--die rate")[0]
         bits, _ = inject_rate(chip.bits, kind, rate, rng_for(opts["seed"], STREAM_DIE, KIND_ID[kind], rate))
         meta = {"layout": str(Path(layout).resolve()), "model": str(Path(model).resolve()), "pdk": opts["pdk"],
-                "weights": chip.qnet.weights, "calib": str(Path(opts["calib"]).resolve()) if opts["calib"] else None,
+                "weights": chip.qnet.weights, "rounding": opts["rounding"], "calib": str(Path(opts["calib"]).resolve()) if opts["calib"] else None,
                 "input_scale": opts["input_scale"], "input_offset": opts["input_offset"],
                 "source": {"kind": kind, "rate": rate, "seed": opts["seed"]},
                 "die_accuracy": accuracy(chip.outputs(x, bits), y)}

@@ -90,9 +90,10 @@ def accuracy(outputs: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(np.argmax(outputs, 1) == y))
 
 
-def load_chip(layout, model, net, *, pdk="sky130", weights: str | None = None, calib_x=None, data_x=None) -> Chip:
+def load_chip(layout, model, net, *, pdk="sky130", weights: str | None = None, calib_x=None, data_x=None,
+              rounding: str = "optimized") -> Chip:
     """The die's bits from ``layout`` and the integer model of ``net`` (loaded from ``model``),
-    quantized on ``calib_x`` (else ``data_x``) as it was compiled."""
+    quantized on ``calib_x`` (else ``data_x``) with ``rounding``, as it was compiled."""
     layout, model = Path(layout), Path(model)
     pdk_ = load_pdk(pdk)
     arrays, bits, stray, _ = read_bits(layout, pdk_)
@@ -113,7 +114,7 @@ def load_chip(layout, model, net, *, pdk="sky130", weights: str | None = None, c
     cx = calib_x if calib_x is not None else data_x
     if cx is None:
         raise WeightfabError(f"{model}: no calibration inputs: give --calib or --data")
-    qnet = quantize(net, cx, weights)
+    qnet = quantize(net, cx, weights, rounding)
     for i, (a, layer) in enumerate(zip(arrays, [*qnet.layers, *qnet.layers][:len(arrays)])):
         n, m = layer.shape
         if a.cols != n * (layer.bits if i < L else n_prot) or a.rows < m:
