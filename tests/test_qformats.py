@@ -285,6 +285,12 @@ def test_int4_qdq_weights_are_stored_at_4_bits_and_match_onnxruntime(tmp_path):
     net = load_onnx(path)
     qn = quantize(net, mlp_inputs())
     assert qn.layers[0].bits == 4 and np.array_equal(qn.layers[0].weight, q.T)
+    from weightfab.flow.compile import compile as run_compile
+    from weightfab.flow.verify import verify
+    np.savez(tmp_path / "c.npz", x=mlp_inputs(50))
+    res = run_compile(path, tmp_path / "q4.gds", calib=tmp_path / "c.npz", drc=False)
+    assert res.verify.ok and res.blocks.layers[0].bits == 4
+    assert verify(tmp_path / "q4.gds", path, calib=tmp_path / "c.npz").readback.ok  # read as int4: the model's codes
     from onnx.reference import ReferenceEvaluator  # onnxruntime fuses int4 DQ+MatMul into an approximate kernel
     ref = ReferenceEvaluator(str(path)).run(None, {"x": mlp_inputs(20)})[0]
     np.testing.assert_allclose(net.forward(mlp_inputs(20)), ref, rtol=1e-5, atol=1e-5)

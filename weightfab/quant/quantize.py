@@ -217,7 +217,10 @@ class _Planner:
 
     def weighted(self, op, t_in: TQ) -> TQ:
         out = self.target(op.output, True)
-        wc = self.net.weight_quant.get(op.name) if self.weights == "int8" else None
+        wc = self.net.weight_quant.get(op.name)
+        if wc is not None and self.weights != "int8" and not (self.weights in OPTIMIZED and
+                                                              wc.bits == WEIGHT_BITS[self.weights]):
+            wc = None  # the model's own integers are kept at int8, or at their own width (an int4 QDQ model)
         bias_f = np.asarray(op.bias, np.float64)
         if wc is not None:
             q, s_w, offset, bits = wc.codes, wc.scale, wc.offset, wc.bits
