@@ -27,9 +27,10 @@ from .options import FILE, merge_options, model_inputs, pdk_option, rounding_opt
               "'weightfab pdk show NAME' lists them). Every bit's drain is carried up to it by a via stack.")
 @click.option("--protect", help="msb:N: a checked shadow copy of each weight's sign and N-1 high bits "
               "(faults/protect.py).")
+@click.option("--no-periphery", is_flag=True, help="Draw the bit arrays alone (no decoders, sensing, pins).")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, merge_tol, merge_budget, html, program_layer, protect):
+                no_drc, no_verify, merge_tol, merge_budget, html, program_layer, protect, no_periphery):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
     from ..report.html import check_html_option, write_compile_html
@@ -39,7 +40,7 @@ def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input
     res = run(model, output, pdk=pdk, weights=weights, rounding=rounding, block=block, calib=calib, data=data,
               input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
               report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
-              program_layer=program_layer, protect=protect)
+              program_layer=program_layer, protect=protect, periphery=not no_periphery)
     print_result(res, model, output)
     if html:
         write_compile_html(res, html, echo=click.echo)
@@ -66,8 +67,14 @@ def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
         echo(f"{short_name(l['name']):<24} {shape:>11} {l['weights']:>9,} {l['bits']:>4} {l['blocks']:>8,} "
              f"{l['unique_blocks']:>8,} {l['dedup_ratio']:>6.2f} {l['area_um2']:>12,.1f}")
     d = rep["die"]
-    echo(f"die: {d['width_um']:.1f} x {d['height_um']:.1f} µm = {d['area_mm2']:.4f} mm² (ROM arrays only; "
-         f"periphery not drawn); bitcell {rep['bitcell']['area_um2']} µm², {rep['bitcell']['bits_per_um2']} bits/µm²")
+    macros = [l for l in rep["layers"] if (l.get("macro") or {}).get("drawn")]
+    drawn = "ROM macros: arrays with periphery" if macros else "ROM arrays only; periphery not drawn"
+    echo(f"die: {d['width_um']:.1f} x {d['height_um']:.1f} µm = {d['area_mm2']:.4f} mm² ({drawn}; arithmetic not drawn); "
+         f"bitcell {rep['bitcell']['area_um2']} µm², {rep['bitcell']['bits_per_um2']} bits/µm²")
+    for l in macros:
+        m = l["macro"]
+        echo(f"macro {m['cell']}: {m['width_um']:.1f} x {m['height_um']:.1f} µm, array {m['array_um2']:,.0f} µm² + "
+             f"periphery {m['periphery_um2']:,.0f} µm², {m['bits_per_um2']} bits/µm² with periphery, {m['banks']} bank")
     others = [f"{c['pdk']} {c['die_area_mm2']:.4f} mm² ({c['relative_to_chosen']:.2f}x, {c['bits_per_um2']} bits/µm²)"
               if "die_area_mm2" in c else f"{c['pdk']}: {c['error']}" for c in rep["pdk_comparison"] if c["pdk"] != rep["pdk"]]
     if others:
