@@ -109,7 +109,8 @@ def _pictures(rep: dict, layout: Path, pdk: Pdk) -> tuple[dict[str, str], dict]:
                        f"{die[3] - die[1]:.1f} µm; each engine labelled with its layer.", "die")
     if engines:
         figs["zoom"] = _zoom(pic, engines[0], pdk)
-        fig = plots.reuse_figure(die, engines, title="block reuse: how often each block's bit pattern occurs in its layer")
+        fig = plots.reuse_figure(die, engines, title="block reuse: how often each block's bit pattern occurs in its layer",
+                                 outlines=[b for _, b in labels])
         info["reuse"] = [{"name": x.name, "cells": x.unique, "blocks": x.positions, "zero": x.zero_positions,
                           "most": int(x.counts.max(initial=0))} for x in engines]
         figs["reuse"] = _img(plots.png_bytes(fig), "block reuse",

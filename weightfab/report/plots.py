@@ -206,9 +206,10 @@ def layout_figure(png: bytes, box, labels=(), legend=(), title: str = "", width_
     return fig
 
 
-def reuse_figure(die_box, engines, title: str = ""):
+def reuse_figure(die_box, engines, title: str = "", outlines=()):
     """Every engine's block positions coloured by how often the block's bit pattern occurs in its
-    layer (1 = used once, a cell of its own); all-zero blocks (no cell) in grey."""
+    layer (1 = used once, a cell of its own); all-zero blocks (no cell) in grey. ``outlines``: boxes
+    (µm) drawn as light dashed frames, e.g. each engine's macro with its periphery."""
     plt = _plt()
     from matplotlib.colors import LogNorm
     from matplotlib.patches import Rectangle
@@ -220,6 +221,8 @@ def reuse_figure(die_box, engines, title: str = ""):
     norm = LogNorm(vmin=1, vmax=top)
     cmap = plt.get_cmap("viridis").with_extremes(bad="#c8c8c8")
     im = None
+    for a, b, c, d in outlines:
+        ax.add_patch(Rectangle((a, b), c - a, d - b, fill=False, ec="#b0b0b0", lw=0.8, ls="--"))
     for e in engines:
         j, n = e.counts.shape
         ex0 = e.x0_um - e.col_um / 2
@@ -237,11 +240,13 @@ def reuse_figure(die_box, engines, title: str = ""):
     ax.set_xlabel("x (µm)")
     ax.set_ylabel("y (µm)")
     if im is not None:
-        cb = fig.colorbar(im, ax=ax, fraction=0.025, pad=0.01)
+        from mpl_toolkits.axes_grid1 import make_axes_locatable
+        cax = make_axes_locatable(ax).append_axes("right", size="1.5%", pad=0.08)   # as tall as the die
+        cb = fig.colorbar(im, cax=cax)
         ticks = [v for v in (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384, 65536, 262144) if v <= top]
         cb.set_ticks(ticks, labels=[f"{v:,}" for v in ticks])
         cb.minorticks_off()
-        cb.set_label("uses of the block's pattern in its layer (grey: all-zero, no cell)", fontsize=8)
+        cb.set_label("uses of the pattern (grey: all-zero)", fontsize=8)
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
