@@ -90,7 +90,7 @@ def test_programmed_sites_are_distinct_pixels_in_the_zoom(chip, layers):
     out = d / f"zoom_{layers}.png"
     args = ["--layers", layers] if layers else []
     r = run_cli("render", d / "chip.gds", "-o", out, "--window", ",".join(f"{v:.3f}" for v in window), "--width", "900",
-                *args)
+                "--no-ruler", *args)
     assert r.returncode == 0, r.stderr
     px = read_png(out)
     h, w = px.shape[:2]

@@ -49,7 +49,9 @@ class LayoutPicture:
         self._load_styles()
         if layers is not None:
             self._only(layers)
-        for key, value in (("background-color", BACKGROUND), ("grid-visible", "false"),
+        # the grid itself is never drawn; with ``ruler`` its scale bar is (bottom left)
+        for key, value in (("background-color", BACKGROUND), ("grid-visible", "true" if ruler else "false"),
+                           ("grid-style0", "invisible"), ("grid-style1", "invisible"), ("grid-style2", "invisible"),
                            ("grid-show-ruler", "true" if ruler else "false"), ("text-visible", "true"),
                            ("text-color", "#ffffff"), ("default-text-size", "0.4"), ("bitmap-oversampling", "1")):
             view.set_config(key, value)
@@ -66,11 +68,6 @@ class LayoutPicture:
             lyp = Path(d) / "layers.lyp"
             lyp.write_text(lyp_text(self.pdk, extra), encoding="utf-8")
             self.view.load_layer_props(str(lyp))
-
-    @staticmethod
-    def _lay():
-        import klayout.lay as lay
-        return lay
 
     def _only(self, layers: list[str]) -> None:
         """Show only the named layers (PDK layer names or L/D)."""
