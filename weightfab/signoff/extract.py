@@ -10,7 +10,8 @@ Devices (KLayout's three-terminal MOS extractor, so every device carries W and L
   diffusion under the n implant (role ``nsdm``), or all diffusion not under the p implant where
   the PDK's n+ is implicit.
 * ``PMOS``: the same on p diffusion (diffusion under a ``psdm`` layer inside an ``nwell`` layer),
-  where the PDK lists those layers; the ROM array itself has none.
+  where the PDK lists those layers; the ROM array itself has none. ``PMOS_HVT``: a PMOS whose
+  gate lies under the ``hvtp`` layer (SKY130's pfet_01v8_hvt, in the standard cells).
 
 Conductors: source/drain - contact (role licon) - li - via (role mcon) - met1, poly - contact.
 Texts on the layers named in ``labels`` name the nets they sit on (KLayout's label join).
@@ -28,7 +29,8 @@ from ..tech.pdk import Pdk
 from .drc import read_layout
 
 ROLES = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
-P_LAYERS = ("psdm", "nwell", "via", "met2")  # PDK layer names: p devices (where both listed), met2 routing
+P_LAYERS = ("psdm", "nwell", "via", "met2", "hvtp")  # PDK layer names: p devices (where both listed), met2
+# routing, the high-threshold implant (PMOS under it are PMOS_HVT: the standard cells' pfet_01v8_hvt)
 CONDUCTORS = ("sd_n", "sd_p", "poly", "licon", "li", "mcon", "met1", "via", "met2")
 VIAS = (("sd_n", "licon"), ("sd_p", "licon"), ("poly", "licon"), ("licon", "li"), ("li", "mcon"), ("mcon", "met1"),
         ("met1", "via"), ("via", "met2"))
@@ -89,11 +91,13 @@ def extract(regions: dict[str, kdb.Region], dbu: float, pdk: Pdk, name: str = "T
     ndiff -= pdiff
     regs["gate_n"], regs["sd_n"] = ndiff & regs["poly"], ndiff - regs["poly"]
     regs["gate_p"], regs["sd_p"] = pdiff & regs["poly"], pdiff - regs["poly"]
+    regs["gate_ph"] = regs["gate_p"] & regs["hvtp"]
+    regs["gate_p"] = regs["gate_p"] - regs["hvtp"]
     stray = regs["diff"] - ndiff - pdiff
     l2n = kdb.LayoutToNetlist(name, dbu)
     for n, r in regs.items():
         l2n.register(r, n)
-    for kind, g, sd in (("NMOS", "gate_n", "sd_n"), ("PMOS", "gate_p", "sd_p")):
+    for kind, g, sd in (("NMOS", "gate_n", "sd_n"), ("PMOS", "gate_p", "sd_p"), ("PMOS_HVT", "gate_ph", "sd_p")):
         if not regs[g].is_empty():
             l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor(kind), {"SD": regs[sd], "G": regs[g], "P": regs["poly"]})
     # an upper programming layer (rom/viastack.py): li reaches mcon through the stack's vias and pads

@@ -47,7 +47,7 @@ def reference_netlist(macro, bits: np.ndarray, bit_size: tuple[float, float] = (
     from ..rom.periphery.stdcells import load
     nl = kdb.Netlist()
     classes = {}
-    for kind in ("NMOS", "PMOS"):
+    for kind in ("NMOS", "PMOS", "PMOS_HVT"):
         dc = kdb.DeviceClassMOS3Transistor()
         dc.name = kind
         nl.add(dc)

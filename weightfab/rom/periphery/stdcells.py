@@ -20,7 +20,7 @@ DBU_UM = 0.001
 
 @dataclass(frozen=True)
 class Device:
-    kind: str                  # "NMOS" or "PMOS"
+    kind: str                  # "NMOS", "PMOS" or "PMOS_HVT" (the SPICE model's pfet_01v8_hvt)
     d: str
     g: str
     s: str
@@ -89,6 +89,6 @@ def load(name: str) -> StdCell:
             ports = tuple(t[2:])
         elif t and t[0].startswith("X") and len(t) >= 8:
             kv = dict(p.split("=") for p in t[6:] if "=" in p)
-            kind = "PMOS" if "pfet" in t[5] else "NMOS"
+            kind = ("PMOS_HVT" if "hvt" in t[5] else "PMOS") if "pfet" in t[5] else "NMOS"
             devices.append(Device(kind, t[1], t[2], t[3], round(_spice_value(kv["w"]), 4), round(_spice_value(kv["l"]), 4)))
     return StdCell(full, gds, _um(size.group(1)), _um(size.group(2)), pins, ports, tuple(devices))
