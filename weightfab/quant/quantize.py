@@ -143,6 +143,12 @@ def quantize(net: Network, calib: np.ndarray, weights: str = "int8", rounding: s
     if rounding not in ROUNDINGS:
         raise ModelError(f"unknown rounding '{rounding}' (choose from {', '.join(ROUNDINGS)})")
     calib = check_calibration(calib)
+    if rounding == "optimized" and weights in OPTIMIZED:
+        # the fit compares continuous errors: BLAS results depend on the thread count, so one thread
+        # makes the weights the same bytes whatever OPENBLAS_NUM_THREADS says
+        from threadpoolctl import threadpool_limits
+        with threadpool_limits(limits=1):
+            return _Planner(net, calib, weights, rounding).run()
     return _Planner(net, calib, weights, rounding).run()
 
 
