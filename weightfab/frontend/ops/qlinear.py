@@ -76,13 +76,13 @@ def qlinear_conv(im, n, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sh
     codes_out(im, n, m.out, 6, 7)
 
 
-def _dense_codes(im, n, i_w, i_ws, i_wz, trans, alpha=1.0):
+def _dense_codes(im, n, i_w, i_ws, i_wz, trans):
     """A Dense from integer weight codes (input ``i_w``, [K, N] or [N, K] when ``trans``)."""
     q = im.consts.get(n.ins[i_w])
     if q is None or np.asarray(q).ndim != 2:
         im.fail(n.node, "the weight must be a constant 2-D matrix")
     zp = im.consts[n.ins[i_wz]] if n.has(i_wz) else 0
-    wc = weight_codes(im, n.node, q, weight_scale(im, n, i_ws) * alpha, zp, 0 if trans else 1, 0 if trans else 1,
+    wc = weight_codes(im, n.node, q, weight_scale(im, n, i_ws), zp, 0 if trans else 1, 0 if trans else 1,
                       (lambda a: a) if trans else (lambda a: a.T), kind_of(q))
     return wc
 
@@ -105,14 +105,14 @@ def qlinear_matmul(im, n):
 
 @handler("QGemm", codes=True, domain=MS)
 def qgemm(im, n, *, alpha=1.0, transA=0, transB=0):  # noqa: N803
-    if transA:
-        im.fail(n.node, "transA=1 on the activation is not supported")
+    if transA or float(alpha) != 1.0:
+        im.fail(n.node, "transA=1 or alpha other than 1 is not supported")
     x = codes_in(im, n, 0, 1, 2)
-    wc = _dense_codes(im, n, 3, 4, 5, bool(transB), float(alpha))
+    wc = _dense_codes(im, n, 3, 4, 5, bool(transB))
     x_scale = float(im.pending_q[n.ins[0]][1])
-    bias = im.const(n.node, n.ins[6], "bias").astype(np.float64) * x_scale * wc.scale / float(alpha) \
-        if n.has(6) else np.zeros(len(wc.scale))
-    acc = _emit_dense(im, n, x, wc, bias * float(alpha))
+    bias = im.const(n.node, n.ins[6], "bias").astype(np.float64) * x_scale * wc.scale if n.has(6) \
+        else np.zeros(len(wc.scale))
+    acc = _emit_dense(im, n, x, wc, bias)
     if n.has(7):
         codes_out(im, n, acc, 7, 8)
     else:  # float output
