@@ -111,6 +111,10 @@ from .simulate import simulate_cmd  # noqa: E402
 
 main.add_command(simulate_cmd)
 
+from .views import views_cmd  # noqa: E402
+
+main.add_command(views_cmd)
+
 from .lvs import lvs_cmd  # noqa: E402
 
 main.add_command(lvs_cmd)

