@@ -124,7 +124,7 @@ class Network:
     ops: tuple[Op, ...]
     output: str
     softmax: bool = False
-    weight_quant: dict = field(default_factory=dict)  # op name -> (int8 q [Co, ...], scale [Co]) from QDQ
+    weight_quant: dict = field(default_factory=dict)  # op name -> WeightCodes (frontend/ops/weights.py)
 
     @property
     def layers(self) -> tuple[Op, ...]:

@@ -95,7 +95,7 @@ class Importer:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 13)
         self.consts: dict[str, np.ndarray] = {t.name: self.initializer(t) for t in g.initializer}
         self.declared = {v.name: v.type.tensor_type.shape for v in [*g.value_info, *g.output]}  # inferred shapes
-        self.qinfo: dict[str, tuple] = {}        # folded DequantizeLinear: q, scale, axis, zero point
+        self.qinfo: dict[str, tuple] = {}        # folded DequantizeLinear: q, scale, axis, zero point, type
         self.ops: list = []
         self.alias: dict[str, str] = {}
         self.dummy: dict[str, np.ndarray] = {}   # batch-1 probe of every float tensor, for shapes
@@ -103,7 +103,7 @@ class Importer:
         self.pending_q: dict[str, tuple] = {}    # integer codes: tensor -> (source, scale, zero point, qmin, qmax)
         self.real_of: dict[str, str] = {}        # integer codes -> the float tensor holding their real values
         self.dynamic: dict[str, tuple] = {}      # DynamicQuantizeLinear outputs: name -> (what, float source, factor)
-        self.weight_quant: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.weight_quant: dict = {}             # op name -> WeightCodes (the model's own integer weights)
         self.softmax = False
         self.softmax_out = None
         self.names: set[str] = set()
@@ -112,7 +112,8 @@ class Importer:
             for n in node.input:
                 self.consumers[n] = self.consumers.get(n, 0) + 1
         self.output_name = self.pick_output()
-        self.consumers[self.output_name] = self.consumers.get(self.output_name, 0) + 1 if self.output_name else 0
+        if self.output_name:
+            self.consumers[self.output_name] = self.consumers.get(self.output_name, 0) + 1
 
     def initializer(self, t) -> np.ndarray:
         size = int(np.prod([int(d) for d in t.dims], dtype=object))
