@@ -17,7 +17,8 @@ def test_sample_compiles_drc_clean_and_verified(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "DRC: clean" in r.stdout and "verified: 21760 of 21760 bits match" in r.stdout
     report = json.loads(rep.read_text())
-    assert report["drc"]["clean"] and report["drc"]["rules_checked"] == 71
+    from weightfab.tech.pdk import load_pdk
+    assert report["drc"]["clean"] and report["drc"]["rules_checked"] == len(load_pdk("sky130").rules)
     assert report["verify"]["ok"] and report["verify"]["bits"] == 21760
     assert [(l["outputs"], l["inputs"]) for l in report["layers"]] == [(32, 64), (16, 32), (10, 16)]
     assert report["accuracy"]["quantized"] >= report["accuracy"]["float"] - 0.02
