@@ -351,3 +351,11 @@ def test_unsupported_classic_ml_op_is_named(tmp_path):
                                                         support_vectors=[0.0] * 12, rho=[0.0] * 3))
     with pytest.raises(ModelError, match=r"\(SVMClassifier\): op of domain 'ai.onnx.ml' is not supported"):
         load_onnx(path)
+
+
+def test_cli_layer_names_are_shortened_in_the_middle_and_stay_distinct():
+    from weightfab.cli.compile import short_name
+    names = [f"TFLITE2ONNX_FAF_function_model/conv2d_{i}/BiasAdd" for i in range(10)]
+    short = [short_name(n) for n in names]
+    assert len(set(short)) == 10 and all(len(s) == 24 for s in short)
+    assert short_name("fc1") == "fc1" and short[3].startswith("TFLITE2ONNX") and short[3].endswith("d_3/BiasAdd")
