@@ -317,3 +317,18 @@ def test_internal_error_text_is_one_line():
     r = subprocess.run([sys.executable, "-c", code, "compile", SAMPLE, "-o", "/tmp/never.gds"],
                        capture_output=True, text=True)
     one_line(r, 1, "out of memory")
+
+
+def test_internal_error_after_the_layout_was_written_leaves_no_layout(tmp_path, tiny):
+    """A bug in a late stage (here the readback raises) is one line, exit 1, and the unchecked
+    layout does not reach its name."""
+    code = ("import weightfab.flow.compile as c\n"
+            "def boom(*a, **k): raise RuntimeError('readback exploded')\n"
+            "c.verify_layout = boom\n"
+            "from weightfab.cli.main import main; main(prog_name='weightfab')")
+    out = tmp_path / "chip.gds"
+    r = subprocess.run([sys.executable, "-c", code, "compile", tiny, "-o", out, "--no-drc"],
+                       capture_output=True, text=True)
+    assert r.returncode == 1 and r.stderr.strip() == ("internal error: RuntimeError: readback exploded "
+                                                     "(set WEIGHTFAB_DEBUG=1 for a traceback)"), r.stderr
+    assert not out.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
