@@ -152,6 +152,33 @@ def _check_gds_unique(file, layers: dict[str, Layer]) -> None:
         seen[layer.gds] = name
 
 
+def _load_rules(file, specs, known: set[str]) -> list[Rule]:
+    """The [[rules]] of a deck, every key checked; ``known`` are the layer and derived-layer names."""
+    rules = []
+    names = set()
+    for i, spec in enumerate(specs):
+        where = f"{file} rule #{i + 1}" + (f" '{spec.get('name')}'" if isinstance(spec, dict) and "name" in spec else "")
+        _check_keys(where, spec, {"name", "kind", "layer", "value", "source"}, {"other", "no_overlap", "edges_on"})
+        kind = spec["kind"]
+        if kind not in RULE_KINDS:
+            raise PdkError(f"{where}: unknown kind '{kind}' (known: {', '.join(RULE_KINDS)})")
+        if spec["layer"] not in known:
+            raise PdkError(f"{where}: unknown layer '{spec['layer']}'")
+        other = spec.get("other", "")
+        if RULE_KINDS[kind] and other not in known:
+            raise PdkError(f"{where}: kind '{kind}' needs 'other', a known layer (got {other!r})")
+        edges_on = spec.get("edges_on", "")
+        if (kind == "extension") != bool(edges_on) or (edges_on and edges_on not in known):
+            raise PdkError(f"{where}: 'edges_on' (a known layer) is required for kind 'extension' and only there")
+        if spec["name"] in names:
+            raise PdkError(f"{where}: duplicate rule name")
+        names.add(spec["name"])
+        value = _number(f"{where}.value", spec["value"], positive=kind not in ZERO_ALLOWED)
+        rules.append(Rule(str(spec["name"]), kind, spec["layer"], value,
+                          str(spec["source"]), other, bool(spec.get("no_overlap", False)), edges_on))
+    return rules
+
+
 def list_pdks() -> list[str]:
     return sorted(p.name for p in BUILTIN_DIR.iterdir() if (p / "pdk.toml").is_file())
 
@@ -207,29 +234,7 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
                            f"of known layers (or derived layers defined before it), got {expr!r}")
         derived[dname] = (parts[0], parts[1], parts[2])
 
-    known = set(layers) | set(derived)
-    rules = []
-    names = set()
-    for i, spec in enumerate(data["rules"]):
-        where = f"{file} rule #{i + 1}" + (f" '{spec.get('name')}'" if isinstance(spec, dict) and "name" in spec else "")
-        _check_keys(where, spec, {"name", "kind", "layer", "value", "source"}, {"other", "no_overlap", "edges_on"})
-        kind = spec["kind"]
-        if kind not in RULE_KINDS:
-            raise PdkError(f"{where}: unknown kind '{kind}' (known: {', '.join(RULE_KINDS)})")
-        if spec["layer"] not in known:
-            raise PdkError(f"{where}: unknown layer '{spec['layer']}'")
-        other = spec.get("other", "")
-        if RULE_KINDS[kind] and other not in known:
-            raise PdkError(f"{where}: kind '{kind}' needs 'other', a known layer (got {other!r})")
-        edges_on = spec.get("edges_on", "")
-        if (kind == "extension") != bool(edges_on) or (edges_on and edges_on not in known):
-            raise PdkError(f"{where}: 'edges_on' (a known layer) is required for kind 'extension' and only there")
-        if spec["name"] in names:
-            raise PdkError(f"{where}: duplicate rule name")
-        names.add(spec["name"])
-        value = _number(f"{where}.value", spec["value"], positive=kind not in ZERO_ALLOWED)
-        rules.append(Rule(str(spec["name"]), kind, spec["layer"], value,
-                          str(spec["source"]), other, bool(spec.get("no_overlap", False)), edges_on))
+    rules = _load_rules(file, data["rules"], set(layers) | set(derived))
 
     cell = dict(data["bitcell"])
     with_roles = {key for role, key in BITCELL_OPTIONAL.items() if role in roles}
