@@ -50,7 +50,7 @@ def check_shapes(path, arrays, net) -> None:
     for i, (a, l) in enumerate(zip(arrays, layers)):
         n, m = l.shape
         bits = a.cols // n if a.cols % n == 0 else 0
-        if bits not in (2, 4, 8) or not m <= a.rows < m + 256:
+        if bits not in set(WEIGHT_BITS.values()) or not m <= a.rows < m + 256:
             raise LayoutReadError(f"{path}: array {i} is {a.cols} bitlines x {a.rows} wordlines, which no weight "
                                   f"format of layer '{l.name}' ({n} outputs x {m} inputs) gives: it is not a "
                                   "layout of this model")
