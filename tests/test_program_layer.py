@@ -58,18 +58,19 @@ def test_compiles_clean_reads_back_and_conducts(name, layer, tiny):
     e = electrical_check(out, name, engine=0, expected=res.qnet)
     assert e.ok, e.errors[:3]
     assert e.ones_connected == e.ones > 0 and e.zeros_floating == e.zeros > 0
-    # the via stack is drawn in the base array, on every site, below the programming layer only
+    # the via stack is drawn in the base array's bit-pair cell, below the programming layer only
     p = load_pdk(name)
     k = program_layers(p).index(layer)
     counts = {n: 0 for n in p.stack}
     lib = gdstk.read_gds(str(out))
     for c in lib.cells:
-        for poly in c.polygons:
+        for poly in (c.polygons if c.name.endswith("_bitpair") else []):
             n = next((m for m in p.stack if p.gds(m) == (poly.layer, poly.datatype)), None)
             if n:
                 counts[n] += 1
-    assert all(counts[m] > 0 for m in p.stack[:2 * k + 3]), counts
-    assert all(counts[m] == 0 for m in p.stack[2 * k + 3:]), counts
+    below = p.stack[:2 * k + 1] + (p.stack[2 * k + 2],)      # pads and vias up to M_k, and the bitline
+    assert all(counts[m] > 0 for m in below), counts
+    assert all(counts[m] == 0 for m in p.stack if m not in below), counts   # the programming via is per block
 
 
 def test_default_is_the_densest_and_unchanged(tiny):
