@@ -81,7 +81,7 @@ def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
         echo("same arrays on " + "; ".join(others))
     pr = rep["programming"]
     echo(f"programming layer {pr['layer']}: a model changes 1 mask ({pr['layer']}), shares "
-         f"{len(pr['masks_shared'])} with every model of this shape; per programming layer: "
+         f"{len(pr['masks_shared'])} with every model of this shape; per programming layer (bitcell, arrays-only die): "
          + ", ".join(f"{c['layer']} {c['bitcell_area_um2']:.4g} µm²/bit {c['die_area_mm2']:.4f} mm²" for c in pr["choices"]))
     if res.drc is not None:
         _print_drc(res.drc, echo, res.pdk)

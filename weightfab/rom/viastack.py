@@ -200,4 +200,5 @@ def programming_report(pdk: Pdk, sizes: list[tuple[int, int]], drawn: set[tuple[
                         "die_um": [round((die[2] - die[0]) * um, 3), round((die[3] - die[1]) * um, 3)],
                         "die_area_mm2": round(area, 6), "relative_to_densest": round(area / base, 4)})
     return {"layer": pdk.programming_layer, "masks_changing": [pdk.programming_layer],
-            "masks_shared": shared, "choices": choices}
+            "masks_shared": shared, "choices": choices,
+            "choices_die": "the ROM arrays alone, floorplanned (no periphery), so that the choices compare"}
