@@ -118,3 +118,20 @@ def test_removed_via_flips_exactly_that_bit(macro16, tmp_path):
     addr = np.array([row, other])
     res = simulate_reads(nl, addr, bits[ports.douts][:, addr].T, "tt", Bench())
     assert res.errors == [(0, row, ports.douts.index(col), 0)]
+
+
+@pytest.mark.slow
+def test_sample_engines_read_in_spice(tmp_path):
+    """Every engine of the compiled sample, extracted from its drawn macro, reads two random words right."""
+    from conftest import SAMPLE, SAMPLES
+    import json
+    gds = tmp_path / "sample.gds"
+    r = run_cli("compile", SAMPLE, "-o", gds, "--no-drc", "--calib", SAMPLES / "digits_mlp.calib.npz")
+    assert r.returncode == 0, r.stderr
+    for engine in range(3):
+        js = tmp_path / f"e{engine}.json"
+        r = run_cli("simulate", gds, "--model", SAMPLE, "--calib", SAMPLES / "digits_mlp.calib.npz",
+                    "--engine", engine, "--reads", 2, "--period", 20, "--json", js)
+        assert r.returncode == 0, r.stdout + r.stderr
+        s = json.loads(js.read_text())
+        assert s["netlist"] == "extracted" and s["corners"][0]["ok"] and s["model_bit_errors"] == 0

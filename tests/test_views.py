@@ -133,3 +133,68 @@ def test_same_shape_models_differ_only_in_stored_words(two_chips):
     vb = next(b.glob("*_macro.v")).read_text().splitlines()
     assert [x for x in va if not x.startswith("    mem[")] == [x for x in vb if not x.startswith("    mem[")]
     assert [x for x in va if x.startswith("    mem[")] != [x for x in vb if x.startswith("    mem[")]
+
+
+REG_LIB = """library (testreg) {
+  delay_model : table_lookup; time_unit : "1ns"; voltage_unit : "1V"; current_unit : "1mA";
+  capacitive_load_unit (1, pf); pulling_resistance_unit : "1kohm"; leakage_power_unit : "1nW";
+  input_threshold_pct_rise : 50; input_threshold_pct_fall : 50; output_threshold_pct_rise : 50;
+  output_threshold_pct_fall : 50; slew_lower_threshold_pct_rise : 10; slew_upper_threshold_pct_rise : 90;
+  slew_lower_threshold_pct_fall : 10; slew_upper_threshold_pct_fall : 90;
+  cell (testreg) {
+    ff (IQ, IQN) { clocked_on : "CK"; next_state : "D"; }
+    pin (CK) { direction : input; clock : true; capacitance : 0.002; }
+    pin (D) { direction : input; capacitance : 0.01;
+      timing () { related_pin : "CK"; timing_type : setup_rising;
+        rise_constraint (scalar) { values ("0.05"); } fall_constraint (scalar) { values ("0.05"); } } }
+    pin (Q) { direction : output; function : "IQ";
+      timing () { related_pin : "CK"; timing_type : rising_edge;
+        cell_rise (scalar) { values ("0.1"); } cell_fall (scalar) { values ("0.1"); }
+        rise_transition (scalar) { values ("0.05"); } fall_transition (scalar) { values ("0.05"); } } }
+  }
+}
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(shutil.which("sta") is None, reason="Debian package opensta not installed")
+def test_liberty_timed_by_opensta(two_chips, tmp_path):
+    """The tt Liberty of a drawn macro, characterised in ngspice, parsed by yosys and OpenSTA; a
+    register capturing dout[0] (its D pin is the table's middle load, the clock the middle slew)
+    sees the clock-to-output delay the characterisation measured."""
+    import json
+    model, gds, _ = two_chips[0]
+    out = tmp_path / "views"
+    r = run_cli("views", gds, "--model", model, "-o", out, "--corner", "tt")
+    assert r.returncode == 0, r.stdout + r.stderr
+    info = json.loads((out / "views.json").read_text())["engines"][0]
+    tco = info["liberty"]["tco_ns"]["tt"]
+    assert 0.05 < tco < 5
+    lib = next(out.glob("*_macro.tt.lib"))
+    cell = lib.name.split(".")[0]
+    prefix = cell[:-len("_macro")]
+    if shutil.which("yosys"):
+        y = subprocess.run(["yosys", "-q", "-p", f"read_liberty -lib {lib}"], capture_output=True, text=True)
+        assert y.returncode == 0, y.stderr
+    (tmp_path / "reg.lib").write_text(REG_LIB)
+    (tmp_path / "top.v").write_text(f"""module top (input clk, input [3:0] a, output q);
+  wire [23:0] d;
+  {cell} u0 (.{prefix}_addr(a), .{prefix}_clk(clk), .{prefix}_en(1'b1), .{prefix}_dout(d));
+  testreg r0 (.CK(clk), .D(d[0]), .Q(q));
+endmodule
+""")
+    (tmp_path / "t.tcl").write_text(f"""read_liberty {lib}
+read_liberty {tmp_path / 'reg.lib'}
+read_verilog {tmp_path / 'top.v'}
+link_design top
+create_clock -name clk -period 20 [get_ports clk]
+set_clock_transition 0.2 [get_clocks clk]
+set_input_delay 0 -clock clk [get_ports a*]
+report_checks -to r0/D -digits 5
+""")
+    s = subprocess.run(["sta", "-no_splash", "-exit", str(tmp_path / "t.tcl")], capture_output=True, text=True, timeout=120)
+    assert s.returncode == 0, s.stdout + s.stderr
+    import re
+    m = re.search(r"([\d.]+)\s+data arrival time", s.stdout)
+    assert m, s.stdout
+    assert float(m.group(1)) == pytest.approx(tco, abs=2e-4)

@@ -28,9 +28,11 @@ from .options import FILE, merge_options, model_inputs, pdk_option, rounding_opt
 @click.option("--protect", help="msb:N: a checked shadow copy of each weight's sign and N-1 high bits "
               "(faults/protect.py).")
 @click.option("--no-periphery", is_flag=True, help="Draw the bit arrays alone (no decoders, sensing, pins).")
+@click.option("--views", "views_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write each macro's LEF, Liberty (ngspice tt/ss/ff), Verilog and SPICE views here.")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, merge_tol, merge_budget, html, program_layer, protect, no_periphery):
+                no_drc, no_verify, merge_tol, merge_budget, html, program_layer, protect, no_periphery, views_dir):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
     from ..report.html import check_html_option, write_compile_html
@@ -47,6 +49,9 @@ def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input
     err = outcome_error(res.drc, None if res.verify is None else res.verify.ok, str(output))
     if err is not None:
         raise err
+    if views_dir:
+        from .views import write_views
+        write_views(output, model, views_dir, pdk=pdk, weights=weights, rounding=rounding, calib=calib)
 
 
 def short_name(name: str, width: int = 24) -> str:

@@ -24,10 +24,15 @@ from .main import _guard
 @_guard
 def views_cmd(layout, model, out, pdk, weights, rounding, calib, corners, engines, no_liberty):
     """Write the integration views of every engine of LAYOUT into OUT."""
+    write_views(layout, model, out, pdk=pdk, weights=weights, rounding=rounding, calib=calib,
+                liberty=not no_liberty, corners=tuple(corners) or ("tt", "ss", "ff"), engines=list(engines) or None)
+
+
+def write_views(layout, model, out, echo=click.echo, **kw) -> None:
+    """Write the views (flow/views.py) and print one line per engine."""
     from ..flow.views import views
 
-    run = views(layout, model, out, pdk=pdk, weights=weights, rounding=rounding, calib=calib,
-                liberty=not no_liberty, corners=tuple(corners) or ("tt", "ss", "ff"), engines=list(engines) or None)
+    run = views(layout, model, out, **kw)
     for e in run.engines:
         line = f"engine {e['engine']} '{e['layer']}': {e['columns']} bitlines x {e['wordlines']} wordlines"
         if "lef" in e:
@@ -36,9 +41,9 @@ def views_cmd(layout, model, out, pdk, weights, rounding, calib, corners, engine
             line += ", clock-to-output " + ", ".join(f"{c} {v:.3f} ns" for c, v in e["liberty"]["tco_ns"].items())
         if not e["readback_equals_model"]:
             line += " (the words read back differ from the model's: the views hold the layout's)"
-        click.echo(line)
+        echo(line)
     for n in run.notes:
-        click.echo(n)
+        echo(n)
     (run.out / "views.json").write_text(json.dumps({"engines": run.engines, "notes": run.notes,
                                                      "files": [f.name for f in run.files]}, indent=1) + "\n")
-    click.echo(f"{len(run.files)} files -> {run.out}")
+    echo(f"{len(run.files)} files -> {run.out}")

@@ -28,8 +28,8 @@ from .spice import VDD_NOMINAL
 
 CLK_SLEWS = (0.05e-9, 0.2e-9, 0.6e-9)
 LOADS = (2e-15, 10e-15, 40e-15)
-SETUP_SWEEP = (0.8e-9, 0.5e-9, 0.35e-9, 0.25e-9, 0.15e-9, 0.1e-9, 0.05e-9, 0.0, -0.05e-9, -0.1e-9)
-HOLD_SWEEP = (0.3e-9, 0.2e-9, 0.1e-9, 0.05e-9, 0.0, -0.05e-9, -0.1e-9, -0.2e-9)
+SETUP_SWEEP = (0.8e-9, 0.4e-9, 0.2e-9, 0.1e-9, 0.0, -0.1e-9)
+HOLD_SWEEP = (0.3e-9, 0.1e-9, 0.0, -0.1e-9)
 
 
 @dataclass
