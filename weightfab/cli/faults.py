@@ -34,8 +34,8 @@ def print_report(rep: dict, echo) -> None:
                                            for r in se["per_layer"]))
     if "yield" in rep:
         y = rep["yield"]
-        echo(f"critical area (µm², mean over the 1/s³ defect sizes, x0 {y['x0_um']} µm, s_max {y['s_max_um']:.2f} µm) "
-             f"and faults per die at D0 {y['d0_per_cm2']}/cm²:")
+        echo(f"critical area of the ROM arrays (µm², mean over the 1/s³ defect sizes, x0 {y['x0_um']} µm, s_max "
+             f"{y['s_max_um']:.2f} µm; periphery and stack vias not modelled) and faults per die at D0 {y['d0_per_cm2']}/cm²:")
         for k, v in y["critical_area_um2"].items():
             m = y["mechanisms"][k]
             echo(f"  {k:<15} {m['layer']:<5} {m['defect']:<8} {v:>14,.1f} µm²  {y['faults_per_die'][k]:.3e}")
@@ -45,7 +45,7 @@ def print_report(rep: dict, echo) -> None:
              f"{'Y0 negbin':>10} {'Yf negbin (95% low)':>20}  (negative binomial alpha {y['alpha']}; Y0 zero-defect, "
              f"Yf functional)")
         for r in y["table"]:
-            tag = " (drawn: ROM arrays)" if r["drawn"] else ""
+            tag = " (the drawn die)" if r["drawn"] else ""
             echo(f"{r['die_mm2']:>10.4f} {r['faults_per_die']:>11.4g} {r['zero_defect_poisson']:>11.5f} "
                  f"{r['functional_poisson']:>11.5f} ({r['functional_poisson_low95']:.5f}) "
                  f"{r['zero_defect_negbin']:>10.5f} {r['functional_negbin']:>10.5f} ({r['functional_negbin_low95']:.5f}){tag}")
