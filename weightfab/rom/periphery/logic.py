@@ -1,11 +1,11 @@
 """The row periphery's logic: address buffers, clock gating, predecoders and the final decode,
 as lists of bands (two-cell AND/buffer stages), one list per column of the floorplan.
 
-Address bits n = max(4, ceil(log2 rows)), at most 8 (256 wordlines per macro). Group 1 holds
+Address bits n = max(4, ceil(log2 rows)), at most 10 (1024 wordlines per macro). Group 1 holds
 bits [0, n1) and is gated by ce = clk & en; group 2 holds bits [n1, n). Each group is predecoded
 in chunks of at most two bits (column B: AND of the chunk's literals, and ce for group 1's
-first chunk), then the chunks of a group are combined (column C: AND of two chunk lines, or a
-buffer). The final decode (column D) is one AND of a group-1 line and a group-2 line per
+first chunk), then the chunks of a group are combined (column C: AND of two or three chunk lines,
+or a buffer). The final decode (column D) is one AND of a group-1 line and a group-2 line per
 wordline: wordline w is high while clk and en are high and the address equals w.
 """
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ...errors import WeightfabError
 from .bands import Band
 
-MAX_BITS = 8
+MAX_BITS = 10
 
 
 def lit(bit: int, value: int) -> str:
@@ -63,11 +63,11 @@ def logic(rows: int, prefix: str) -> Logic:
                 ins = tuple(lit(b, (j >> t) & 1) for t, b in enumerate(chunk)) + (("ce",) if gate else ())
                 cell = {1: "inv_1", 2: "nand2_1", 3: "nand3_1"}[len(ins)]
                 B.append(Band(cell, ins, f"c{g}_{k}[{j}]", f"c{g}_{k}b[{j}]"))
-        w0 = len(chunks[0])
         for j in range(1 << len(bits)):
-            if len(chunks) == 1:
-                C.append(Band("inv_1", (f"c{g}_0[{j}]",), f"p{g}[{j}]", f"p{g}b[{j}]"))
-            else:
-                C.append(Band("nand2_1", (f"c{g}_0[{j & ((1 << w0) - 1)}]", f"c{g}_1[{j >> w0}]"),
-                              f"p{g}[{j}]", f"p{g}b[{j}]"))
+            ins, shift = [], 0
+            for k, chunk in enumerate(chunks):       # the chunk lines this group line is the AND of
+                ins.append(f"c{g}_{k}[{(j >> shift) & ((1 << len(chunk)) - 1)}]")
+                shift += len(chunk)
+            cell = {1: "inv_1", 2: "nand2_1", 3: "nand3_1"}[len(ins)]
+            C.append(Band(cell, tuple(ins), f"p{g}[{j}]", f"p{g}b[{j}]"))
     return Logic(n, groups, tuple(A), tuple(B), tuple(C))
