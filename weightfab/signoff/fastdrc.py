@@ -29,6 +29,7 @@ markers) is always the full check's wherever anything is found; the notes say wh
 """
 from __future__ import annotations
 
+import copy
 import math
 import time
 
@@ -105,12 +106,11 @@ def _prove(path, pdk: Pdk, notes: list[str]):
     if full_rules:
         notes.append(f"the programming layer enters {', '.join(sorted(full_rules))} where more shapes need not "
                      "mean more violations: checked in full")
-    bad = _off_site(st, ppdk, arrays)
-    if bad:
-        prog_rules = {r.name for r in ppdk.rules if prog in _bases(ppdk, r)}
-        notes.append(f"{bad}: the programming-layer rules are checked in full")
-        full_rules |= prog_rules
-    return _template(st, ppdk, arrays, notes), full_rules, st.top
+    loose = _programming(st, ppdk, arrays)
+    if loose:
+        notes.append(f"{len(loose):,} programming-layer shapes are not via boxes on bit sites (periphery, or "
+                     "edited): checked as drawn")
+    return _template(st, ppdk, arrays, loose, notes), full_rules, st.top
 
 
 def _bit_arrays(st, pdk: Pdk):
@@ -152,20 +152,23 @@ def _non_monotone(pdk: Pdk, prog: str) -> set[str]:
     return out
 
 
-def _off_site(st, pdk: Pdk, refs) -> str:
-    """'' when every programming shape is a via-sized box on a bit site, else what is not."""
+def _programming(st, pdk: Pdk, refs) -> list[np.ndarray]:
+    """The programming-layer shapes that are not via-sized boxes on a bit site, as polygons in top
+    coordinates: every shape of a cell holding any other shape, and the off-site boxes."""
     gds = pdk.gds(pdk.programming_layer)
     via = _via(pdk)
-    for name in st.places:
-        _, size = st._own_centres(name, gds)
-        if len(size) and not (size == via).all():
-            return f"a programming shape in cell '{name}' is not a {via} dbu box"
-    arrays = [a for a, _ in refs]
-    _, loose = _stamp(st, arrays, gds)
-    if len(loose):
-        x, y = loose[0] / 2 * pdk.dbu_um
-        return f"{len(loose)} programming shapes are on no bit site (first at ({x:.3f}, {y:.3f}) µm)"
-    return ""
+    odd = {name for name in st.places if len(st._own_centres(name, gds)[1])
+           and not (st._own_centres(name, gds)[1] == via).all()}
+    out = []
+    for name in odd:
+        out += [p for p in st.flat_polygons(gds, skip=set(st.places) - {name})]
+    view = copy.copy(st)          # the structure without the odd cells (caches shared)
+    view.places = {k: v for k, v in st.places.items() if k not in odd}
+    _, loose = _stamp(view, [a for a, _ in refs], gds)
+    h = via // 2
+    for cx, cy in loose // 2:
+        out.append(np.array([[cx - h, cy - h], [cx + h, cy - h], [cx + h, cy + h], [cx - h, cy + h]], np.int64))
+    return out
 
 
 def _via(pdk: Pdk) -> int:
@@ -333,10 +336,12 @@ def _compact(reg: kdb.Region, cuts, axis: int) -> kdb.Region:
     return out
 
 
-def _template(st, pdk: Pdk, refs, notes: list[str]):
+def _template(st, pdk: Pdk, refs, loose: list[np.ndarray], notes: list[str]):
     names = [n for n in _layers(pdk) if n != pdk.programming_layer]
     bit_cells = {r.cell for _, r in refs}
     content = _content(st, pdk, names, bit_cells)
+    content[pdk.programming_layer] = _region(loose)
+    names.append(pdk.programming_layer)
     vmax = max(r.value for r in pdk.rules if r.kind != "area")
     halo = round(4 * vmax / pdk.dbu_um) + round(1.0 / pdk.dbu_um)
     allc = kdb.Region()

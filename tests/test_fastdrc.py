@@ -1,0 +1,170 @@
+"""Fast DRC against the full check: clean layouts agree, and every seeded violation the full check
+finds, the fast mode finds with the same counts (the template's own finding, or a named fallback)."""
+from __future__ import annotations
+
+import gdstk
+import numpy as np
+import pytest
+
+import weightfab
+from conftest import SAMPLE, mlp_model
+from weightfab.signoff.drc import run_drc
+from weightfab.signoff.readback import read_bits
+from weightfab.tech.pdk import load_pdk
+
+PDK = load_pdk("sky130")
+UM = PDK.dbu_um
+PROG = PDK.role_gds("mcon")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    """A synthetic int8 MLP whose arrays are large enough to be cut in x and y."""
+    d = tmp_path_factory.mktemp("fast")
+    model = mlp_model(d / "m.onnx", sizes=(40, 24, 6), seed=3)
+    np.savez(d / "m.calib.npz", x=np.random.default_rng(0).random((16, 40), dtype=np.float32))
+    out = d / "m.gds"
+    weightfab.compile(model, out, calib=d / "m.calib.npz", drc=False, verify=False)
+    return out
+
+
+def counts(rep):
+    return {r.name: r.count for r in rep.rules}
+
+
+def agree(path, expect_dirty=True):
+    fast, full = run_drc(path, PDK, fast=True), run_drc(path, PDK)
+    assert fast.mode == "fast" and full.mode == "full"
+    assert counts(fast) == counts(full), (fast.notes, fast.failing(), full.failing())
+    if expect_dirty:
+        assert full.violations > 0, "the seeded change should be a violation"
+    return fast, full
+
+
+def test_clean_layouts_agree_and_use_the_template(small):
+    for path in (small,):
+        fast, full = agree(path, expect_dirty=False)
+        assert fast.clean and full.clean
+        assert not any("full" in n for n in fast.notes), fast.notes
+        assert fast.notes[-1].startswith("template:") and " 0 x-cuts" not in fast.notes[-1], fast.notes
+
+
+def test_sample_agrees(tmp_path):
+    out = tmp_path / "s.oas"
+    weightfab.compile(SAMPLE, out, drc=False, verify=False)
+    fast, _ = agree(out, expect_dirty=False)
+    assert fast.notes[-1].startswith("template:") and not any("full" in n for n in fast.notes), fast.notes
+
+
+def _lib(path):
+    lib = gdstk.read_gds(str(path))
+    return lib, lib.top_level()[0]
+
+
+def _holder(lib):
+    """The cell that places the block cells (an engine or macro cell)."""
+    return next(c for c in lib.cells if any("_blk_" in r.cell.name for r in c.references))
+
+
+def _blocks(lib):
+    return [c for c in lib.cells if "_blk_" in c.name]
+
+
+def _write(lib, path):
+    lib.write_gds(str(path))
+    return path
+
+
+def _interior(path, i=0):
+    """A point (µm) in the middle of array i, away from every edge, between two columns and two
+    islands (where no layer but the implant has a shape)."""
+    from weightfab.rom.geometry import RomGeometry
+    a = read_bits(path, PDK)[0][i]
+    gap = a.py - RomGeometry.from_pdk(PDK).island
+    return (a.x0 + (a.cols // 2) * a.px + a.px // 2) * UM, (a.y0 + (a.rows // 4 + 1) * a.py - gap // 2) * UM
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["moved", "enlarged", "duplicated"])
+def test_programming_shape_edits(small, tmp_path, how):
+    lib, _ = _lib(small)
+    blk = _blocks(lib)[0]
+    poly = blk.polygons[0]
+    if how == "moved":
+        poly.translate(0.005, 0)                   # one grid step off its site
+    elif how == "enlarged":
+        (x0, y0), (x1, y1) = poly.bounding_box()
+        blk.remove(poly)
+        blk.add(gdstk.rectangle((x0 - 0.005, y0 - 0.005), (x1 + 0.005, y1 + 0.005), layer=PROG[0], datatype=PROG[1]))
+    else:
+        (x0, y0), (x1, y1) = poly.bounding_box()
+        blk.add(gdstk.rectangle((x0 + 0.1, y0), (x1 + 0.1, y1), layer=PROG[0], datatype=PROG[1]))
+    fast, _ = agree(_write(lib, tmp_path / "m.gds"))
+    assert any("template fails" in n for n in fast.notes), fast.notes
+
+
+def test_edited_block_cell_used_once_among_thousands(small, tmp_path):
+    """One unique block cell's programming shape moved off site; the cell is placed once."""
+    lib, _ = _lib(small)
+    eng = _holder(lib)
+    once = {r.cell.name for r in eng.references if r.repetition.size == 0}
+    blk = next(c for c in _blocks(lib) if c.name in once)
+    blk.polygons[0].translate(0.005, 0)
+    fast, _ = agree(_write(lib, tmp_path / "m.gds"))
+    assert any("template fails" in n for n in fast.notes), fast.notes
+
+
+def test_base_shape_added_inside_one_block_cell(small, tmp_path):
+    lib, _ = _lib(small)
+    blk = _blocks(lib)[1]
+    (x0, y0), _ = blk.polygons[0].bounding_box()
+    blk.add(gdstk.rectangle((x0, y0), (x0 + 0.05, y0 + 0.05), layer=PDK.gds("poly")[0], datatype=PDK.gds("poly")[1]))
+    fast, _ = agree(_write(lib, tmp_path / "m.gds"))
+    assert any("template fails" in n for n in fast.notes), fast.notes
+
+
+@pytest.mark.parametrize("where", ["edge", "corner"])
+def test_base_shape_at_engine_edge_and_corner(small, tmp_path, where):
+    lib, top = _lib(small)
+    a = read_bits(small, PDK)[0][0]
+    x = (a.x0 + (a.cols // 2 if where == "edge" else a.cols - 1) * a.px) * UM
+    y = a.y0 * UM - 0.05                       # just below the first island row
+    li = PDK.gds("li")
+    top.add(gdstk.rectangle((x, y), (x + 0.1, y + 0.05), layer=li[0], datatype=li[1]))
+    fast, _ = agree(_write(lib, tmp_path / "m.gds"))
+    assert any("template fails" in n for n in fast.notes), fast.notes
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("layer", ["diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "npc"])
+def test_stray_shape_on_any_layer_inside_an_array(small, tmp_path, layer):
+    lib, top = _lib(small)
+    x, y = _interior(small)
+    g = PDK.gds(layer)
+    top.add(gdstk.rectangle((x - 0.025, y - 0.025), (x + 0.025, y + 0.025), layer=g[0], datatype=g[1]))
+    fast, full = agree(_write(lib, tmp_path / "m.gds"), expect_dirty=layer != "nsdm")  # nsdm covers the array
+    if layer != "nsdm":   # found by the template (its cuts stop a halo short of the shape), no fallback
+        assert any("template fails" in n for n in fast.notes), fast.notes
+
+
+def test_bit_pair_cell_edited(small, tmp_path):
+    """The cell of every bit changed (met1 bitline narrowed): the template fails; counts are the full check's."""
+    lib, _ = _lib(small)
+    pair = next(c for c in lib.cells if c.name.endswith("_bitpair"))
+    m1 = PDK.gds("met1")
+    bl = next(p for p in pair.polygons if (p.layer, p.datatype) == m1)
+    (x0, y0), (x1, y1) = bl.bounding_box()
+    pair.remove(bl)
+    pair.add(gdstk.rectangle((x0 + 0.02, y0), (x1 - 0.02, y1), layer=m1[0], datatype=m1[1]))
+    fast, full = agree(_write(lib, tmp_path / "m.gds"))
+    assert full.violations > 1000
+
+
+def test_foreign_layout_falls_back_and_says_so(tmp_path):
+    lib = gdstk.Library()
+    cell = lib.new_cell("FOREIGN")
+    p = PDK.gds("poly")
+    cell.add(gdstk.rectangle((0, 0), (0.1, 2), layer=p[0], datatype=p[1]))
+    cell.add(gdstk.rectangle((0.15, 0), (1, 2), layer=p[0], datatype=p[1]))
+    fast, full = agree(_write(lib, tmp_path / "f.gds"))
+    assert any("not a weightfab layout" in n and "full check" in n for n in fast.notes)
