@@ -359,3 +359,9 @@ def test_cli_layer_names_are_shortened_in_the_middle_and_stay_distinct():
     short = [short_name(n) for n in names]
     assert len(set(short)) == 10 and all(len(s) == 24 for s in short)
     assert short_name("fc1") == "fc1" and short[3].startswith("TFLITE2ONNX") and short[3].endswith("d_3/BiasAdd")
+
+
+def test_integer_products_use_float32_only_where_it_is_exact():
+    from weightfab.quant.integer import exact_float
+    assert exact_float(np.full((2, 576), 255), np.full((4, 576), 7, np.int8)) is np.float32   # 1.03e6 < 2^24
+    assert exact_float(np.full((2, 576), 255), np.full((4, 576), 127, np.int8)) is np.float64  # 1.87e7 > 2^24

@@ -50,13 +50,21 @@ def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
 
 
+def exact_float(x: np.ndarray, w: np.ndarray) -> type:
+    """float32 when every partial sum of x · w is an integer below 2^24 in magnitude (then float32
+    arithmetic is exact in any summation order), else float64 (exact below 2^53)."""
+    bound = float(np.abs(x).max(initial=0)) * float(np.abs(w.astype(np.int64)).sum(axis=1).max(initial=0))
+    return np.float32 if bound < 2 ** 24 else np.float64
+
+
 def accumulate(op, layer, x: np.ndarray) -> np.ndarray:
     """The int32 accumulator of a Dense/Conv layer: weights · input codes + bias (+ zero-point term)."""
-    w = layer.weight.astype(np.int64)
+    ft = exact_float(x, layer.weight)
+    w = layer.weight.astype(ft)
     if isinstance(op, Dense):
-        acc = int_matmul(x.reshape(len(x), -1), w.T) + layer.bias
+        acc = np.rint(x.reshape(len(x), -1).astype(ft) @ w.T).astype(np.int64) + layer.bias
     else:
-        acc = np.rint(conv_any(x.astype(np.float64), w.astype(np.float64), op, 0.0)).astype(np.int64)
+        acc = np.rint(conv_any(x.astype(ft), w, op, 0.0)).astype(np.int64)
         acc = acc + layer.bias[None, :, None, None]
     if layer.w_offset is not None:  # zero-point correction: offset · Σx over the inputs each output sees
         ones = np.ones(layer.weight.shape, np.float64)
