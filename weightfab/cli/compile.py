@@ -21,6 +21,9 @@ from .options import FILE, merge_options, model_inputs, pdk_option, rounding_opt
 @click.option("--lyrdb", type=FILE, help="Write DRC markers here (always written, beside the output, on violations).")
 @click.option("--no-drc", is_flag=True, help="Skip the design-rule check.")
 @click.option("--no-verify", is_flag=True, help="Skip the readback verification.")
+@click.option("--full-drc", is_flag=True, help="DRC every rule on the whole file (default: the fast check, "
+              "signoff/fastdrc.py, which falls back to this wherever its proof does not hold).")
+@click.option("--quiet", is_flag=True, help="No progress line on stderr (shown only on a terminal).")
 @merge_options
 @click.option("--html", type=FILE, help="Also write one self-contained HTML report with pictures (needs matplotlib).")
 @click.option("--program-layer", help="Via to program the weights on (default: the PDK's densest; "
@@ -32,17 +35,20 @@ from .options import FILE, merge_options, model_inputs, pdk_option, rounding_opt
               help="Also write each macro's LEF, Liberty (ngspice tt/ss/ff), Verilog and SPICE views here.")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, merge_tol, merge_budget, html, program_layer, protect, no_periphery, views_dir):
+                no_drc, no_verify, full_drc, quiet, merge_tol, merge_budget, html, program_layer, protect, no_periphery, views_dir):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
+    from ..flow.progress import Progress
     from ..report.html import check_html_option, write_compile_html
 
     check_html_option(html, model, output, calib, data, report, lyrdb)  # before any work
 
-    res = run(model, output, pdk=pdk, weights=weights, rounding=rounding, block=block, calib=calib, data=data,
-              input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
-              report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
-              program_layer=program_layer, protect=protect, periphery=not no_periphery)
+    with Progress(quiet) as progress:
+        res = run(model, output, pdk=pdk, weights=weights, rounding=rounding, block=block, calib=calib, data=data,
+                  input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
+                  report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
+                  program_layer=program_layer, protect=protect, periphery=not no_periphery, full_drc=full_drc,
+                  progress=progress)
     print_result(res, model, output)
     if html:
         write_compile_html(res, html, echo=click.echo)

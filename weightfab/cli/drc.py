@@ -13,8 +13,11 @@ from .options import FILE, pdk_option
 @pdk_option
 @click.option("--lyrdb", type=FILE,
               help="Marker database to write (default: FILE with suffix .lyrdb, written only on violations).")
+@click.option("--full", is_flag=True, help="Every rule on the whole file (sign-off); default: the fast check "
+              "(a proven template of the file, signoff/fastdrc.py), which runs this wherever its proof fails.")
+@click.option("--quiet", is_flag=True, help="No progress line on stderr (shown only on a terminal).")
 @_guard
-def drc_cmd(file, pdk, lyrdb):
+def drc_cmd(file, pdk, lyrdb, full, quiet):
     """Check FILE (GDSII/OASIS) against the PDK's rule deck; exit 2 on violations."""
     from ..flow.compile import LYRDB_END
     from ..flow.outputs import Outputs, check_paths, check_text_end
@@ -24,7 +27,9 @@ def drc_cmd(file, pdk, lyrdb):
     out_path = lyrdb or file.with_suffix(".lyrdb")
     check_paths({"FILE": file}, {"--lyrdb" if lyrdb else "the markers (FILE.lyrdb)": out_path})
     p = load_pdk(pdk)
-    report = run_drc(file, p)
+    from ..flow.progress import Progress
+    with Progress(quiet) as progress:
+        report = run_drc(file, p, fast=not full, progress=progress.step)
     _print_drc(report, click.echo, p)
     if lyrdb or not report.clean:  # markers on violations, or where asked for (README "Outputs")
         with Outputs() as out:

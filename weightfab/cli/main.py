@@ -68,10 +68,14 @@ def main():
 
 def _print_drc(report, echo, pdk=None):
     unchecked = f"; {len(pdk.skipped)} rule groups not checked, see 'weightfab pdk show {pdk.name}'" if pdk and pdk.skipped else ""
+    mode = f"{getattr(report, 'mode', 'full')} mode"
+    for note in getattr(report, "notes", ()):
+        if "full" in note:           # the fast mode says where it ran the full check, and why
+            echo(f"DRC note: {note}")
     if report.clean:
-        echo(f"DRC: clean ({len(report.rules)} rules, {report.seconds:.2f} s{unchecked})")
+        echo(f"DRC: clean ({len(report.rules)} rules, {mode}, {report.seconds:.2f} s{unchecked})")
         return
-    echo(f"DRC: {report.violations} violations")
+    echo(f"DRC: {report.violations} violations ({mode})")
     for r in report.failing():
         ex = ", ".join(f"({x:.3f}, {y:.3f})" for x, y in r.examples[:3])
         echo(f"  {r.name:<10} {r.kind} {r.value} : {r.count} at {ex} µm")

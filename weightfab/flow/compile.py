@@ -113,6 +113,7 @@ class CompileResult:
                                               self.drawn_layers),
             "drc": None if self.drc is None else {
                 "clean": self.drc.clean, "violations": self.drc.violations, "rules_checked": len(self.drc.rules),
+                "mode": self.drc.mode, "notes": list(self.drc.notes), "seconds": round(self.drc.seconds, 4),
                 "failing": [{"rule": r.name, "count": r.count, "examples_um": r.examples} for r in self.drc.failing()],
                 "not_checked": dict(self.pdk.skipped),
             },
@@ -205,7 +206,8 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             report: str | Path | None = None, lyrdb: str | Path | None = None,
             merge_tol: int | None = None, merge_budget: float | None = None,
             on_warning: Callable[[str], None] | None = None, program_layer: str | None = None,
-            protect: str | None = None, periphery: bool = True) -> CompileResult:
+            protect: str | None = None, periphery: bool = True, full_drc: bool = False,
+            progress=None) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does and for
     where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
     model, output = Path(model), Path(output)
@@ -220,6 +222,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             on_warning(message)
 
     clock = _Clock()
+    clock.progress = progress   # flow/progress.py: told when each stage ends (None: silent)
     with Outputs() as out:
         pdk_ = program(load_pdk(pdk), program_layer)             # the programming via (rom/viastack.py)
         net = load_onnx(model)                                    # ONNX -> Network
@@ -256,7 +259,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
         clock.lap("write")
         drc_report = None
         if drc:
-            drc_report = _drc(staged, output, pdk_, markers if lyrdb else None, out)
+            drc_report = _drc(staged, output, pdk_, markers if lyrdb else None, out, full_drc, progress)
             clock.lap("drc")
         verify_result = None
         if verify:
@@ -289,9 +292,11 @@ def _check_usage(model: Path, output: Path, pdk, calib, data, report, lyrdb, drc
     return markers
 
 
-def _drc(staged: Path, output: Path, pdk_: Pdk, lyrdb: Path | None, out: Outputs) -> DrcReport:
+def _drc(staged: Path, output: Path, pdk_: Pdk, lyrdb: Path | None, out: Outputs, full: bool = False,
+         progress=None) -> DrcReport:
     """DRC of the staged layout; markers staged beside the output when asked for or on violations."""
-    rep = dataclasses.replace(run_drc(staged, pdk_), file=str(output))  # KLayout, hierarchical
+    step = None if progress is None else progress.step
+    rep = dataclasses.replace(run_drc(staged, pdk_, fast=not full, progress=step), file=str(output))  # fastdrc.py
     if lyrdb is not None or not rep.clean:
         path = out.stage(lyrdb or output.with_suffix(".lyrdb"))
         write_lyrdb(rep, pdk_, path)
@@ -309,6 +314,8 @@ class _Clock:
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
         self.t[stage] = self.t.get(stage, 0.0) + now - self.last
+        if getattr(self, "progress", None) is not None:
+            self.progress.lap(stage, now - self.last)
         self.last = now
 
 
