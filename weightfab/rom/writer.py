@@ -30,11 +30,17 @@ def cell_prefix(name: str) -> str:
     return clean if clean[0].isalpha() else "m_" + clean
 
 
+AREF_MAX = 32767  # GDSII AREF columns/rows are 16-bit signed integers: larger arrays are written as tiles
+
+
 def _add(cell: gdstk.Cell, s: Shape, pdk: Pdk, um: float, cells: dict[str, gdstk.Cell]):
     x0, y0, x1, y1 = s.box
-    if s.layer in cells:  # a sub-cell: regular array reference
-        cell.add(gdstk.Reference(cells[s.layer], (x0 * um, y0 * um), columns=s.nx, rows=s.ny,
-                                 spacing=(s.dx * um, s.dy * um)))
+    if s.layer in cells:  # a sub-cell: regular array reference(s), tiles of at most AREF_MAX per axis
+        for i in range(0, s.nx, AREF_MAX):
+            for j in range(0, s.ny, AREF_MAX):
+                cell.add(gdstk.Reference(cells[s.layer], ((x0 + i * s.dx) * um, (y0 + j * s.dy) * um),
+                                         columns=min(AREF_MAX, s.nx - i), rows=min(AREF_MAX, s.ny - j),
+                                         spacing=(s.dx * um, s.dy * um)))
         return
     layer, dtype = pdk.role_gds(s.layer)
     rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=layer, datatype=dtype)

@@ -239,7 +239,31 @@ def read_structure(path: str | Path, dbu_um: float) -> Structure | None:
         for m, org in groups:
             merged.setdefault(m, []).append(org)
         places[name] = [(m, np.concatenate(v)) for m, v in merged.items()]
-    return Structure(str(path), dbu_um, tops[0].name, cells, arrays, places, scale)
+    return Structure(str(path), dbu_um, tops[0].name, cells, _join(arrays), places, scale)
+
+
+def _join(arrays: list[ArrayRef]) -> list[ArrayRef]:
+    """Abutting tiles of one array (a writer splits arrays longer than a GDSII AREF holds) as one."""
+    out = sorted(arrays, key=lambda r: (r.cell, r.dx, r.dy, r.y, r.x))
+    changed = True
+    while changed:
+        changed = False
+        for i, a in enumerate(out):
+            for j, b in enumerate(out):
+                if i == j or (a.cell, a.dx, a.dy) != (b.cell, b.dx, b.dy):
+                    continue
+                if a.y == b.y and a.ny == b.ny and b.x == a.x_end:
+                    m = ArrayRef(a.cell, a.x, a.y, a.nx + b.nx, a.ny, a.dx, a.dy)
+                elif a.x == b.x and a.nx == b.nx and b.y == a.y_end:
+                    m = ArrayRef(a.cell, a.x, a.y, a.nx, a.ny + b.ny, a.dx, a.dy)
+                else:
+                    continue
+                out = [r for k, r in enumerate(out) if k not in (i, j)] + [m]
+                changed = True
+                break
+            if changed:
+                break
+    return out
 
 
 def _top_down(top) -> list:
