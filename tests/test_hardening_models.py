@@ -154,9 +154,7 @@ def test_out_of_memory_says_so_with_the_size(tmp_path):
     assert "Unable to allocate 977. MiB" in line and "'fill'" in line, line
 
 
-@pytest.mark.parametrize("fan", ["in", "out", pytest.param("out-32768-bitlines", marks=pytest.mark.xfail(
-    strict=True, reason="GDSII array references hold at most 32767 columns: the writer draws the 32768 "
-                        "bitlines of 4096 int8 outputs as one AREF, whose column count wraps (rom/writer.py)"))])
+@pytest.mark.parametrize("fan", ["in", "out", "out-32768-bitlines"])  # the last: more than one GDSII AREF holds
 def test_huge_fan_in_and_fan_out(tmp_path, fan):
     """One output from 8192 inputs, 2048 (and 4096) outputs from 2 inputs: compiled and read back."""
     sizes = {"in": (8192, 1), "out": (2, 2048), "out-32768-bitlines": (2, 4096)}[fan]

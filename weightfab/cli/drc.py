@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..errors import outcome_error
+from ..errors import LayoutReadError, outcome_error
 from .main import _guard, _print_drc
 from .options import FILE, pdk_option
 
@@ -24,6 +24,8 @@ def drc_cmd(file, pdk, lyrdb, full, quiet):
     from ..signoff.drc import run_drc, write_lyrdb
     from ..tech.pdk import load_pdk
 
+    if not file.is_file():
+        raise LayoutReadError(f"{file}: no such file")
     out_path = lyrdb or file.with_suffix(".lyrdb")
     check_paths({"FILE": file}, {"--lyrdb" if lyrdb else "the markers (FILE.lyrdb)": out_path})
     p = load_pdk(pdk)
