@@ -171,6 +171,7 @@ STAGES = ["load_pdk", "load_onnx", "resolve_inputs", "quantize", "dedup", "floor
           "write_library", "check_layout_file", "run_drc", "write_lyrdb", "verify_layout", "_accuracy", "write_json"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("stage", STAGES)
 def test_sigint_at_each_stage_leaves_outputs_as_they_were(tmp_path, tiny, stage):
     """SIGINT at any stage: exit 130, one line, the previous files at the output paths untouched,
@@ -203,6 +204,7 @@ def test_drc_violations_keep_the_layout_with_markers_and_exit_2(tmp_path, tiny):
     assert out.is_file() and (tmp_path / "chip.lyrdb").is_file() and not json.loads(rep.read_text())["drc"]["clean"]
 
 
+@pytest.mark.slow
 def test_concurrent_compiles_each_verify_their_own_file(tmp_path):
     """Two compiles of different models to one output at once: each checks the file it wrote (the
     loser used to verify the winner's file and exit 3); the file left is one of them, complete."""
