@@ -4,9 +4,10 @@
 Builds synthetic MLP ONNX models (MatMul + Add + Relu, random float32 weights from a seeded
 numpy RNG, input [N, in] with a symbolic batch), compiles each one in a fresh subprocess at
 int4 / block 4 with drc=False, verify=False, and reports per-stage wall time (from
-CompileResult.timings) and the peak RSS of that process. The written layout is then read back
-in another fresh subprocess (weightfab.signoff.readback.verify_layout against the quantized network)
-and timed on its own. Optionally also GDSII (--gds) and a DRC run on the 1M case (--drc).
+CompileResult.timings) and the peak RSS of that process. The written layout is then checked by the
+fast DRC (signoff/fastdrc.py) and read back (weightfab.signoff.readback.verify_layout against the
+quantized network), each in a fresh subprocess, timed (wall and CPU) with its own peak RSS.
+Optionally also GDSII (--gds) and the full DRC on the 1M case (--drc). Sizes 1M, 10M, 100M.
 
     python bench/bench_compile.py [--sizes 1M,10M] [--gds] [--drc] [--keep DIR] [--profile SIZE]
 
@@ -33,6 +34,7 @@ SIZES: dict[str, list[int]] = {
     "100K": [256, 256, 128, 10],                        # 99,584 weights (quick smoke run)
     "1M": [512, 1024, 512, 10],                         # 1,053,696 weights
     "10M": [1600, 1600, 1600, 1600, 1600, 10],          # 10,256,000 weights
+    "100M": [4096] * 7,                                   # 100,663,296 weights (heavy: ~10 GiB, minutes)
 }
 WEIGHTS = "int4"
 BLOCK = 4
@@ -142,27 +144,29 @@ def job_readback(a) -> dict:
     with open(a.qnet_out, "rb") as f:
         qnet = pickle.load(f)
     rss0 = peak_rss_mib()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     v = verify_layout(a.output, qnet, pdk)
     wall = time.perf_counter() - t0
-    return {"seconds": wall, "ok": v.ok, "bits": v.total_bits, "matched": v.matched,
+    return {"seconds": wall, "cpu_seconds": time.process_time() - c0, "ok": v.ok, "bits": v.total_bits, "matched": v.matched,
             "mismatches": len(v.mismatches), "arrays": len(v.arrays),
             "rss_start_mib": rss0, "peak_rss_mib": peak_rss_mib()}
 
 
-def job_drc(a) -> dict:
+def job_drc(a, fast: bool = False) -> dict:
     from weightfab.signoff.drc import run_drc
     from weightfab.tech.pdk import load_pdk
 
     pdk = load_pdk("sky130")
-    t0 = time.perf_counter()
-    rep = run_drc(a.output, pdk)
+    t0, c0 = time.perf_counter(), time.process_time()
+    rep = run_drc(a.output, pdk, fast=fast)
     wall = time.perf_counter() - t0
-    return {"seconds": wall, "clean": rep.clean, "violations": rep.violations, "rules": len(rep.rules),
+    return {"seconds": wall, "cpu_seconds": time.process_time() - c0, "clean": rep.clean,
+            "violations": rep.violations, "rules": len(rep.rules), "mode": rep.mode, "notes": list(rep.notes),
             "peak_rss_mib": peak_rss_mib()}
 
 
-JOBS = {"compile": job_compile, "readback": job_readback, "drc": job_drc}
+JOBS = {"compile": job_compile, "readback": job_readback, "drc": job_drc,
+        "fastdrc": lambda a: job_drc(a, fast=True)}
 
 
 def run_child(job: str, timeout: float | None = None, **kw) -> dict | None:
@@ -189,15 +193,16 @@ def run_child(job: str, timeout: float | None = None, **kw) -> dict | None:
 
 def fmt_table(rows: list[dict]) -> str:
     head = (["size", "weights", "fmt", "file bytes", "cells"] + list(STAGES)
-            + ["total s", "readback s", "peak RSS MiB", "readback RSS MiB"])
+            + ["total s", "fast DRC s", "readback s", "peak RSS MiB", "DRC RSS MiB", "readback RSS MiB"])
     body = []
     for r in rows:
         c, rb = r["compile"], r["readback"]
         t = c["timings"]
         body.append([r["size"], f"{c['weights']:,}", r["fmt"], f"{c['file_bytes']:,}", f"{c['cells']:,}"]
                     + [f"{t.get(s, 0.0):.2f}" for s in STAGES]
-                    + [f"{sum(t.values()):.2f}", f"{rb['seconds']:.2f}" + ("" if rb["ok"] else " FAIL"),
-                       f"{c['peak_rss_mib']:.0f}", f"{rb['peak_rss_mib']:.0f}"])
+                    + [f"{sum(t.values()):.2f}", f"{r['fastdrc']['seconds']:.2f}" + ("" if r["fastdrc"]["clean"] else " DIRTY"),
+                       f"{rb['seconds']:.2f}" + ("" if rb["ok"] else " FAIL"),
+                       f"{c['peak_rss_mib']:.0f}", f"{r['fastdrc']['peak_rss_mib']:.0f}", f"{rb['peak_rss_mib']:.0f}"])
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     line = lambda cells: "  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(cells, widths)))
     return "\n".join([line(head), line(["-" * w for w in widths])] + [line(b) for b in body])
@@ -240,10 +245,14 @@ def main_parent(args) -> int:
                       + f"), peak RSS {c['peak_rss_mib']:.0f} MiB, {c['file_bytes']:,} bytes, "
                       f"{c['unique_blocks']:,} unique of {c['blocks']:,} blocks, {c['cells']:,} cells"
                       + (" [profiled: times include cProfile overhead]" if prof else ""), flush=True)
+                fd = run_child("fastdrc", output=out)
+                print(f"  {fmt}: fast DRC {fd['seconds']:.2f} s ({fd['cpu_seconds']:.2f} s CPU), "
+                      f"{'clean' if fd['clean'] else str(fd['violations']) + ' violations'}, peak RSS "
+                      f"{fd['peak_rss_mib']:.0f} MiB; " + "; ".join(fd["notes"]), flush=True)
                 rb = run_child("readback", output=out, qnet_out=qn)
-                print(f"  {fmt}: readback {rb['seconds']:.2f} s, {'ok' if rb['ok'] else 'MISMATCH'} "
+                print(f"  {fmt}: readback {rb['seconds']:.2f} s ({rb['cpu_seconds']:.2f} s CPU), {'ok' if rb['ok'] else 'MISMATCH'} "
                       f"({rb['matched']:,} of {rb['bits']:,} bits, {rb['arrays']} arrays), peak RSS {rb['peak_rss_mib']:.0f} MiB", flush=True)
-                rows.append({"size": size, "fmt": fmt, "compile": c, "readback": rb})
+                rows.append({"size": size, "fmt": fmt, "compile": c, "readback": rb, "fastdrc": fd})
                 if prof:
                     show_profile(prof)
                 os.unlink(qn)
@@ -254,7 +263,7 @@ def main_parent(args) -> int:
                 run_child("compile", model=work / "mlp_1M.onnx", calib=work / "mlp_1M.calib.npz", output=drc_file,
                           qnet_out=work / "mlp_1M.oas.qnet.pkl")
                 os.unlink(work / "mlp_1M.oas.qnet.pkl")
-            print(f"\n[1M] DRC of {drc_file.name} (timeout {args.drc_timeout:.0f} s) ...", flush=True)
+            print(f"\n[1M] full DRC of {drc_file.name} (timeout {args.drc_timeout:.0f} s) ...", flush=True)
             t0 = time.perf_counter()
             drc_res = run_child("drc", timeout=args.drc_timeout, output=drc_file)
             if drc_res is None:
@@ -268,9 +277,9 @@ def main_parent(args) -> int:
         print("\ntimes in seconds (wall, per stage from CompileResult.timings; 'total' = their sum, the compile() call);"
               "\npeak RSS = ru_maxrss of the fresh process that ran the job (includes interpreter + imports).")
         if drc_res and "timeout" in drc_res:
-            print(f"DRC (1M, OASIS): > {drc_res['timeout']:.0f} s (killed at the timeout)")
+            print(f"full DRC (1M, OASIS): > {drc_res['timeout']:.0f} s (killed at the timeout)")
         elif drc_res:
-            print(f"DRC (1M, OASIS): {drc_res['seconds']:.2f} s, "
+            print(f"full DRC (1M, OASIS): {drc_res['seconds']:.2f} s, "
                   f"{'clean' if drc_res['clean'] else str(drc_res['violations']) + ' violations'}, "
                   f"peak RSS {drc_res['peak_rss_mib']:.0f} MiB")
         for r in rows:
@@ -300,7 +309,8 @@ def main(argv=None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="1M,10M", help=f"comma-separated, from {', '.join(SIZES)} (default 1M,10M)")
     ap.add_argument("--gds", action="store_true", help="also compile to GDSII")
-    ap.add_argument("--drc", action="store_true", help="run DRC on the 1M OASIS file and report its time")
+    ap.add_argument("--drc", action="store_true", help="also run the full DRC on the 1M OASIS file (the fast DRC "
+                    "runs on every size)")
     ap.add_argument("--drc-timeout", type=float, default=1800, metavar="S", help="give up on DRC after S seconds (1800)")
     ap.add_argument("--keep", metavar="DIR", help="write models and layouts here and keep them (default: temp dir)")
     ap.add_argument("--seed", type=int, default=0)
