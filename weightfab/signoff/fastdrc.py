@@ -277,16 +277,22 @@ def _xor_defects(content, axis, a, b, p, halo, span) -> list[tuple[int, int]]:
     y0, y1 = span
     box = (lambda u, v: kdb.Box(u, y0, v, y1)) if axis == 0 else (lambda u, v: kdb.Box(y0, u, y1, v))
     mv = (p, 0) if axis == 0 else (0, p)
-    out = []
+    bad = kdb.Region()
     for reg in content.values():
         if reg.is_empty():
             continue
         one = (reg & kdb.Region(box(a, b - p))).moved(*mv)
         two = reg & kdb.Region(box(a + p, b))
-        for poly in (one ^ two).each():
-            bb = poly.bbox()
-            u, v = (bb.left, bb.right) if axis == 0 else (bb.bottom, bb.top)
-            out.append((u - halo - p, v + halo + p))
+        bad += (one ^ two).extents()
+    if bad.is_empty():
+        return []
+    # the defects' extents along the axis, as merged bands (no Python loop per defect)
+    grow = halo + p
+    bands = (bad.sized(grow, abs(y1 - y0)) if axis == 0 else bad.sized(abs(y1 - y0), grow)).merged()
+    out = []
+    for poly in bands.each():
+        bb = poly.bbox()
+        out.append((bb.left, bb.right) if axis == 0 else (bb.bottom, bb.top))
     return out
 
 
