@@ -10,32 +10,19 @@ CIFAR images (the conventions of the README accuracy table).
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from weightfab.frontend.onnx_import import load_onnx  # noqa: E402
-from weightfab.quant.quantize import quantize, run_integer  # noqa: E402
-
-SHARED = ROOT.parent / "shared"
+from common import SHARED, shared_set  # puts the checkout on sys.path
+from weightfab.frontend.onnx_import import load_onnx
+from weightfab.quant.quantize import quantize, run_integer
 
 
 def data(name):
     """(model file, inputs, labels, calibration inputs)."""
-    if name in ("keras", "mnist12"):
-        d = np.load(SHARED / "data/mnist_t10k.npz")
-        img, lab = d["images"].astype(np.float32), d["labels"].astype(np.int64)
-        if name == "keras":
-            return "mnist_mlp_keras2onnx.onnx", img[..., None], lab, img[:500, ..., None]
-        x = img[:, None] / np.float32(255)
-        return "mnist-12_onnxzoo_cntk.onnx", x, lab, x[:500]
-    d = np.load(SHARED / "data/cifar10_test_first846.npz")
-    x = d["images"].astype(np.float32).transpose(0, 3, 1, 2)
-    return "mlperftiny_resnet8_fp32_tflite2onnx.onnx", x, d["labels"].astype(np.int64), x
+    file, x, lab = shared_set(name)
+    return file, x, lab, (x[:500] if name in ("keras", "mnist12") else x)
 
 
 def main():

@@ -17,31 +17,21 @@ on the first 100 CIFAR images): share of output codes equal (before the final so
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-from weightfab.frontend.onnx_import import load_onnx  # noqa: E402
-from weightfab.quant.quantize import quantize, run_integer  # noqa: E402
-
-SHARED = ROOT.parent / "shared"
+from common import SHARED, shared_set  # puts the checkout on sys.path
+from weightfab.frontend.onnx_import import load_onnx
+from weightfab.quant.quantize import quantize, run_integer
 
 
 def data(name):
     """(model file, calibration inputs, evaluation inputs, evaluation labels)."""
-    if name in ("keras", "mnist12"):
-        d = np.load(SHARED / "data/mnist_t10k.npz")
-        img, lab = d["images"].astype(np.float32), d["labels"].astype(np.int64)
-        x = img[..., None] if name == "keras" else img[:, None] / np.float32(255)
-        file = "mnist_mlp_keras2onnx.onnx" if name == "keras" else "mnist-12_onnxzoo_cntk.onnx"
-        return file, x[:1000], x[1000:], lab[1000:]
-    d = np.load(SHARED / "data/cifar10_test_first846.npz")
-    x = d["images"].astype(np.float32).transpose(0, 3, 1, 2)
-    return "mlperftiny_resnet8_fp32_tflite2onnx.onnx", x[:423], x[423:], d["labels"].astype(np.int64)[423:]
+    file, x, lab = shared_set(name)
+    n = 1000 if name in ("keras", "mnist12") else 423
+    return file, x[:n], x[n:], lab[n:]
 
 
 def ort_logits(model: bytes, x: np.ndarray) -> np.ndarray:

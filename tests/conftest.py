@@ -27,6 +27,36 @@ def run_cli(*args, cwd=None, check=None) -> subprocess.CompletedProcess:
                           cwd=cwd, env=env)
 
 
+def cli(*args):
+    """The command line in this process (fast, for the one-line error cases): (exit code, stdout, stderr)."""
+    from click.testing import CliRunner
+    from weightfab.cli import main
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def one_line_error(r, *expect, code=1) -> str:
+    """Assert that the run ``r`` exited with ``code`` printing exactly one stderr line, "error: ..." holding
+    each of ``expect``, and no traceback or internal error; return that line."""
+    assert r.returncode == code, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-3000:]
+    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
+    for e in expect:
+        assert e in lines[0], (e, lines[0])
+    return lines[0]
+
+
+def save_graph(path: Path, nodes, inits, in_shape, out_name, out_shape, opset=13) -> Path:
+    """``nodes`` and ``inits`` as a model with one float input ``x`` and one float output, saved to ``path``."""
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                          [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
+    m.ir_version = 8
+    onnx.save(m, path)
+    return path
+
+
 def mlp_model(path: Path, sizes=(6, 5, 3), seed=0, relu=True, softmax=True, batch="N") -> Path:
     """A small MatMul+Add(+Relu) MLP written with onnx.helper."""
     rng = np.random.default_rng(seed)

@@ -17,19 +17,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import ROOT, SAMPLE, SAMPLES, mlp_model, run_cli
+from conftest import ROOT, SAMPLE, SAMPLES, mlp_model, one_line_error, run_cli
 
 TEST = SAMPLES / "digits_mlp.test.npz"
-
-
-def one_line(r, code=1, *expect):
-    assert r.returncode == code, (r.returncode, r.stdout[-1500:], r.stderr[-1500:])
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-2000:]
-    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
-    for e in expect:
-        assert e in lines[0], (e, lines[0])
-    return lines[0]
 
 
 def leftovers(d: Path, keep=()) -> list[str]:
@@ -67,7 +57,7 @@ def test_full_disk_leaves_no_layout(tmp_path, suffix, checks):
     (Before: exit 0 with the truncated size reported as success, or the error blamed the file.)"""
     out = tmp_path / f"chip{suffix}"
     r = _fsize_limited("compile", SAMPLE, "-o", out, *checks, limit=20_000)
-    one_line(r, 1, f"cannot write {out}", "cut short")
+    one_line_error(r, f"cannot write {out}", "cut short")
     assert leftovers(tmp_path) == []
 
 
@@ -101,7 +91,7 @@ def test_full_tmpfs_leaves_no_layout(tmpfs, suffix):
     fill(tmpfs, 24_000)
     out = tmpfs / f"chip{suffix}"
     r = run_cli("compile", SAMPLE, "-o", out, "--no-drc", "--no-verify")
-    one_line(r, 1, f"cannot write {out}")
+    one_line_error(r, f"cannot write {out}")
     assert leftovers(tmpfs) == ["filler"]
 
 
@@ -111,7 +101,7 @@ def test_failed_report_write_keeps_no_layout(tmpfs, tiny, tmp_path):
     fill(tmpfs, 0)
     out = tmp_path / "chip.gds"
     r = run_cli("compile", tiny, "-o", out, "--report", tmpfs / "r.json")
-    one_line(r, 1, f"cannot write {tmpfs / 'r.json'}")
+    one_line_error(r, f"cannot write {tmpfs / 'r.json'}")
     assert not out.exists() and leftovers(tmpfs) == ["filler"]
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -145,7 +135,7 @@ def test_outputs_equal_to_inputs_or_each_other_are_usage_errors(tmp_path, tiny):
         t0 = time.monotonic()
         r = run_cli(*args)
         assert r.returncode == 1, (args, r.stdout[-500:])
-        one_line(r, 1, "error: ", *expect)
+        one_line_error(r, "error: ", *expect)
         assert r.stdout == "", (args, r.stdout)  # refused before any work
         assert time.monotonic() - t0 < 30
     assert {p: p.read_bytes() for p in before} == before
@@ -184,7 +174,7 @@ def test_sigint_at_each_stage_leaves_outputs_as_they_were(tmp_path, tiny, stage)
     r = subprocess.run([sys.executable, "-c", INTERRUPT, stage, "compile", tiny, "-o", out, "--report", rep,
                         "--lyrdb", mk, "--data", tmp_path / "tiny.data.npz"],
                        capture_output=True, text=True, env=env, timeout=300)
-    one_line(r, 130, "interrupted")
+    one_line_error(r, "interrupted", code=130)
     assert all(p.read_text() == "from an earlier run" for p in (out, rep, mk))
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
 
@@ -200,7 +190,7 @@ def test_drc_violations_keep_the_layout_with_markers_and_exit_2(tmp_path, tiny):
     (pdk / "pdk.toml").write_text(text[:value] + "value = 5.0" + text[end:])
     out, rep = tmp_path / "chip.gds", tmp_path / "r.json"
     r = run_cli("compile", tiny, "-o", out, "--pdk", pdk, "--report", rep)
-    one_line(r, 2, "DRC violations", "m1.1")
+    one_line_error(r, "DRC violations", "m1.1", code=2)
     assert out.is_file() and (tmp_path / "chip.lyrdb").is_file() and not json.loads(rep.read_text())["drc"]["clean"]
 
 
@@ -271,7 +261,7 @@ def test_data_file_messages(tmp_path, tiny):
     ]
     for extra, expect in cases:
         r = run_cli("compile", tiny, "-o", out, *extra)
-        one_line(r, 1, expect)
+        one_line_error(r, expect)
         assert r.stdout == "" and not out.exists()
 
 
@@ -285,28 +275,28 @@ def test_calibration_falling_back_to_data_is_said(tmp_path, tiny):
     cal = json.loads(rep.read_text())["calibration"]
     assert cal["source"] == "data" and cal["samples"] == 40 and "accuracy is measured on" in cal["note"]
     r = run_cli("compile", tiny, "-o", tmp_path / "o.gds", "--no-drc")
-    one_line(r, 1, "no calibration inputs")
+    one_line_error(r, "no calibration inputs")
 
 
 def test_verify_of_another_models_layout(tmp_path, tiny):
     out = tmp_path / "chip.gds"
     assert run_cli("compile", tiny, "-o", out, "--no-drc").returncode == 0
     r = run_cli("verify", out, "--model", SAMPLE)
-    one_line(r, 1, "not a layout of this model")
+    one_line_error(r, "not a layout of this model")
     other = mlp_model(tmp_path / "other.onnx", sizes=(6, 7, 3))
     r = run_cli("verify", out, "--model", other)
-    one_line(r, 1, "array 0 is", "not a layout of this model")
+    one_line_error(r, "array 0 is", "not a layout of this model")
 
 
 def test_inspect_plot_problems_found_before_work(tmp_path):
     r = run_cli("inspect", SAMPLE, "--data", TEST, "--plot", tmp_path / "nodir" / "c.png")
-    one_line(r, 1, "--plot", "does not exist")
+    one_line_error(r, "--plot", "does not exist")
     assert r.stdout == ""
     no_mpl = ("import sys; sys.modules['matplotlib'] = None\n"
               "from weightfab.cli.main import main; main(prog_name='weightfab')")
     r = subprocess.run([sys.executable, "-c", no_mpl, "inspect", SAMPLE, "--data", TEST, "--plot", tmp_path / "c.png"],
                        capture_output=True, text=True)
-    one_line(r, 1, "--plot needs matplotlib")
+    one_line_error(r, "--plot needs matplotlib")
     assert r.stdout == ""
 
 
@@ -318,7 +308,7 @@ def test_internal_error_text_is_one_line():
             "from weightfab.cli.main import main; main(prog_name='weightfab')")
     r = subprocess.run([sys.executable, "-c", code, "compile", SAMPLE, "-o", "/tmp/never.gds"],
                        capture_output=True, text=True)
-    one_line(r, 1, "out of memory")
+    one_line_error(r, "out of memory")
 
 
 def test_internal_error_after_the_layout_was_written_leaves_no_layout(tmp_path, tiny):

@@ -16,7 +16,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import mlp_model
+from conftest import mlp_model, one_line_error
 
 MEM_LIMIT = 3 << 30  # bytes of address space for the compiler under test
 
@@ -28,16 +28,6 @@ def run_limited(*args, timeout=240, mem=MEM_LIMIT):
     env.pop("WEIGHTFAB_DEBUG", None)
     return subprocess.run([sys.executable, "-m", "weightfab", *map(str, args)], capture_output=True, text=True,
                           env=env, preexec_fn=limit, timeout=timeout)
-
-
-def one_line_error(r, *expect):
-    assert r.returncode == 1, (r.returncode, r.stdout[-2000:], r.stderr[-2000:])
-    lines = r.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr[-3000:]
-    assert "Traceback" not in r.stderr and "internal error" not in r.stderr
-    for e in expect:
-        assert e in lines[0], (e, lines[0])
-    return lines[0]
 
 
 def save(model, path, opset=13, ir=None):
@@ -120,18 +110,24 @@ def test_huge_declared_initializer_without_data(tmp_path):
         one_line_error(r, "huge_w.onnx", "tensor name: w", "raw_data size (8 bytes) is too small")
 
 
-def test_huge_constant_subgraph(tmp_path):
-    """A ConstantOfShape that would expand to 4·10^10 bytes is refused by its declared size, naming the node."""
-    shape = numpy_helper.from_array(np.array([4, 100000, 100000], np.int64), "shp")
-    nodes = [helper.make_node("ConstantOfShape", ["shp"], ["big"], name="expand_me",
+def constant_fill_model(path, dims, fill_name):
+    """y = fc(x) + the sum of a ConstantOfShape(``dims``) node named ``fill_name``, with calibration beside it."""
+    shape = numpy_helper.from_array(np.array(dims, np.int64), "shp")
+    nodes = [helper.make_node("ConstantOfShape", ["shp"], ["big"], name=fill_name,
                               value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
              helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0, name="sum"),
              helper.make_node("Gemm", ["x", "w"], ["g"], transB=1, name="fc"),
              helper.make_node("Add", ["g", "s"], ["y"], name="add")]
     g = helper.make_graph(nodes, "g", [vi("x", ["N", 4])], [vi("y", ["N", 2])],
                           [shape, numpy_helper.from_array(np.ones((2, 4), np.float32), "w")])
-    model = save(g, tmp_path / "bigconst.onnx")
+    model = save(g, path)
     calib_for(model, 4)
+    return model
+
+
+def test_huge_constant_subgraph(tmp_path):
+    """A ConstantOfShape that would expand to 4·10^10 bytes is refused by its declared size, naming the node."""
+    model = constant_fill_model(tmp_path / "bigconst.onnx", [4, 100000, 100000], "expand_me")
     r = run_limited("compile", model, "-o", tmp_path / "o.gds")
     one_line_error(r, "bigconst.onnx", "'expand_me'", "ConstantOfShape", "40,000,000,000 values")
 
@@ -139,16 +135,7 @@ def test_huge_constant_subgraph(tmp_path):
 def test_out_of_memory_says_so_with_the_size(tmp_path):
     """A MemoryError is reported as out of memory with the size asked for, not as an internal error
     (it used to read 'internal error: IndexError: list index out of range')."""
-    shape = numpy_helper.from_array(np.array([16000, 16000], np.int64), "shp")  # 1 GB, under the size limit
-    nodes = [helper.make_node("ConstantOfShape", ["shp"], ["big"], name="fill",
-                              value=helper.make_tensor("v", TensorProto.FLOAT, [1], [1.0])),
-             helper.make_node("ReduceSum", ["big"], ["s"], keepdims=0, name="sum"),
-             helper.make_node("Gemm", ["x", "w"], ["g"], transB=1, name="fc"),
-             helper.make_node("Add", ["g", "s"], ["y"], name="add")]
-    g = helper.make_graph(nodes, "g", [vi("x", ["N", 4])], [vi("y", ["N", 2])],
-                          [shape, numpy_helper.from_array(np.ones((2, 4), np.float32), "w")])
-    model = save(g, tmp_path / "oom.onnx")
-    calib_for(model, 4)
+    model = constant_fill_model(tmp_path / "oom.onnx", [16000, 16000], "fill")  # 1 GB, under the size limit
     r = run_limited("compile", model, "-o", tmp_path / "o.gds", mem=900 << 20)
     line = one_line_error(r, "out of memory")
     assert "Unable to allocate 977. MiB" in line and "'fill'" in line, line

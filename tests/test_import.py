@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper, numpy_helper
+from onnx import helper, numpy_helper
 
-from conftest import MODELS, SAMPLE, mlp_model
+from conftest import MODELS, SAMPLE, mlp_model, save_graph
 from weightfab.errors import ModelError
 from weightfab.frontend.onnx_import import SUPPORTED_OPS, load_onnx
 
@@ -15,15 +14,6 @@ from weightfab.frontend.onnx_import import SUPPORTED_OPS, load_onnx
 def ort_run(path, x):
     sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     return sess.run(None, {sess.get_inputs()[0].name: x})[0]
-
-
-def save(path, nodes, inits, in_shape, out_name, out_shape, opset=13):
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-                          [helper.make_tensor_value_info(out_name, TensorProto.FLOAT, out_shape)], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    onnx.save(m, path)
-    return path
 
 
 def softmax(z):
@@ -36,7 +26,7 @@ def test_gemm_attributes_match_onnxruntime(tmp_path, trans_b, alpha, beta):
     rng = np.random.default_rng(1)
     w = rng.normal(size=(4, 6) if trans_b else (6, 4)).astype(np.float32)
     c = rng.normal(size=4).astype(np.float32)
-    path = save(tmp_path / "g.onnx", [helper.make_node("Gemm", ["x", "w", "c"], ["y"], transB=trans_b, alpha=alpha, beta=beta)],
+    path = save_graph(tmp_path / "g.onnx", [helper.make_node("Gemm", ["x", "w", "c"], ["y"], transB=trans_b, alpha=alpha, beta=beta)],
                 [numpy_helper.from_array(w, "w"), numpy_helper.from_array(c, "c")], ["N", 6], "y", ["N", 4])
     net = load_onnx(path)
     x = rng.normal(size=(5, 6)).astype(np.float32)
@@ -63,7 +53,7 @@ def test_flatten_reshape_identity_and_folded_shape(tmp_path):
              helper.make_node("Identity", ["r"], ["i"]),
              helper.make_node("Flatten", ["i"], ["f"], axis=1),
              helper.make_node("MatMul", ["f", "w"], ["y"])]
-    path = save(tmp_path / "r.onnx", nodes, [numpy_helper.from_array(w, "w")], ["batch", 2, 3, 2], "y", ["batch", 3])
+    path = save_graph(tmp_path / "r.onnx", nodes, [numpy_helper.from_array(w, "w")], ["batch", 2, 3, 2], "y", ["batch", 3])
     net = load_onnx(path)
     assert net.input_shape == (2, 3, 2)
     x = rng.normal(size=(4, 2, 3, 2)).astype(np.float32)
@@ -79,7 +69,7 @@ def test_sample_and_keras_models_match_onnxruntime():
 
 def test_unsupported_op_names_node_op_and_supported_list(tmp_path):
     nodes = [helper.make_node("Tanh", ["x"], ["y"], name="squash")]
-    path = save(tmp_path / "s.onnx", nodes, [], ["N", 4], "y", ["N", 4])
+    path = save_graph(tmp_path / "s.onnx", nodes, [], ["N", 4], "y", ["N", 4])
     with pytest.raises(ModelError) as err:
         load_onnx(path)
     msg = str(err.value)
@@ -90,7 +80,7 @@ def test_unsupported_op_names_node_op_and_supported_list(tmp_path):
 def test_nan_weights_are_refused_naming_the_node(tmp_path):
     w = np.ones((4, 2), np.float32)
     w[1, 1] = np.nan
-    path = save(tmp_path / "n.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"], name="bad_mm")],
+    path = save_graph(tmp_path / "n.onnx", [helper.make_node("MatMul", ["x", "w"], ["y"], name="bad_mm")],
                 [numpy_helper.from_array(w, "w")], ["N", 4], "y", ["N", 2])
     with pytest.raises(ModelError, match=r"'bad_mm'.*NaN"):
         load_onnx(path)

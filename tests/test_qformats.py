@@ -8,7 +8,7 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from conftest import DATA, MODELS
+from conftest import DATA, MODELS, save_graph
 from weightfab.frontend.onnx_import import load_onnx
 from weightfab.quant.quantize import quantize, quantize_input, run_integer
 
@@ -125,15 +125,6 @@ def qdq_weight(w, name):
     return [helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [f"{name}_dq"], axis=1)], inits
 
 
-def save(path, nodes, inits, in_shape, out, out_shape, opset=13):
-    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
-                          [helper.make_tensor_value_info(out, TensorProto.FLOAT, out_shape)], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)])
-    m.ir_version = 8
-    onnx.save(m, path)
-    return path
-
-
 def test_layout_op_before_the_first_quantizer_quantizes_the_input_once(tmp_path):
     """Reshape -> QuantizeLinear: the input takes the model's grid (no calibrated grid before it)."""
     rng = np.random.default_rng(0)
@@ -143,7 +134,7 @@ def test_layout_op_before_the_first_quantizer_quantizes_the_input_once(tmp_path)
     n1, i1 = qdq("y", 0.041, 128, "out")
     nodes = [helper.make_node("Reshape", ["x", "shape"], ["r"]), *n0, *nw,
              helper.make_node("MatMul", ["in_dq", "w_dq"], ["y"]), *n1]
-    path = save(tmp_path / "m.onnx", nodes, [numpy_helper.from_array(np.array([-1, 12], np.int64), "shape"), *i0, *iw, *i1],
+    path = save_graph(tmp_path / "m.onnx", nodes, [numpy_helper.from_array(np.array([-1, 12], np.int64), "shape"), *i0, *iw, *i1],
                 ["N", 3, 4], "out_dq", ["N", 5])
     x = rng.uniform(-0.5, 4, (400, 3, 4)).astype(np.float32)
     q = quantize(load_onnx(path), x)
@@ -167,7 +158,7 @@ def test_residual_add_rounds_once_as_qlinearadd(tmp_path):
     nodes = [*n0, *na, *nb, helper.make_node("MatMul", ["in_dq", "wa_dq"], ["a"]), *qa,
              helper.make_node("MatMul", ["in_dq", "wb_dq"], ["b"]), *qb,
              helper.make_node("Add", ["qa_dq", "qb_dq"], ["c"]), *qc]
-    path = save(tmp_path / "add.onnx", nodes, [*i0, *ia, *ib, *ja, *jb, *jc], ["N", 16], "qc_dq", ["N", 16])
+    path = save_graph(tmp_path / "add.onnx", nodes, [*i0, *ia, *ib, *ja, *jb, *jc], ["N", 16], "qc_dq", ["N", 16])
     x = rng.normal(0, 1, (500, 16)).astype(np.float32)
     codes, argmax = agreement(path, x)
     assert codes >= 0.999 and argmax == 1.0, (codes, argmax)
@@ -275,7 +266,7 @@ def dq_weight_model(tmp_path, q, scale, zp, axis, opset=21, **attrs):
     ts = numpy_helper.from_array(np.asarray(scale, np.float32), "ws")
     nodes = [helper.make_node("DequantizeLinear", ["wq", "ws", "wz"], ["w"], axis=axis, **attrs),
              helper.make_node("MatMul", ["x", "w"], ["y"])]
-    return save(tmp_path / "dq.onnx", nodes, [tq, ts, tz], ["N", q.shape[0]], "y", ["N", q.shape[1]], opset=opset)
+    return save_graph(tmp_path / "dq.onnx", nodes, [tq, ts, tz], ["N", q.shape[0]], "y", ["N", q.shape[1]], opset=opset)
 
 
 def test_int4_qdq_weights_are_stored_at_4_bits_and_match_onnxruntime(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import weightfab
-from conftest import SAMPLE, run_cli
+from conftest import SAMPLE, cli, run_cli
 from weightfab.mapping.dedup import to_bits
 from weightfab.report.layerstyle import STYLES, lyp_text, styled_layers
 from weightfab.report.plots import png_bytes, tradeoff_figure
@@ -21,14 +21,6 @@ def read_png(path):
 
 def is_yellow(rgb):
     return (rgb[..., 0] > 200) & (rgb[..., 1] > 200) & (rgb[..., 2] < 80)
-
-
-def cli(*args):
-    """The command line in this process (fast, for the one-line error cases): (exit code, stdout, stderr)."""
-    from click.testing import CliRunner
-    from weightfab.cli import main
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    return r.exit_code, r.stdout, r.stderr
 
 
 @pytest.fixture(scope="module")

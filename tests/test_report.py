@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SAMPLE, SAMPLES, run_cli
+from conftest import SAMPLE, SAMPLES, cli, run_cli
 
 TEST_DATA = SAMPLES / "digits_mlp.test.npz"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -57,14 +57,6 @@ class Page(HTMLParser):
     def handle_data(self, data):
         if self._cell is not None:
             self._cell += data
-
-
-def cli(*args):
-    """The command line in this process (fast, for the one-line error cases): (exit code, stdout, stderr)."""
-    from click.testing import CliRunner
-    from weightfab.cli import main
-    r = CliRunner().invoke(main, [str(a) for a in args])
-    return r.exit_code, r.stdout, r.stderr
 
 
 @pytest.fixture(scope="module")

@@ -131,6 +131,16 @@ class RomGeometry:
         r1 = self.rail_x(cols)[1] + 2 * self.contact
         return (a0, a1), (r1, r1 + self.d.poly_pad_x)
 
+    def _wordline_pad(self, p0: int, p1: int, gc: int, n: int) -> list[Shape]:
+        """A wordline's contact: poly pad from x ``p0`` to ``p1`` centred on ``gc``, its licon and li pad,
+        repeated over the ``n`` bit-pair rows."""
+        d, ct = self.d, self.contact // 2
+        py2, pl, lw = d.poly_pad_y // 2, d.li_pad_length // 2, d.li_width // 2
+        cx = (p0 + p1) // 2
+        return [Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py),
+                Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py),
+                Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py)]
+
     def engine(self, cols: int, rows: int, fold: bool = False) -> list[Shape]:
         """Everything but the programming layer for a cols × rows array (rows even).
         fold: the odd wordlines (gate 1) end on pads right of the ground rail instead of left
@@ -144,8 +154,7 @@ class RomGeometry:
         right = (cols - 1) * self.px + d.diff_width // 2
         a0, a1, b0, b1 = self._pads()
         shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
-        pl, lw, lic_x = d.li_pad_length // 2, d.li_width // 2, (d.poly_pad_x - self.contact) // 2
-        py2 = d.poly_pad_y // 2
+        lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         last_x = (cols - 1) * self.px
         end = d.diff_width // 2 + d.poly_endcap   # wordline end beyond the last column's centre
         for g_lo, g_hi in self.gates:
@@ -155,10 +164,7 @@ class RomGeometry:
             # wordline from its contact pad to the first column's segment
             gc = (g_lo + g_hi) // 2
             shapes.append(Shape("poly", (p0, g_lo, -hx, g_hi), 1, n, 0, self.py))
-            shapes.append(Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py))
-            cx = (p0 + p1) // 2
-            shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
-            shapes.append(Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py))
+            shapes += self._wordline_pad(p0, p1, gc, n)
         if self.has_npc:
             npc = d.npc_enclosure
             g0c = sum(self.gates[0]) // 2
@@ -182,8 +188,7 @@ class RomGeometry:
         top = (n - 1) * self.py + self.island
         last_x = (cols - 1) * self.px
         end = d.diff_width // 2 + d.poly_endcap
-        pl, lw, lic_x = d.li_pad_length // 2, d.li_width // 2, (d.poly_pad_x - self.contact) // 2
-        py2 = d.poly_pad_y // 2
+        lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         (a0, a1), (b0, b1) = self.fold_pads(cols)
         rail0, rail1 = self.rail_x(cols)
         shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
@@ -194,10 +199,7 @@ class RomGeometry:
         shapes.append(Shape("poly", (last_x + hx, g1_lo, b1, g1_hi), 1, n, 0, self.py))
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
             gc = (g_lo + g_hi) // 2
-            shapes.append(Shape("poly", (p0, gc - py2, p1, gc + py2), 1, n, 0, self.py))
-            cx = (p0 + p1) // 2
-            shapes.append(Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py))
-            shapes.append(Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py))
+            shapes += self._wordline_pad(p0, p1, gc, n)
             if self.has_npc:
                 npc = d.npc_enclosure
                 shapes.append(Shape("npc", (p0 + lic_x - npc, gc - ct - npc, p1 - lic_x + npc,
