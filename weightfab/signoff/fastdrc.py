@@ -286,9 +286,9 @@ def _xor_defects(content, axis, a, b, p, halo, span) -> list[tuple[int, int]]:
         bad += (one ^ two).extents()
     if bad.is_empty():
         return []
-    # the defects' extents along the axis, as merged bands (no Python loop per defect)
+    # the defects grown along the axis and merged: one piece per run of defects in a row or column
     grow = halo + p
-    bands = (bad.sized(grow, abs(y1 - y0)) if axis == 0 else bad.sized(abs(y1 - y0), grow)).merged()
+    bands = (bad.sized(grow, 0) if axis == 0 else bad.sized(0, grow)).merged()
     out = []
     for poly in bands.each():
         bb = poly.bbox()
