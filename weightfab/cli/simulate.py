@@ -47,7 +47,7 @@ def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weigh
         status = "ok" if r.ok else f"{s['bit_errors']} bit errors"
         click.echo(f"  {r.corner}: {s['reads']} reads at {s['period_ns']:g} ns, {status} (vs {s['compared_with']}); "
                    f"access time {s['access_time_ns']:.3f} ns (mean {s['access_time_mean_ns']:.3f}), "
-                   f"energy {s['energy_per_read_pj']:.3f} pJ/read, leakage {s['leakage_uw']} µW; "
+                   f"energy {s['energy_per_read_pj']:.3f} pJ/read; "
                    f"ngspice {s['seconds']:.0f} s")
         for k, a, j, v in r.errors[:10]:
             click.echo(f"    read {k} address {a} dout[{j}]: sensed {v}, stored {1 - v}")

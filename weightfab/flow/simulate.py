@@ -17,7 +17,7 @@ from pathlib import Path
 import klayout.db as kdb
 import numpy as np
 
-from ..errors import LayoutReadError, UsageError, WeightfabError
+from ..errors import LayoutReadError, UsageError
 from ..frontend.onnx_import import load_onnx
 from ..quant.quantize import OPTIMIZED, WEIGHT_BITS, quantize
 from ..signoff.characterize import Bench, ReadResult, macro_pins, simulate_reads

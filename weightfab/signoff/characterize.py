@@ -43,7 +43,6 @@ class ReadResult:
     bench: Bench
     devices: int
     seconds: float
-    leakage: float = float("nan")  # W, clock stopped low (precharged, wordlines off)
     extra: dict = field(default_factory=dict)
 
     @property
@@ -61,7 +60,6 @@ class ReadResult:
                 "bit_errors": len(self.errors), "access_time_ns": round(float(self.access.max()) * 1e9, 4),
                 "access_time_mean_ns": round(float(self.access.mean()) * 1e9, 4),
                 "energy_per_read_pj": round(float(self.energy.mean()) * 1e12, 4),
-                "leakage_uw": None if np.isnan(self.leakage) else round(self.leakage * 1e6, 4),
                 "period_ns": round(self.bench.period * 1e9, 3), "vdd": self.bench.vdd,
                 "devices": self.devices, "seconds": round(self.seconds, 2), **self.extra}
 
@@ -177,7 +175,6 @@ def read_deck(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float = VD
     for k, t in enumerate(stim.t_rise):
         lines.append(f".measure tran q{k} integ i(vvdd) from={t:.6g} to={t + T:.6g}")
     t_end = stim.t_rise[-1] + T
-    lines.append(f".measure tran qleak integ i(vvdd) from={t_end + 0.6 * T:.6g} to={t_end + T:.6g}")
     lines.append(f".tran {T / 50:.6g} {t_end + T:.6g}")
     save = ["v(" + node(prefix + "_clk") + ")"] + [f"v({node(f'{prefix}_dout[{j}]')})" for j in ports.douts]
     return "\n".join(lines), save, ports
@@ -192,7 +189,6 @@ class Waves:
     delay: np.ndarray
     slew: np.ndarray
     charge: np.ndarray       # C drawn from VDD per cycle
-    leak_charge: float
     seconds: float
     vmax_late: np.ndarray    # highest dout voltage from a quarter period after the rise to the next rise
 
@@ -235,7 +231,7 @@ def run_stimulus(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float =
     q = np.array([res.measures.get(f"q{k}", np.nan) for k in range(n)])
     if np.any(np.isnan(q)):
         raise SpiceError("ngspice returned no supply charge for some clock cycles")
-    return Waves(bits, delay, slew, -q, -res.measures.get("qleak", np.nan), res.seconds, vmax), ports
+    return Waves(bits, delay, slew, -q, res.seconds, vmax), ports
 
 
 def simulate_reads(netlist: kdb.Netlist, addresses, expected_words: np.ndarray, corner: str = "tt",
@@ -247,7 +243,6 @@ def simulate_reads(netlist: kdb.Netlist, addresses, expected_words: np.ndarray, 
     w, _ = run_stimulus(netlist, stim, corner, bench.vdd)
     access = np.nan_to_num(np.nanmax(np.where(np.isnan(w.delay), -np.inf, w.delay), axis=1), neginf=0.0)
     energy = w.charge * bench.vdd
-    leak = w.leak_charge * bench.vdd / (0.4 * bench.period)
     devices = sum(1 for c in netlist.each_circuit() for _ in c.each_device())
     exp = np.asarray(expected_words, np.uint8).reshape(len(addresses), len(ports.douts))
-    return ReadResult(addresses, w.bits, exp, access, energy, corner, bench, devices, w.seconds, leak)
+    return ReadResult(addresses, w.bits, exp, access, energy, corner, bench, devices, w.seconds)

@@ -7,7 +7,7 @@ Two decks per corner, on the macro's netlist (extracted, with ground capacitance
   are loaded in turn with each of ``LOADS`` (dout j gets ``LOADS[j % 3]``). Clock-to-output delay
   (clock 50 % to dout 50 %, rising) and the dout transition (10-90 %) per (clock slew, load) are
   the worst over the douts that rise with that load. Energy per read: the charge drawn from VDD
-  over the read cycle times VDD, mean over the reads; leakage: the supply current with the clock
+  over the read cycle times VDD, mean over the reads; leakage: the DC supply current with the clock
   stopped low.
 * constraint deck: the address switches between two words that differ in as many bits as the
   array has; in read k it arrives ``SETUP_SWEEP[k]`` before the clock rises (setup), or leaves
@@ -24,7 +24,7 @@ import klayout.db as kdb
 import numpy as np
 
 from .characterize import Stimulus, macro_pins, run_stimulus
-from .spice import VDD_NOMINAL
+from .spice import VDD_NOMINAL, SpiceError, model_header, node, run, write_spice
 
 CLK_SLEWS = (0.05e-9, 0.2e-9, 0.6e-9)
 LOADS = (2e-15, 10e-15, 40e-15)
@@ -69,6 +69,23 @@ def pin_capacitance(netlist: kdb.Netlist, names: list[str], cox: float = 8.3e-15
     return out
 
 
+def dc_leakage(netlist: kdb.Netlist, corner: str, vdd: float = VDD_NOMINAL) -> float:
+    """Supply power (W) at the DC operating point with the clock low, enable high and address 0
+    (bitlines precharged, every wordline off): the solver's exact static current, no integration."""
+    ports = macro_pins(netlist)
+    top = ports.circuit
+    pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
+    lines = [f"* leakage of {top.name}", model_header(corner), write_spice(netlist, top.name, ports.names),
+             f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0",
+             f"Vclk {node(ports.prefix + '_clk')} 0 0", f"Ven {node(ports.prefix + '_en')} 0 {vdd:g}"]
+    lines += [f"Va{i} {node(f'{ports.prefix}_addr[{i}]')} 0 0" for i in range(ports.nbits)]
+    lines += [".tran 0.1n 1n", ".measure tran ileak find i(vvdd) at=0.5n"]
+    res = run("\n".join(lines))
+    if "ileak" not in res.measures:
+        raise SpiceError("ngspice returned no supply current for the leakage point")
+    return -res.measures["ileak"] * vdd
+
+
 def _pick_words(bits: np.ndarray, rows: int) -> tuple[int, int]:
     ones = bits[:, :rows].sum(axis=0)
     a = int(np.argmax(ones))
@@ -101,7 +118,7 @@ def characterize(netlist: kdb.Netlist, bits: np.ndarray, corner: str, period: fl
             tco[si, li] = np.nanmax(d) if np.isfinite(d).any() else np.nan
             tr[si, li] = np.nanmax(s_) if np.isfinite(s_).any() else np.nan
     energy = float(np.mean(w.charge)) * vdd
-    leakage = w.leak_charge * vdd / (0.4 * T)
+    leakage = dc_leakage(netlist, corner, vdd)
     setup, hold, s2 = _constraints(netlist, bits, a, b, corner, T, vdd)
     names = [f"{ports.prefix}_addr[{i}]" for i in range(ports.nbits)] + [f"{ports.prefix}_clk", f"{ports.prefix}_en"]
     return MacroTiming(corner, CLK_SLEWS, LOADS, tco, tr, setup, hold, energy, leakage,

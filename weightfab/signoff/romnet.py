@@ -137,6 +137,27 @@ def _groups(nbits: int) -> list[list[int]]:
     return [list(range(i, min(i + size, nbits))) for i in range(0, nbits, size)]
 
 
+def _bitlines(b: _Builder, bits: np.ndarray, prefix: str, rc: WireRC, s: RomSizes, cols_sim, rows_sim) -> dict[int, list[str]]:
+    """Precharge, keeper, sense inverter and the RC bitline of each drawn column; returns the
+    bitline node each wordline's bit attaches to, per column."""
+    nrows = bits.shape[1]
+    bl_at: dict[int, list[str]] = {}
+    for j in cols_sim:
+        j = int(j)
+        bl = f"bl{j}"
+        b.mos("p", bl, "pre", "VDD", s.pre_w)
+        b.mos("p", bl, f"{prefix}_dout[{j}]", "VDD", s.keep_w, s.keep_l)
+        b.inv(bl, f"{prefix}_dout[{j}]", s.sense_wn, s.sense_wp)
+        r_bl, c_bl = rc.wire("met1", nrows * s.row_pitch, s.met1_w)
+        bl_at[j] = b.line(bl, nrows, r_bl, c_bl)
+        if len(rows_sim) < nrows:     # drains of the 1-bits on wordlines not drawn (off: gate at VSS)
+            drawn = set(int(r) for r in rows_sim)
+            ones = [bl_at[j][r] for r in range(nrows) if r not in drawn and bits[j, r]]
+            for node_, cnt in zip(*np.unique(ones, return_counts=True)):
+                b.mos("n", str(node_), "VSS", "VSS", s.bit_w, s.bit_l, s.drain_area, s.drain_perim, m=int(cnt))
+    return bl_at
+
+
 def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = RomSizes(),
                 cols_sim: np.ndarray | None = None, rows_sim: np.ndarray | None = None) -> kdb.Netlist:
     """The macro of a ``bits`` [columns, wordlines] array as a kdb.Netlist with pins
@@ -190,20 +211,7 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
                 for v in range(lines):
                     b.mos("n", "VSS", f"pd{gi}_{v}", "VSS", wn * k, m=extra)
                     b.mos("p", "VDD", f"pd{gi}_{v}", "VDD", wp, m=extra)
-    bl_at: dict[int, list[str]] = {}
-    for j in cols_sim:
-        j = int(j)
-        bl = f"bl{j}"
-        b.mos("p", bl, "pre", "VDD", s.pre_w)
-        b.mos("p", bl, f"{prefix}_dout[{j}]", "VDD", s.keep_w, s.keep_l)
-        b.inv(bl, f"{prefix}_dout[{j}]", s.sense_wn, s.sense_wp)
-        r_bl, c_bl = rc.wire("met1", nrows * s.row_pitch, s.met1_w)
-        bl_at[j] = b.line(bl, nrows, r_bl, c_bl)
-        if len(rows_sim) < nrows:     # drains of the 1-bits on wordlines not drawn (off: gate at VSS)
-            drawn = set(int(r) for r in rows_sim)
-            ones = [bl_at[j][r] for r in range(nrows) if r not in drawn and bits[j, r]]
-            for node_, cnt in zip(*np.unique(ones, return_counts=True)):
-                b.mos("n", str(node_), "VSS", "VSS", s.bit_w, s.bit_l, s.drain_area, s.drain_perim, m=int(cnt))
+    bl_at = _bitlines(b, bits, prefix, rc, s, cols_sim, rows_sim)
     dn, dp = s.driver(ncols)
     for r in rows_sim:
         r = int(r)
