@@ -54,6 +54,7 @@ class CompileResult:
     drawn_layers: frozenset = frozenset()  # GDS (layer, datatype) pairs the layout holds
     macros: list | None = None        # rom.periphery Macro per engine (None: the array alone)
     macro_notes: list[str] = field(default_factory=list)  # why an engine has no periphery
+    periphery: bool = True            # macros were asked for (drawn where the PDK supports them)
 
     @property
     def ok(self) -> bool:
@@ -108,7 +109,7 @@ class CompileResult:
                     "not_drawn": "the arithmetic that uses the weights (MAC lanes, requantization, activation) is not drawn "
                                  "and not counted" + ("" if all(self.macros or [None]) else
                                                       "; engines without a macro have no periphery (layers[].macro.why_not)")},
-            "pdk_comparison": compare_pdks(self.blocks, self.pdk),
+            "pdk_comparison": compare_pdks(self.blocks, self.pdk, self.periphery),
             "programming": programming_report(self.pdk, [(l.columns, l.rows) for l in self.blocks.layers],
                                               self.drawn_layers),
             "drc": None if self.drc is None else {
@@ -127,18 +128,21 @@ class CompileResult:
         return rep
 
 
-def compare_pdks(blocks, chosen: Pdk) -> list[dict]:
+def compare_pdks(blocks, chosen: Pdk, periphery: bool = True) -> list[dict]:
     """The same arrays floorplanned with every built-in PDK's bitcell (and the chosen one, if it is
     a user PDK): bitcell area, bit density and die area, and the die area relative to the chosen
-    PDK. Nothing is drawn; the floorplan is the one compile uses."""
+    PDK. Nothing is drawn; the floorplan is the one compile uses (with the macros' periphery on
+    a PDK that gets macros, when ``periphery``)."""
     sizes = [(l.columns, l.rows) for l in blocks.layers]
+    names = [l.name for l in blocks.layers]
     rows, base = [], None
     builtin = chosen.path.resolve().parent == BUILTIN_DIR.resolve()
     for name in ([] if builtin else [None]) + list_pdks():
         try:
             p = chosen if name is None or (builtin and name == chosen.name) else load_pdk(name)
             g = RomGeometry.from_pdk(p)
-            die = floorplan(sizes, g).die
+            macros = build_macros(sizes, names, p, g)[0] if periphery else [None] * len(sizes)
+            die = floorplan(sizes, g, bboxes=[m.bbox if m else None for m in macros]).die
         except WeightfabError as exc:
             rows.append({"pdk": str(name or chosen.path), "error": str(exc)})
             continue
@@ -272,7 +276,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             clock.lap("accuracy")
         result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
                                accuracy, verify_result, clock.t, merged, inputs.summary(), warnings,
-                               drawn_layers=drawn, macros=macros, macro_notes=notes)
+                               drawn_layers=drawn, macros=macros, macro_notes=notes, periphery=periphery)
         if report:
             write_json(result.report(), out.stage(report))
         out.commit()                                              # every output reaches its name together
