@@ -20,6 +20,10 @@ from ..signoff.readback import read_bits
 from ..tech.pdk import load_pdk
 from .simulate import PIN_LAYERS, macro_cells, model_bits
 
+# extracted/reference SPICE and the Liberty characterisation run on macros up to this many bits
+# (a flat transistor netlist of a larger one is millions of devices: extraction takes too long)
+MAX_SPICE_BITS = 1 << 16
+
 
 @dataclass
 class ViewsRun:
@@ -56,22 +60,27 @@ def views(layout: str | Path, model: str | Path, out: str | Path, *, pdk="sky130
         info = {"engine": i, "layer": name, "columns": int(bits.shape[0]), "wordlines": int(bits.shape[1]),
                 "readback_equals_model": bool(np.array_equal(bits[:, :mbits.shape[1]], mbits))}
         cell = f"{name}_macro"
-        tco = None
+        tco, ext = None, None
         if cell in macros:
             lef = lef_of(layout, cell, pdk_)
             p = out / f"{cell}.lef"
             p.write_text(write_lef(lef))
             run.files.append(p)
             info["lef"] = {"size_um": [round(lef.size[0], 3), round(lef.size[1], 3)], "pins": len(lef.pins)}
-            files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
-            run.files += files
-            if liberty:
+            if bits.size > MAX_SPICE_BITS:
+                run.notes.append(f"engine {i} '{name}': {bits.size:,} bits > {MAX_SPICE_BITS:,}: no SPICE netlists "
+                                 "and no Liberty (bank the layer; simulate a smaller engine)")
+                ext = None
+            else:
+                files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
+                run.files += files
+            if liberty and ext is not None:
                 lib = _liberty(ext, name, cell, bits, corners, lef.size[0] * lef.size[1], out)
                 run.files += lib.pop("files")
                 info["liberty"] = lib
                 tco = lib["tco_ns"].get("tt", next(iter(lib["tco_ns"].values())))
         v = out / f"{cell}.v"
-        nbits = _address_bits(bits.shape[1]) if cell not in macros else None
+        nbits = _address_bits(bits.shape[1]) if cell not in macros or ext is None else None
         if nbits is None:
             from ..signoff.characterize import macro_pins
             nbits = macro_pins(ext).nbits
