@@ -215,6 +215,212 @@ def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
                   arr_left, arr_right, lim_left, lim_right, extraction, rail_li)
 
 
+class _Checker:
+    """The extracted window's nets and the error list of one check (``err`` counts them all)."""
+
+    def __init__(self, win: Window):
+        self.win, self.a, self.engine = win, win.array, win.engine
+        self.col0, self.ncols, self.row0, self.nrows = win.window
+        self.um = win.layout.dbu
+        self.l2n, self.regs = win.extraction.l2n, win.extraction.regions
+        self.regs["sd"] = self.regs["sd_n"]
+        self.circuit = win.extraction.circuit
+        self.errors: list[str] = []
+        self.count = 0
+
+    def err(self, msg: str):
+        self.count += 1
+        if len(self.errors) < MAX_ERRORS:
+            self.errors.append(msg)
+
+    def probe(self, layer: str, x: int, y: int):
+        net = self.l2n.probe_net(self.regs[layer], kdb.Point(x, y))
+        return None if net is None else net.cluster_id
+
+    def probe_polys(self, layer: str, box: kdb.Box) -> list[tuple[int | None, kdb.Polygon]]:
+        inside = self.regs[layer] & kdb.Region(box)
+        out = []
+        for poly in inside.each():
+            p = _inside_point(poly)
+            out.append((self.probe(layer, p.x, p.y), poly))
+        return out
+
+    def at(self, col: int, w: int) -> str:
+        a, um = self.a, self.um
+        x = a.x0 + col * a.px
+        y = a.y0 + (w // 2) * a.py + a.drains[w % 2]
+        return f"engine {self.engine} wordline {w} column {col} ({x * um:.3f}, {y * um:.3f}) µm"
+
+
+def _check_extraction(c: _Checker):
+    """Errors the extractor logged, and diffusion outside the n implant."""
+    for log in c.l2n.each_error():
+        c.err(f"extraction: {log}")
+    stray_diff = c.win.extraction.stray_diff
+    if not stray_diff.is_empty():
+        b = stray_diff.bbox()
+        c.err(f"{stray_diff.count()} diffusion shapes outside the n implant "
+              f"(around ({b.center().x * c.um:.3f}, {b.center().y * c.um:.3f}) µm)")
+
+
+def _terminals(c: _Checker):
+    """The ground net (or None), wordline pads per net, and each window column's bitline net (-1: none)."""
+    win, a, engine, col0, ncols, um = c.win, c.a, c.engine, c.col0, c.ncols, c.um
+    ylo, yhi = win.ylo, win.yhi
+    rail = [(c.probe("li", p.x, p.y), poly) for poly in win.rail.each() for p in [_inside_point(poly)]]
+    ground_nets = {n for n, _ in rail if n is not None}
+    if not ground_nets:
+        c.err(f"engine {engine}: no ground rail (li right of the array) in the window")
+    elif len(ground_nets) > 1:
+        c.err(f"engine {engine}: the li right of the array forms {len(ground_nets)} separate nets, not one ground rail")
+    ground = min(ground_nets) if len(ground_nets) == 1 else None
+    pad_count: dict[int, int] = {}
+    right_pads = [(n, q) for n, q in c.probe_polys("li", kdb.Box(win.arr_right, ylo, win.lim_right, yhi))
+                  if n not in ground_nets]
+    for n, _ in c.probe_polys("li", kdb.Box(win.lim_left, ylo, win.arr_left, yhi)) + right_pads:
+        if n is not None:
+            pad_count[n] = pad_count.get(n, 0) + 1
+    bitline = np.full(ncols, -1, np.int64)
+    for i in range(ncols):
+        x = a.x0 + (col0 + i) * a.px
+        lo, hi = c.probe("met1", x, ylo + 1), c.probe("met1", x, yhi - 1)
+        if lo is None:
+            c.err(f"engine {engine} column {col0 + i}: no met1 bitline at ({x * um:.3f}, {(ylo + 1) * um:.3f}) µm")
+            continue
+        if hi != lo:
+            c.err(f"engine {engine} column {col0 + i}: the met1 bitline is broken inside the window")
+        bitline[i] = lo
+    bl_index = {int(n): i for i, n in enumerate(bitline) if n >= 0}
+    if len(bl_index) < int(np.count_nonzero(bitline >= 0)):
+        c.err(f"engine {engine}: bitlines shorted together ({int(np.count_nonzero(bitline >= 0))} columns on {len(bl_index)} nets)")
+    if ground is not None and ground in bl_index:
+        c.err(f"engine {engine} column {col0 + bl_index[ground]}: bitline shorted to ground")
+    return ground, pad_count, bitline, bl_index
+
+
+def _sites(c: _Checker):
+    """The window's transistors by bit site (col, wordline), and the S, G, D terminal ids."""
+    a, px, py, um = c.a, c.a.px, c.a.py, c.um
+    t_s = t_g = t_d = None
+    dev_by_site: dict[tuple[int, int], list] = {}
+    for dev in c.circuit.each_device():
+        if t_s is None:
+            dc = dev.device_class()
+            t_s, t_g, t_d = dc.terminal_id("S"), dc.terminal_id("G"), dc.terminal_id("D")
+        d = dev.trans.disp                          # µm: centre of the gate
+        x, y = int(round(d.x / um)), int(round(d.y / um))
+        col, rx = divmod(x - a.x0 + px // 2, px)
+        isl, ry = divmod(y - a.y0, py)
+        w = 2 * isl + (1 if ry > (a.drains[0] + a.drains[1]) / 2 else 0)
+        if rx != px // 2 or not 0 <= col < a.cols or not 0 <= w < a.rows:
+            c.err(f"engine {c.engine}: transistor at ({d.x:.3f}, {d.y:.3f}) µm is not on a bit site")
+            continue
+        if c.col0 <= col < c.col0 + c.ncols and c.row0 <= w < c.row0 + c.nrows:
+            dev_by_site.setdefault((col, w), []).append(dev)
+    return dev_by_site, (t_s, t_g, t_d)
+
+
+def _check_devices(c: _Checker, dev_by_site, terms, ground, pad_count, bitline, bl_index):
+    """Each site's transistor: drain on its bitline (a 1) or floating (a 0), source on ground.
+    Returns the electrical bits, the floating drains, the gate nets per wordline and the device count."""
+    a, col0, row0, ncols, nrows = c.a, c.col0, c.row0, c.ncols, c.nrows
+    t_s, t_g, t_d = terms
+    ebits = np.zeros((ncols, nrows), np.uint8)
+    floating = np.zeros((ncols, nrows), bool)
+    gate_of_wl: dict[int, set] = {}
+    devices = 0
+    for (col, w), devs in dev_by_site.items():
+        devices += len(devs)
+        if len(devs) > 1:
+            c.err(f"{c.at(col, w)}: {len(devs)} transistors on one bit site")
+        dev = devs[0]
+        i, j = col - col0, w - row0
+        g = dev.net_for_terminal(t_g)
+        gate_of_wl.setdefault(w, set()).add(None if g is None else g.cluster_id)
+        s_net, d_net = dev.net_for_terminal(t_s), dev.net_for_terminal(t_d)
+        sd = {None if s_net is None else s_net.cluster_id, None if d_net is None else d_net.cluster_id}
+        drain = c.probe("sd", a.x0 + col * a.px, a.y0 + (w // 2) * a.py + a.drains[w % 2])
+        if drain is None or drain not in sd:
+            c.err(f"{c.at(col, w)}: the drain diffusion is not a terminal of the site's transistor")
+            continue
+        rest = sd - {drain}
+        source = rest.pop() if rest else drain
+        if ground is not None and source != ground:
+            c.err(f"{c.at(col, w)}: source is not on the ground net")
+        if drain == bitline[i]:
+            ebits[i, j] = 1
+        elif drain in bl_index:
+            c.err(f"{c.at(col, w)}: drain is on the bitline of column {col0 + bl_index[drain]}")
+        elif drain == ground:
+            c.err(f"{c.at(col, w)}: drain is shorted to ground")
+        elif drain in pad_count:
+            c.err(f"{c.at(col, w)}: drain is shorted to a wordline")
+        else:
+            net = c.circuit.net_by_cluster_id(drain)
+            if net is not None and net.terminal_count() == 1:
+                floating[i, j] = True
+            else:
+                c.err(f"{c.at(col, w)}: drain is not on a bitline but joins {net.terminal_count() - 1 if net else '?'} other device terminals")
+    for i in range(ncols):
+        for j in range(nrows):
+            if (col0 + i, row0 + j) not in dev_by_site:
+                c.err(f"{c.at(col0 + i, row0 + j)}: no transistor")
+    return ebits, floating, gate_of_wl, devices
+
+
+def _check_wordlines(c: _Checker, gate_of_wl, ground, pad_count, bl_index):
+    """Wordlines: one net each, reaching one pad, distinct."""
+    engine = c.engine
+    owner: dict[int, int] = {}
+    for w in sorted(gate_of_wl):
+        nets_w = gate_of_wl[w]
+        if len(nets_w) != 1 or None in nets_w:
+            c.err(f"engine {engine} wordline {w}: the gates of its transistors are on {len(nets_w)} nets (broken wordline)")
+            continue
+        n = next(iter(nets_w))
+        if pad_count.get(n, 0) != 1:
+            c.err(f"engine {engine} wordline {w}: reaches {pad_count.get(n, 0)} wordline contact pads, not 1")
+        if n == ground or n in bl_index:
+            c.err(f"engine {engine} wordline {w}: shorted to {'ground' if n == ground else 'a bitline'}")
+        if n in owner:
+            c.err(f"engine {engine} wordlines {owner[n]} and {w} are shorted")
+        owner.setdefault(n, w)
+
+
+def _reference_bits(c: _Checker, path, pdk: Pdk, expected, geometric: bool):
+    """The window's geometric bits (or None) and the bits to check against."""
+    a, col0, ncols, row0, nrows = c.a, c.col0, c.ncols, c.row0, c.nrows
+    geo = None
+    if geometric or expected is None:
+        _, gbits, _, _ = read_bits(path, pdk)
+        geo = gbits[c.engine][col0:col0 + ncols, row0:row0 + nrows].astype(np.uint8)
+    if expected is None:
+        return geo, geo
+    if isinstance(expected, QuantizedNetwork):
+        expected = expected_bits(expected, c.engine, a.rows)
+    expected = np.asarray(expected, np.uint8)
+    if expected.shape == (a.cols, a.rows):
+        return geo, expected[col0:col0 + ncols, row0:row0 + nrows]
+    if expected.shape == (ncols, nrows):
+        return geo, expected
+    raise WeightfabError(f"expected bits have shape {expected.shape}: need the engine's "
+                         f"({a.cols}, {a.rows}) or the window's ({ncols}, {nrows})")
+
+
+def _compare(c: _Checker, ebits, exp, geo, with_expected: bool):
+    """Electrical bits vs the expected ones (and vs the geometric readback when both are given)."""
+    col0, row0 = c.col0, c.row0
+    ones = exp == 1
+    for i, j in np.argwhere(ones & (ebits == 0)):
+        c.err(f"{c.at(col0 + i, row0 + j)}: expected 1, but the drain does not reach bitline {col0 + i}")
+    for i, j in np.argwhere(~ones & (ebits == 1)):
+        c.err(f"{c.at(col0 + i, row0 + j)}: expected 0, but the drain is connected to bitline {col0 + i}")
+    if geo is not None and with_expected:
+        for i, j in np.argwhere(geo != ebits):
+            c.err(f"{c.at(col0 + i, row0 + j)}: geometric readback reads {geo[i, j]}, electrical reads {ebits[i, j]}")
+    return ones
+
+
 def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | None = None,
                      window: tuple[int, int, int, int] | None = None,
                      expected: np.ndarray | QuantizedNetwork | None = None,
@@ -239,183 +445,23 @@ def electrical_check(path: str | Path, pdk: Pdk | str = "sky130", engine: int | 
         clock = now
 
     pdk = pdk if isinstance(pdk, Pdk) else load_pdk(pdk)
+    # -- clip and extract
     win = extract_window(path, pdk, engine, window, lap)
-    layout, top, arrays, engine, a = win.layout, win.top, win.arrays, win.engine, win.array
-    col0, ncols, row0, nrows = win.window
-    px, py, ylo, yhi = a.px, a.py, win.ylo, win.yhi
-    arr_left, arr_right, lim_left, lim_right = win.arr_left, win.arr_right, win.lim_left, win.lim_right
-    l2n, regs, stray_diff = win.extraction.l2n, win.extraction.regions, win.extraction.stray_diff
-    regs["sd"] = regs["sd_n"]
-    circuit = win.extraction.circuit
-    nets = sum(1 for _ in circuit.each_net())
-
-    errors: list[str] = []
-    count = 0
-    um = layout.dbu
-
-    def err(msg: str):
-        nonlocal count
-        count += 1
-        if len(errors) < MAX_ERRORS:
-            errors.append(msg)
-
-    for log in l2n.each_error():
-        err(f"extraction: {log}")
-    if not stray_diff.is_empty():
-        b = stray_diff.bbox()
-        err(f"{stray_diff.count()} diffusion shapes outside the n implant (around ({b.center().x * um:.3f}, {b.center().y * um:.3f}) µm)")
-
-    def probe(layer: str, x: int, y: int):
-        net = l2n.probe_net(regs[layer], kdb.Point(x, y))
-        return None if net is None else net.cluster_id
-
-    def probe_polys(layer: str, box: kdb.Box) -> list[tuple[int | None, kdb.Polygon]]:
-        inside = regs[layer] & kdb.Region(box)
-        out = []
-        for poly in inside.each():
-            p = _inside_point(poly)
-            out.append((probe(layer, p.x, p.y), poly))
-        return out
-
-    def at(col: int, w: int) -> str:
-        x = a.x0 + col * px
-        y = a.y0 + (w // 2) * py + a.drains[w % 2]
-        return f"engine {engine} wordline {w} column {col} ({x * um:.3f}, {y * um:.3f}) µm"
-
-    # -- terminals: ground rail, wordline pads, bitlines
-    rail = [(probe("li", p.x, p.y), poly) for poly in win.rail.each() for p in [_inside_point(poly)]]
-    ground_nets = {n for n, _ in rail if n is not None}
-    if not ground_nets:
-        err(f"engine {engine}: no ground rail (li right of the array) in the window")
-    elif len(ground_nets) > 1:
-        err(f"engine {engine}: the li right of the array forms {len(ground_nets)} separate nets, not one ground rail")
-    ground = min(ground_nets) if len(ground_nets) == 1 else None
-    pad_count: dict[int, int] = {}
-    right_pads = [(n, q) for n, q in probe_polys("li", kdb.Box(arr_right, ylo, lim_right, yhi))
-                  if n not in ground_nets]
-    for n, _ in probe_polys("li", kdb.Box(lim_left, ylo, arr_left, yhi)) + right_pads:
-        if n is not None:
-            pad_count[n] = pad_count.get(n, 0) + 1
-    bitline = np.full(ncols, -1, np.int64)
-    for i in range(ncols):
-        x = a.x0 + (col0 + i) * px
-        lo, hi = probe("met1", x, ylo + 1), probe("met1", x, yhi - 1)
-        if lo is None:
-            err(f"engine {engine} column {col0 + i}: no met1 bitline at ({x * um:.3f}, {(ylo + 1) * um:.3f}) µm")
-            continue
-        if hi != lo:
-            err(f"engine {engine} column {col0 + i}: the met1 bitline is broken inside the window")
-        bitline[i] = lo
-    bl_index = {int(n): i for i, n in enumerate(bitline) if n >= 0}
-    if len(bl_index) < int(np.count_nonzero(bitline >= 0)):
-        err(f"engine {engine}: bitlines shorted together ({int(np.count_nonzero(bitline >= 0))} columns on {len(bl_index)} nets)")
-    if ground is not None and ground in bl_index:
-        err(f"engine {engine} column {col0 + bl_index[ground]}: bitline shorted to ground")
-
-    # -- devices on bit sites
-    t_s = t_d = None
-    dev_by_site: dict[tuple[int, int], list] = {}
-    for dev in circuit.each_device():
-        if t_s is None:
-            dc = dev.device_class()
-            t_s, t_g, t_d = dc.terminal_id("S"), dc.terminal_id("G"), dc.terminal_id("D")
-        d = dev.trans.disp                          # µm: centre of the gate
-        x, y = int(round(d.x / um)), int(round(d.y / um))
-        col, rx = divmod(x - a.x0 + px // 2, px)
-        isl, ry = divmod(y - a.y0, py)
-        w = 2 * isl + (1 if ry > (a.drains[0] + a.drains[1]) / 2 else 0)
-        if rx != px // 2 or not 0 <= col < a.cols or not 0 <= w < a.rows:
-            err(f"engine {engine}: transistor at ({d.x:.3f}, {d.y:.3f}) µm is not on a bit site")
-            continue
-        if col0 <= col < col0 + ncols and row0 <= w < row0 + nrows:
-            dev_by_site.setdefault((col, w), []).append(dev)
+    c = _Checker(win)
+    nets = sum(1 for _ in c.circuit.each_net())
+    _check_extraction(c)
+    # -- terminals: ground rail, wordline pads, bitlines; then the devices on bit sites
+    ground, pad_count, bitline, bl_index = _terminals(c)
+    dev_by_site, terms = _sites(c)
     lap("terminals")
-
-    ebits = np.zeros((ncols, nrows), np.uint8)
-    floating = np.zeros((ncols, nrows), bool)
-    gate_of_wl: dict[int, set] = {}
-    devices = 0
-    for (col, w), devs in dev_by_site.items():
-        devices += len(devs)
-        if len(devs) > 1:
-            err(f"{at(col, w)}: {len(devs)} transistors on one bit site")
-        dev = devs[0]
-        i, j = col - col0, w - row0
-        g = dev.net_for_terminal(t_g)
-        gate_of_wl.setdefault(w, set()).add(None if g is None else g.cluster_id)
-        s_net, d_net = dev.net_for_terminal(t_s), dev.net_for_terminal(t_d)
-        sd = {None if s_net is None else s_net.cluster_id, None if d_net is None else d_net.cluster_id}
-        drain = probe("sd", a.x0 + col * px, a.y0 + (w // 2) * py + a.drains[w % 2])
-        if drain is None or drain not in sd:
-            err(f"{at(col, w)}: the drain diffusion is not a terminal of the site's transistor")
-            continue
-        rest = sd - {drain}
-        source = rest.pop() if rest else drain
-        if ground is not None and source != ground:
-            err(f"{at(col, w)}: source is not on the ground net")
-        if drain == bitline[i]:
-            ebits[i, j] = 1
-        elif drain in bl_index:
-            err(f"{at(col, w)}: drain is on the bitline of column {col0 + bl_index[drain]}")
-        elif drain == ground:
-            err(f"{at(col, w)}: drain is shorted to ground")
-        elif drain in pad_count:
-            err(f"{at(col, w)}: drain is shorted to a wordline")
-        else:
-            net = circuit.net_by_cluster_id(drain)
-            if net is not None and net.terminal_count() == 1:
-                floating[i, j] = True
-            else:
-                err(f"{at(col, w)}: drain is not on a bitline but joins {net.terminal_count() - 1 if net else '?'} other device terminals")
-    for i in range(ncols):
-        for j in range(nrows):
-            if (col0 + i, row0 + j) not in dev_by_site:
-                err(f"{at(col0 + i, row0 + j)}: no transistor")
-
-    # wordlines: one net each, reaching one pad, distinct
-    owner: dict[int, int] = {}
-    for w in sorted(gate_of_wl):
-        nets_w = gate_of_wl[w]
-        if len(nets_w) != 1 or None in nets_w:
-            err(f"engine {engine} wordline {w}: the gates of its transistors are on {len(nets_w)} nets (broken wordline)")
-            continue
-        n = next(iter(nets_w))
-        if pad_count.get(n, 0) != 1:
-            err(f"engine {engine} wordline {w}: reaches {pad_count.get(n, 0)} wordline contact pads, not 1")
-        if n == ground or n in bl_index:
-            err(f"engine {engine} wordline {w}: shorted to {'ground' if n == ground else 'a bitline'}")
-        if n in owner:
-            err(f"engine {engine} wordlines {owner[n]} and {w} are shorted")
-        owner.setdefault(n, w)
-
+    ebits, floating, gate_of_wl, devices = _check_devices(c, dev_by_site, terms, ground, pad_count,
+                                                          bitline, bl_index)
+    _check_wordlines(c, gate_of_wl, ground, pad_count, bl_index)
     # -- bits: electrical vs expected (and vs geometric)
-    geo = None
-    if geometric or expected is None:
-        _, gbits, _, _ = read_bits(path, pdk)
-        geo = gbits[engine][col0:col0 + ncols, row0:row0 + nrows].astype(np.uint8)
-    if expected is None:
-        exp = geo
-    else:
-        if isinstance(expected, QuantizedNetwork):
-            expected = expected_bits(expected, engine, a.rows)
-        expected = np.asarray(expected, np.uint8)
-        if expected.shape == (a.cols, a.rows):
-            exp = expected[col0:col0 + ncols, row0:row0 + nrows]
-        elif expected.shape == (ncols, nrows):
-            exp = expected
-        else:
-            raise WeightfabError(f"expected bits have shape {expected.shape}: need the engine's "
-                                 f"({a.cols}, {a.rows}) or the window's ({ncols}, {nrows})")
-    ones = exp == 1
-    for i, j in np.argwhere(ones & (ebits == 0)):
-        err(f"{at(col0 + i, row0 + j)}: expected 1, but the drain does not reach bitline {col0 + i}")
-    for i, j in np.argwhere(~ones & (ebits == 1)):
-        err(f"{at(col0 + i, row0 + j)}: expected 0, but the drain is connected to bitline {col0 + i}")
-    if geo is not None and expected is not None:
-        for i, j in np.argwhere(geo != ebits):
-            err(f"{at(col0 + i, row0 + j)}: geometric readback reads {geo[i, j]}, electrical reads {ebits[i, j]}")
+    geo, exp = _reference_bits(c, path, pdk, expected, geometric)
+    ones = _compare(c, ebits, exp, geo, expected is not None)
     lap("check")
-    return ElectricalResult(str(path), engine, (col0, ncols, row0, nrows), devices,
+    return ElectricalResult(str(path), c.engine, win.window, devices,
                             int(ones.sum()), int((ones & (ebits == 1)).sum()),
                             int((~ones).sum()), int((~ones & floating).sum()),
-                            ebits, floating, geo, exp, nets, errors, count, time.perf_counter() - t0, timings)
+                            ebits, floating, geo, exp, nets, c.errors, c.count, time.perf_counter() - t0, timings)
