@@ -84,19 +84,24 @@ def _in_y(b: Band, net: str) -> int:
     return INPUT_Y[b.c1][pins(b.c1)[b.inputs.index(net)]]
 
 
-def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
-    dw = Drawing()
-    lg = logic(rows, name)
-    n_isl = rows // 2
-    gap = (geom.py - geom.island) // 2
-    y_base = -gap                                   # band grid origin: island 0's band bottom
-    top = (n_isl - 1) * geom.py + geom.island      # top edge of the top island's diffusion
+@dataclass
+class _Decoders:
+    """Where the decoder columns and their buses went (dbu)."""
+    x: dict[str, tuple[int, int]]                 # column -> (x0, side)
+    yr: dict[str, tuple[int, int]]                # column -> (y0, y1)
+    buses: list[_Bus]                             # bus0, bus1, bus2, bus3, bus-right
+    right_nets: list[str]                         # group lines and clock D-right takes
+    ins0: list[str]                               # the macro's input pins (bus0)
+
+
+def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, name: str,
+              y_base: int) -> _Decoders:
+    """Columns A, B, C (a staircase left of D) with their buses, and the final decode on both sides."""
     (a0, a1), (b0, b1) = geom.fold_pads(cols)
     g0c, g1c = (sum(g) // 2 for g in geom.gates)
     xl_pad, xr_pad = (a0 + a1) // 2, (b0 + b1) // 2
     x_d = xl_pad - 605                              # D-left: c2's outer edge
     x_dr = xr_pad + 605                             # D-right (mirrored)
-    circ = dw.circuit
 
     # -- buses and the staircase of columns A, B, C left of D
     bl = [lg.p_net(0, j) for j in range(1 << len(lg.groups[0]))] + [lg.p_net(1, j) for j in range(1 << len(lg.groups[1]))]
@@ -129,7 +134,15 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     busr = _Bus(x_dr - XL + BUS_GAP, BUS_PITCH, right_nets)
     cols_yr["DR"] = _column(dw, right, x_dr, -1, 0, y_base, busr, None,
                             out_to=lambda i, y: (xr_pad, i * geom.py + g1c))
+    col_x = {"A": (x_a, 1), "B": (x_b, 1), "C": (x_c, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
+    return _Decoders(col_x, cols_yr, [bus0, bus1, bus2, bus3, busr], right_nets, ins0)
 
+
+def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, dec: _Decoders) -> int:
+    """The array's ground rail to D-right's VGND, and the met2 channel under the array that takes
+    the group lines and the clock to the right-hand bus; returns the channel's depth below island 0."""
+    bus0, bus3, busr = dec.buses[0], dec.buses[3], dec.buses[4]
+    x_dr = dec.x["DR"][0]
     # -- the array's ground rail joins VSS: li under the right pads to D-right's VGND rail
     rail0, rail1 = geom.rail_x(cols)
     dw.rect("li", rail0, y_base - 265, rail1, geom.source)
@@ -138,7 +151,7 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
 
     # -- channel under the array: group lines and the clock to the right-hand bus
     ch0 = y_base - 450
-    for k, net in enumerate(right_nets):
+    for k, net in enumerate(dec.right_nets):
         yk = ch0 - k * CH_PITCH
         src = bus3 if net in bus3.x else bus0
         src.ys[net].append(yk)
@@ -146,27 +159,18 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
         dw.stack(src.x[net], yk, li=False)
         dw.stack(busr.x[net], yk, li=False)
         dw.wire("met2", src.x[net], yk, busr.x[net], yk)
-    ch = -(ch0 - (len(right_nets) - 1) * CH_PITCH) + 300 + y_base   # depth below island 0's diffusion
+    return -(ch0 - (len(dec.right_nets) - 1) * CH_PITCH) + 300 + y_base   # depth below island 0's diffusion
 
-    # -- precharge and sensing: even columns below, odd columns above (mirrored)
-    x_lo = min(bus0.x.values()) - 1500
-    x_hi = max(busr.x.values()) + 2000
-    ends = {}
-    ends["bottom"] = _sense(dw, geom, name, list(range(0, cols, 2)), lambda v: v - ch, False,
-                            (bus0, f"{name}_clk"), y_base)
-    ends["top"] = _sense(dw, geom, name, list(range(1, cols, 2)), lambda v: top - v, True,
-                         (busr, f"{name}_clk"), top + gap)
-    for b in (bus0, bus1, bus2, bus3, busr):
-        b.draw(dw)
 
-    # -- power: straps above everything, joined by every column's rails and both sense rows
-    y_top = max(max(y1 for _, y1 in cols_yr.values()), ends["top"]["edge"]) + 800
+def _power(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, x_hi: int) -> tuple[int, int]:
+    """VDD/VSS straps above everything, joined by every column's rails and both sense rows;
+    returns the straps' y (VDD, VSS)."""
+    y_top = max(max(y1 for _, y1 in dec.yr.values()), ends["top"]["edge"]) + 800
     y_vdd, y_vss = y_top + 240, y_top + 1240
     for y in (y_vdd, y_vss):
         dw.rect("met1", x_lo, y - 240, x_hi, y + 240)
-    col_x = {"A": (x_a, 1), "B": (x_b, 1), "C": (x_c, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
-    for key, (x0, s) in col_x.items():
-        y1 = cols_yr[key][1]
+    for key, (x0, s) in dec.x.items():
+        y1 = dec.yr[key][1]
         for net, xs in rails_x(x0, s).items():
             for x in xs:
                 _rail_up(dw, x, y1, y_vdd if net == "VDD" else y_vss, net)
@@ -181,11 +185,17 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
         yst = y_vdd if net == "VDD" else y_vss
         dw.stack(x, yst, li=False)
         dw.wire("met2", x, min(ys), x, yst, 260)
+    return y_vdd, y_vss
+
+
+def _pins(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, y_vdd: int, y_vss: int) -> dict:
+    """Pin shapes and labels: VDD, VSS on the straps, the inputs on bus0, dout at the sense outputs."""
+    bus0 = dec.buses[0]
     dw.labels += [_label("VDD", "met1_pin", x_lo + 300, y_vdd), _label("VSS", "met1_pin", x_lo + 300, y_vss)]
     for y in (y_vdd, y_vss):
         dw.rect("met1_pin", x_lo, y - 240, x_lo + 600, y + 240)
     pins = {"VDD": ("met1_pin", x_lo + 300, y_vdd), "VSS": ("met1_pin", x_lo + 300, y_vss)}
-    for net in ins0:
+    for net in dec.ins0:
         x, y = bus0.x[net], min(bus0.ys[net]) - 160 + 70
         dw.rect("met1_pin", x - M1_W // 2, y - 70, x + M1_W // 2, y + 70)
         dw.labels.append(_label(net, "met1_pin", x, y))
@@ -195,13 +205,43 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
             dw.rect("met2_pin", x - M2_W // 2, y - 70, x + M2_W // 2, y + 70)
             dw.labels.append(_label(net, "met2_pin", x, y))
             pins[net] = ("met2_pin", x, y)
+    return pins
+
+
+def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
+    dw = Drawing()
+    lg = logic(rows, name)
+    n_isl = rows // 2
+    gap = (geom.py - geom.island) // 2
+    y_base = -gap                                   # band grid origin: island 0's band bottom
+    top = (n_isl - 1) * geom.py + geom.island      # top edge of the top island's diffusion
+    dec = _decoders(dw, geom, lg, cols, n_isl, name, y_base)
+    bus0, busr = dec.buses[0], dec.buses[4]
+    ch = _ground_and_channel(dw, geom, cols, y_base, dec)
+
+    # -- precharge and sensing: even columns below, odd columns above (mirrored)
+    x_lo = min(bus0.x.values()) - 1500
+    x_hi = max(busr.x.values()) + 2000
+    ends = {}
+    ends["bottom"] = _sense(dw, geom, name, list(range(0, cols, 2)), lambda v: v - ch, False,
+                            (bus0, f"{name}_clk"), y_base)
+    ends["top"] = _sense(dw, geom, name, list(range(1, cols, 2)), lambda v: top - v, True,
+                         (busr, f"{name}_clk"), top + gap)
+    for b in dec.buses:
+        b.draw(dw)
+
+    y_vdd, y_vss = _power(dw, dec, ends, x_lo, x_hi)
+    pins = _pins(dw, dec, ends, x_lo, y_vdd, y_vss)
     bbox = (x_lo, ends["bottom"]["edge"], x_hi, y_vss + 240)
     array_bbox = (-geom.px // 2, y_base, (cols - 1) * geom.px + geom.px // 2, top + gap)
-    from .bands import NTAP, PTAP, X1, _x_pin
+    from .bands import NTAP, PTAP, _x_pin
+    x_d = dec.x["DL"][0]
+    (a0, a1), _ = geom.fold_pads(cols)
+    g0c = sum(geom.gates[0]) // 2
     marks = {"decoder_contact": (x_d + _x_pin("nand2_1", "A", True), y_base + 1180),
-             "wl_pads": [(xl_pad, r * geom.py + g0c) for r in range(min(2, n_isl))],
+             "wl_pads": [((a0 + a1) // 2, r * geom.py + g0c) for r in range(min(2, n_isl))],
              "ntap_left": (x_d + NTAP[0], x_d + NTAP[1]), "ptap_left": (x_d + PTAP[0], x_d + PTAP[1]),
-             "decoder_left": (x_d + XL, y_base, x_d, cols_yr["DL"][1])}
+             "decoder_left": (x_d + XL, y_base, x_d, dec.yr["DL"][1])}
     return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks)
 
 
