@@ -14,7 +14,9 @@ Two decks per corner, on the macro's netlist (extracted, with ground capacitance
   ``HOLD_SWEEP[k]`` after the clock falls (hold, towards the falling edge: the wordline stays on
   while the clock is high). Setup is the smallest sweep value whose read and all earlier (larger)
   ones sense the right word; hold the smallest value at which no output of a 0 bit ever crosses
-  VDD/2 before the clock's next rise.
+  VDD/2 before the clock's next rise. Both are the last passing point of the sweep: the true
+  requirement lies between it and the next point (at the sweep's end: at most that value), so the
+  value written is the conservative one.
 """
 from __future__ import annotations
 
