@@ -120,18 +120,30 @@ def test_removed_via_flips_exactly_that_bit(macro16, tmp_path):
     assert res.errors == [(0, row, ports.douts.index(col), 0)]
 
 
-@pytest.mark.slow
-def test_sample_engines_read_in_spice(tmp_path):
-    """Every engine of the compiled sample, extracted from its drawn macro, reads two random words right."""
+def _read_sample_engines(tmp_path, engines):
     from conftest import SAMPLE, SAMPLES
     import json
     gds = tmp_path / "sample.gds"
     r = run_cli("compile", SAMPLE, "-o", gds, "--no-drc", "--calib", SAMPLES / "digits_mlp.calib.npz")
     assert r.returncode == 0, r.stderr
-    for engine in range(3):
+    for engine in engines:
         js = tmp_path / f"e{engine}.json"
         r = run_cli("simulate", gds, "--model", SAMPLE, "--calib", SAMPLES / "digits_mlp.calib.npz",
                     "--engine", engine, "--reads", 2, "--period", 20, "--json", js)
         assert r.returncode == 0, r.stdout + r.stderr
         s = json.loads(js.read_text())
         assert s["netlist"] == "extracted" and s["corners"][0]["ok"] and s["model_bit_errors"] == 0
+
+
+@pytest.mark.slow
+def test_sample_last_engine_reads_in_spice(tmp_path):
+    """The sample's fc3 macro (16 x 80, 2,807 extracted devices), extracted from the drawn layout, reads
+    two random words right (about a minute of ngspice)."""
+    _read_sample_engines(tmp_path, [2])
+
+
+@pytest.mark.spice_full
+def test_sample_engines_read_in_spice(tmp_path):
+    """Every engine of the sample (fc1's macro has 18,444 devices: more than 15 minutes of ngspice, so
+    it is not in the default run; `python -m pytest -m spice_full tests/test_spice.py` runs it)."""
+    _read_sample_engines(tmp_path, range(3))
