@@ -2,7 +2,7 @@
 drawn when the programming layer is an upper via), rule by rule: a small drawn layout is DRC
 clean (every rule of the deck silent) at the rule's value and, one grid step on the wrong side,
 fires the rule; gross cases (a via sticking out of its metal, an exact-size via one step too
-large) fire it too. The per-PDK deck tests (test_drc_deck*.py) cover the other rules.
+large) fire it too. tests/test_decks.py covers the other rules.
 
 A case is drawn from the rule's kind and the PDK's [stack] (which metals a via joins): widths and
 spacings as bars long enough for the area rule; areas as a minimum-width bar of the boundary

@@ -1,36 +1,14 @@
-"""The GF180MCU rule deck, rule by rule: for every rule a small drawn layout that is DRC clean (every
-rule silent) at the rule's value and, one 0.005 µm grid step on the wrong side, fires that rule and
-no other (``EXPECT`` lists the rules that fire together by construction, with the reason); some
-rules add gross cases (``GROSS``). tests/test_drc_deck.py does the same for SKY130.
+"""GF180MCU deck cases (drawn on the PDK's own layer names): for every rule a small layout that
+is DRC clean at the rule's value and, one 0.005 µm grid step on the wrong side, fires that rule
+and no other (``EXPECT`` lists the rules that fire together by construction, with the reason);
+some rules add gross cases (``GROSS``).
 """
 from __future__ import annotations
 
-import gdstk
-import pytest
+from .common import Case, Extra, r6
 
-from weightfab.signoff.drc import run_drc
-from weightfab.tech.pdk import load_pdk
-from weightfab.rom.viastack import upper_rules
-
-PDK = load_pdk("gf180mcu")
-STEP = PDK.grid_um
-
-
-def fired(tmp_path, rects, name="case"):
-    path = tmp_path / f"{name}.gds"
-    lib = gdstk.Library(unit=1e-6, precision=1e-9)
-    c = lib.new_cell("TOP")
-    for layer, x0, y0, x1, y1 in rects:
-        assert x0 < x1 and y0 < y1, (layer, x0, y0, x1, y1)
-        for v in (x0, y0, x1, y1):
-            assert abs(v / STEP - round(v / STEP)) < 1e-6, (layer, v)
-        l, dt = PDK.gds(layer)
-        c.add(gdstk.rectangle((x0, y0), (x1, y1), layer=l, datatype=dt))
-    lib.write_gds(str(path))
-    return {r.name: r.count for r in run_drc(path, PDK).failing()}
-
-
-r6 = lambda v: round(v, 6)
+PDK_NAME = "gf180mcu"
+LEGAL_SILENT = "deck"   # at the legal value the whole deck is silent
 
 
 def implanted(rects, m=0.23, layer="nplus"):
@@ -154,7 +132,7 @@ def M21(d): return [box("metal2", 0, 0, d, 2.0)]
 def M22a(d): return [box("metal2", 0, 0, 0.5, 2.0), box("metal2", 0.5 + d, 0, 1.0 + d, 2.0)]
 def M23(d): return [box("metal2", 0, 0, 0.38, d)]
 
-CASES = {
+_TABLE = {
     "DF.1a": (DF1a, None), "DF.2a": (DF2a, None), "DF.3a": (DF3a, None), "DF.6": (DF6, None),
     "DF.9": (DF9, 0.45), "DF.12": (DF12, 0.16), "DF.16": (DF16, None),
     "PL.1": (PL1, None), "PL.2": (PL2, None), "PL.3a": (PL3a, None), "PL.4": (PL4, None), "PL.5a": (PL5a, None),
@@ -192,30 +170,12 @@ GROSS = {  # (label, rects, expected set)
 }
 
 
-BASE_RULES = [r for r in PDK.rules if r not in upper_rules(PDK)]  # the via stack's: test_drc_deck_stack.py
-rules = pytest.mark.parametrize("rule", BASE_RULES, ids=lambda r: r.name)
+def _case(name: str, draw, legal) -> Case:
+    gross = tuple(Extra(label, rects, frozenset(exp) if exp is not None else None)
+                  for label, rects, exp in GROSS.get(name, []))
+    return Case(draw, legal=legal, off=STEP_OFF.get(name), extra=gross,
+                fires=frozenset(EXPECT.get(name, {name})))
 
 
-def test_every_rule_has_a_case():
-    assert set(CASES) == {r.name for r in BASE_RULES}
-
-
-@rules
-def test_clean_at_the_value(rule, tmp_path):
-    draw, legal = CASES[rule.name]
-    legal = rule.value if legal is None else legal
-    assert fired(tmp_path, draw(legal)) == {}, f"{rule.name}: flagged at its own value {legal}"
-
-
-@rules
-def test_fires_one_step_off(rule, tmp_path):
-    draw, legal = CASES[rule.name]
-    legal = rule.value if legal is None else legal
-    offs = STEP_OFF.get(rule.name) or ((r6(legal - STEP), r6(legal + STEP)) if rule.kind == "exact_size"
-                                      else (r6(legal - STEP),))
-    want = EXPECT.get(rule.name, {rule.name})
-    for i, d in enumerate(offs):
-        assert set(fired(tmp_path, draw(d), f"off{i}")) == want, f"{rule.name} at d={d}"
-    for i, (label, rects, exp) in enumerate(GROSS.get(rule.name, [])):
-        f = fired(tmp_path, rects, f"gross{i}")
-        assert rule.name in f and (exp is None or set(f) == exp), f"{rule.name}, {label}: {sorted(f)}"
+# at one grid step off, every GF180MCU case fires exactly its rule (or the set in EXPECT)
+CASES = {name: _case(name, draw, legal) for name, (draw, legal) in _TABLE.items()}

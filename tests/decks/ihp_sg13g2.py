@@ -1,36 +1,14 @@
-"""The IHP SG13G2 rule deck, rule by rule: for every rule a small drawn layout that is DRC clean
-(every rule silent) at the rule's value and, one 0.005 µm grid step on the wrong side, fires the
-rule; ``extra`` cases (gross violations) must fire it and ``extra_legal`` ones must stay clean.
-The drawings use the ROM role names (diff, poly, licon, li, mcon, met1), mapped to SG13G2 layers.
-tests/test_drc_deck.py does the same for SKY130.
+"""IHP SG13G2 deck cases, drawn with the ROM role names (diff, poly, licon, li, mcon, met1) mapped
+to SG13G2 layers: clean at the rule's value, the rule fires one 0.005 µm grid step on the wrong side;
+``extra`` cases (gross violations) must fire it and ``extra_legal`` ones must stay clean.
 """
 from __future__ import annotations
 
-import klayout.db as kdb
-import pytest
+from .common import Case, extras, r6
 
-from weightfab.signoff.drc import run_drc
-from weightfab.tech.pdk import load_pdk
-from weightfab.rom.viastack import upper_rules
-
-P = load_pdk("ihp-sg13g2")
-STEP = P.grid_um
+PDK_NAME = "ihp-sg13g2"
 CT, VIA = 0.16, 0.19
-
-
-def fired(tmp_path, rects, name="case"):
-    ly = kdb.Layout()
-    ly.dbu = P.dbu_um
-    top = ly.create_cell("TOP")
-    for layer, x0, y0, x1, y1 in rects:
-        assert x0 < x1 and y0 < y1, (layer, x0, y0, x1, y1)
-        for v in (x0, y0, x1, y1):
-            assert abs(v / STEP - round(v / STEP)) < 1e-6, (layer, v)
-        gds = P.role_gds(layer) if layer in P.roles else P.gds(layer)
-        top.shapes(ly.layer(*gds)).insert(kdb.DBox(x0, y0, x1, y1))
-    path = tmp_path / f"{name}.gds"
-    ly.write(str(path))
-    return {x.name: x.count for x in run_drc(path, P).failing()}
+LEGAL_SILENT = "deck"   # at the legal value the whole deck is silent
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -47,10 +25,7 @@ def via_stack(x, y, s=VIA, m1=(0.01, 0.05, 0.01, 0.30), m2=(0.005, 0.05, 0.005, 
     return [("mcon", x, y, x + s, y + s), ("li", x - l, y - b, x + s + r, y + s + t),
             ("met1", x - L2, y - B2, x + s + R2, y + s + T2)]
 
-def r6(v):
-    return round(v, 6)
-
-CASES = {
+_TABLE = {
  "Act.a": dict(draw=lambda w: [("diff", 0, 0, w, 2.0)]),
  "Act.b": dict(draw=lambda s: [("diff", 0, 0, 1, 2), ("diff", 1 + s, 0, 2 + s, 2)]),
  "Act.c": dict(draw=lambda d: transistor(drain=d), beyond=[0.0]),
@@ -96,31 +71,6 @@ CASES = {
 }
 
 
-BASE_RULES = [r for r in P.rules if r not in upper_rules(P)]  # the via stack's: test_drc_deck_stack.py
-rules = pytest.mark.parametrize("rule", BASE_RULES, ids=lambda r: r.name)
-
-
-def test_every_rule_has_a_case():
-    assert set(CASES) == {r.name for r in BASE_RULES}
-
-
-@rules
-def test_clean_at_the_value(rule, tmp_path):
-    c = CASES[rule.name]
-    legal = c.get("legal", rule.value)
-    assert fired(tmp_path, c["draw"](legal)) == {}, f"{rule.name}: flagged at its own value {legal}"
-    for i, rects in enumerate(c.get("extra_legal", [])):
-        assert fired(tmp_path, rects, f"legal{i}") == {}, f"{rule.name}: legal extra case #{i} flagged"
-
-
-@rules
-def test_fires_one_step_off(rule, tmp_path):
-    c = CASES[rule.name]
-    legal = c.get("legal", rule.value)
-    steps = [r6(legal - STEP)] + ([r6(legal + STEP)] if rule.kind == "exact_size" else [])
-    for i, d in enumerate(steps + list(c.get("beyond", []))):
-        f = fired(tmp_path, c["draw"](d), f"off{i}")
-        assert rule.name in f, f"{rule.name} not flagged at d={d}; fired {sorted(f)}"
-    for i, rects in enumerate(c.get("extra", [])):
-        f = fired(tmp_path, rects, f"extra{i}")
-        assert rule.name in f, f"{rule.name} not flagged by extra case #{i}; fired {sorted(f)}"
+CASES = {name: Case(c["draw"], legal=c.get("legal"), beyond=tuple(c.get("beyond", ())),
+                    extra=extras(*c.get("extra", [])), extra_legal=tuple(c.get("extra_legal", [])))
+         for name, c in _TABLE.items()}
