@@ -399,21 +399,6 @@ def write_html(rep: dict, out: str | Path, layout: str | Path, pdk: Pdk | str | 
     return info
 
 
-def check_html_option(html, model, output, calib, data, report, lyrdb) -> None:
-    """``compile --html``: usage errors before any work (matplotlib missing, a path that clashes)."""
-    if html is None:
-        return
-    from ..flow.outputs import check_paths
-    plots.require_matplotlib()
-    if Path(html).suffix.lower() not in (".html", ".htm"):
-        raise WeightfabError(f"--html {html}: the name must end in .html")
-    directory = Path(html).parent if str(Path(html).parent) else Path(".")
-    if not directory.is_dir():
-        raise WeightfabError(f"--html {html}: directory {directory} does not exist")
-    check_paths({"MODEL": model, "--calib": calib, "--data": data},
-                {"-o": output, "--report": report, "--lyrdb": lyrdb, "--html": html})
-
-
 def write_compile_html(res, html: str | Path, echo=print) -> dict:
     """The page for a compile that just ran (its report, its layout, its PDK and programming layer)."""
     t0 = time.perf_counter()
