@@ -91,6 +91,15 @@ class AddConst(Op):
 
 
 @dataclass(frozen=True)
+class MulConst(Op):
+    """x times a constant the model holds as integer codes (real = scale · codes), broadcast over the
+    sample, e.g. a per-channel scale after a convolution (an operator-format QLinearMul)."""
+
+    codes: np.ndarray = None  # per-sample shape (broadcast against x), int64
+    scale: float = 1.0
+
+
+@dataclass(frozen=True)
 class Reshape(Op):
     """To ``shape`` per sample (batch dimension kept)."""
 
@@ -236,6 +245,8 @@ def float_op(op: Op, xs: list[np.ndarray]) -> np.ndarray:
         return xs[0] + xs[1]
     if isinstance(op, AddConst):
         return (x + op.codes * op.scale).astype(np.float32)
+    if isinstance(op, MulConst):
+        return (x * (op.codes * op.scale)).astype(np.float32)
     if isinstance(op, Reshape):
         return x.reshape(len(x), *op.shape)
     if isinstance(op, Transpose):

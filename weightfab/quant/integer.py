@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError
-from ..frontend.network import Act, Add, AddConst, Conv, Dense, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_windows
+from ..frontend.network import Act, Add, AddConst, Conv, Dense, MulConst, Pool, QuantPoint, Reshape, Transpose, conv_any, pool_windows
 
 
 def multiplier(real) -> tuple[np.ndarray, np.ndarray]:
@@ -97,6 +97,16 @@ def _add_const(qnet, op, xs, out):
     return np.clip(requant(xs[0] * ma + op.codes.astype(np.int64) * mb, 1, sh), out.lo, out.hi)
 
 
+def _mul_const(qnet, op, xs, out):
+    """The integer product times one binary32 ratio (a 24-bit mantissa multiply rounded to 24
+    significant bits), plus the output zero point in binary32, rounded to nearest even: onnxruntime's
+    QLinearMul step by step (IEEE-754 binary32 arithmetic is deterministic)."""
+    ratio, zp = qnet.aux[op.name]
+    p = (xs[0] * op.codes.astype(np.int64)).astype(np.float32)  # |p| < 2^24: exact
+    y = np.rint((p * ratio) + np.float32(zp)).astype(np.int64) - zp
+    return np.clip(y, out.lo, out.hi)
+
+
 def _quant_point(qnet, op, xs, out):
     y = requant(xs[0], *qnet.aux[op.name]) if op.name in qnet.aux else xs[0]
     return np.clip(y, out.lo, out.hi)
@@ -119,7 +129,7 @@ def _pool(qnet, op, xs, out):
 
 
 INTEGER_OPS = {
-    Dense: _weighted, Conv: _weighted, Add: _add, AddConst: _add_const, QuantPoint: _quant_point, Act: _act, Pool: _pool,
+    Dense: _weighted, Conv: _weighted, Add: _add, AddConst: _add_const, MulConst: _mul_const, QuantPoint: _quant_point, Act: _act, Pool: _pool,
     Reshape: lambda q, op, xs, out: xs[0].reshape(len(xs[0]), *op.shape),
     Transpose: lambda q, op, xs, out: xs[0].transpose(op.perm),
 }

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..errors import ModelError
-from ..frontend.network import Act, Add, AddConst, Conv, Dense, Network, Op, Pool, QuantPoint, Reshape, Transpose, pool_counts
+from ..frontend.network import Act, Add, AddConst, Conv, Dense, MulConst, Network, Op, Pool, QuantPoint, Reshape, Transpose, pool_counts
 from .integer import multiplier as _multiplier, pair_multiplier, quantize_input, requant, run_batch, run_env, run_integer  # noqa: F401
 from .weights import CLIP_RATIOS, WEIGHT_BITS, quantize_weights  # noqa: F401
 
@@ -257,6 +257,14 @@ class _Planner:
         self.aux[op.name] = pair_multiplier(t_in.scale / out.scale, op.scale / out.scale)
         return out
 
+    def mul_const(self, op, t_in: TQ) -> TQ:
+        out = self.target(op.output, True)
+        f = np.float32
+        qps = [o for o in self.chain(op.output) if isinstance(o, QuantPoint)]
+        zp = qps[-1].zero_point if qps else 0
+        self.aux[op.name] = (f(f(f(t_in.scale) * f(op.scale)) / f(out.scale)), int(zp))
+        return out
+
     def quant_point(self, op, t_in: TQ) -> TQ:
         own = _qp_tq(op)
         out = own if t_in.scale != own.scale or t_in.lo < own.lo or t_in.hi > own.hi else t_in
@@ -286,6 +294,6 @@ class _Planner:
         return out
 
 
-PLANS = {Dense: _Planner.weighted, Conv: _Planner.weighted, Add: _Planner.add, AddConst: _Planner.add_const, QuantPoint: _Planner.quant_point,
+PLANS = {Dense: _Planner.weighted, Conv: _Planner.weighted, Add: _Planner.add, AddConst: _Planner.add_const, MulConst: _Planner.mul_const, QuantPoint: _Planner.quant_point,
          Act: _Planner.act, Pool: _Planner.pool,
          Reshape: lambda self, op, t_in: t_in, Transpose: lambda self, op, t_in: t_in}

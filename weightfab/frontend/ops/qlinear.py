@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..network import Act, Add, AddConst, Dense, QuantPoint
+from ..network import Act, Add, AddConst, Dense, MulConst, QuantPoint
 from . import handler
 from .basic import _pool
 from .layers import conv_op
@@ -119,17 +119,28 @@ def qgemm(im, n, *, alpha=1.0, transA=0, transB=0):  # noqa: N803
         im.alias[n.out] = acc
 
 
+def _const_operand(im, n):
+    """(real activation input, constant codes less their zero point, constant scale) when one
+    operand of a binary QLinear op is a quantized constant, else None."""
+    if n.ins[3] not in im.consts and n.ins[0] not in im.consts:
+        return None
+    i = 3 if n.ins[3] in im.consts else 0
+    j = 3 - i
+    a = codes_in(im, n, j, j + 1, j + 2)
+    zp = int(np.asarray(im.consts[n.ins[i + 2]]).reshape(-1)[0]) if n.has(i + 2) else 0
+    codes = np.asarray(im.consts[n.ins[i]]).astype(np.int64) - zp
+    full = (1, *im.dummy[a].shape[1:])
+    if codes.ndim > len(full) or np.broadcast_shapes(codes.shape, full) != full:
+        im.fail(n.node, f"constant of shape {codes.shape} does not broadcast over {full[1:]}")
+    codes = codes.reshape(codes.shape[1:]) if codes.ndim == len(full) else codes
+    return a, codes, float(im.const(n.node, n.ins[i + 1], "scale").reshape(-1)[0])
+
+
 @handler("QLinearAdd", codes=True, domain=MS)
 def qlinear_add(im, n):
-    if n.ins[3] in im.consts or n.ins[0] in im.consts:  # a quantized constant (a bias)
-        i = 3 if n.ins[3] in im.consts else 0
-        j = 3 - i
-        a = codes_in(im, n, j, j + 1, j + 2)
-        zp = int(np.asarray(im.consts[n.ins[i + 2]]).reshape(-1)[0]) if n.has(i + 2) else 0
-        codes = np.asarray(im.consts[n.ins[i]]).astype(np.int64) - zp
-        if codes.ndim > len(im.dummy[a].shape) or codes.shape != np.broadcast_shapes(codes.shape, im.dummy[a].shape[1:]):
-            im.fail(n.node, f"constant of shape {codes.shape} does not broadcast over {im.dummy[a].shape[1:]}")
-        scale = float(im.const(n.node, n.ins[i + 1], "scale").reshape(-1)[0])
+    const = _const_operand(im, n)
+    if const is not None:  # a quantized constant (a bias)
+        a, codes, scale = const
         im.emit(AddConst(n.name, (a,), f"{n.out}:acc", codes, scale))
         codes_out(im, n, f"{n.out}:acc", 6, 7)
         return
@@ -137,6 +148,18 @@ def qlinear_add(im, n):
     if im.dummy[a].shape != im.dummy[b].shape:
         im.fail(n.node, f"Add of shapes {im.dummy[a].shape[1:]} and {im.dummy[b].shape[1:]} (broadcast) is not supported")
     im.emit(Add(n.name, (a, b), f"{n.out}:acc"))
+    codes_out(im, n, f"{n.out}:acc", 6, 7)
+
+
+@handler("QLinearMul", codes=True, domain=MS)
+def qlinear_mul(im, n):
+    """An activation times a quantized constant (a scale, per tensor or per channel): the integer
+    product requantized once to the output grid. Two activations multiplied are refused."""
+    const = _const_operand(im, n)
+    if const is None:
+        im.fail(n.node, "both operands are activations; only an activation times a constant (a scale) is supported")
+    a, codes, scale = const
+    im.emit(MulConst(n.name, (a,), f"{n.out}:acc", codes, scale))
     codes_out(im, n, f"{n.out}:acc", 6, 7)
 
 
