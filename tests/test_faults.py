@@ -274,6 +274,13 @@ def test_protect_layout_is_drc_clean_read_back_and_checked(tmp_path):
     assert got[1, k] == 0                               # a fault on the copy is detected too
     changed = np.argwhere(got != w)
     assert {tuple(c) for c in changed} <= {(0, i), (0, j), (1, k)}
+    # verify finds the shadow arrays on the layout by itself, and checks --protect when given
+    r = run_cli("verify", out, "--model", SAMPLE, "--data", SAMPLE_DATA)
+    assert r.returncode == 0, r.stderr
+    assert "verified: 27200 of 27200 bits match" in r.stdout and "msb:2 shadow arrays" in r.stdout
+    assert "chip == quantized reference on every input: True" in r.stdout
+    r = run_cli("verify", out, "--model", SAMPLE, "--protect", "msb:1")
+    assert r.returncode == 1 and "holds msb:2 shadow arrays, not the --protect msb:1 given" in r.stderr, r.stderr
     # the faults command finds the protection on the layout by itself
     r = run_cli("faults", out, "--model", SAMPLE, "--data", SAMPLE_DATA, "--trials", "2", "--rate", "1e-2",
                 "--kinds", "via-open", "--no-sensitivity", "--no-yield", "--report", tmp_path / "r.json")

@@ -21,21 +21,23 @@ from .options import FILE, merge_options, model_inputs, pdk_option, rounding_opt
 @merge_options
 @click.option("--program-layer", help="The via the weights must be programmed on (the readback finds it on "
               "the layout; this only checks it).")
+@click.option("--protect", help="msb:N as compiled (the shadow arrays are found on the layout; this only checks it).")
 @_guard
 def verify_cmd(file, model, pdk, weights, block, rounding, calib, data, input_scale, input_offset, electrical, merge_tol,
-               merge_budget, program_layer):
+               merge_budget, program_layer, protect):
     """Read every weight bit back from FILE and compare with MODEL's quantization; exit 3 on mismatch."""
     from ..flow.verify import verify
 
     res = verify(file, model, pdk=pdk, weights=weights, rounding=rounding, calib=calib, data=data,
                  input_scale=input_scale, input_offset=input_offset, electrical=electrical, block=block,
-                 merge_tol=merge_tol, merge_budget=merge_budget, program_layer=program_layer)
+                 merge_tol=merge_tol, merge_budget=merge_budget, program_layer=program_layer, protect=protect)
     for w in res.warnings or []:
         warn(w)
     v = res.readback
     if v.ok:
         click.echo(f"verified: {v.matched} of {v.total_bits} bits match ({res.weights}, {len(v.arrays)} arrays, "
-                   f"programmed on {v.program_layer}, {v.seconds:.2f} s)")
+                   f"programmed on {v.program_layer}" + (f", msb:{res.protect} shadow arrays" if res.protect else "")
+                   + f", {v.seconds:.2f} s)")
     else:
         differ = v.total_bits - v.matched
         stray = v.mismatch_count - differ

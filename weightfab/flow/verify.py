@@ -15,6 +15,7 @@ from ..quant.quantize import OPTIMIZED, WEIGHT_BITS, quantize, run_integer
 from ..signoff.drc import read_layout
 from ..rom.viastack import program
 from ..signoff.readback import VerifyResult, find_arrays, verify_layout
+from ..faults.protect import checked_weights, parse_protect, with_shadows
 
 
 @dataclass
@@ -24,15 +25,30 @@ class VerifyRun:
     accuracy: dict | None
     electrical: list | None = None  # ElectricalResult per engine, when asked for
     warnings: list = None           # e.g. calibrated on --data (flow.inputs)
+    protect: int = 0                # N of the msb:N shadow arrays found on the layout (0: none)
 
 
-def infer_weights(path, pdk, net) -> str:
-    """The weight format from the layout: bitlines per output channel of the first array."""
+def layout_arrays(path, pdk, net) -> tuple[list, int]:
+    """The layout's ROM arrays, checked against the model's layers, and N when the layout holds the
+    msb:N shadow arrays of ``--protect`` (one after the main arrays per layer; 0 when none)."""
     layout, top = read_layout(path)
     arrays = find_arrays(layout, top, pdk, path)
     if not arrays:
         raise LayoutReadError(f"{path}: no ROM arrays found")
-    check_shapes(path, arrays, net)
+    n_layers = len(net.layers)
+    shadows = len(arrays) == 2 * n_layers and arrays[n_layers].cols % net.layers[0].shape[0] == 0
+    protect = arrays[n_layers].cols // net.layers[0].shape[0] if shadows else 0
+    check_shapes(path, arrays[:n_layers] if shadows else arrays, net)
+    for i, (a, l) in enumerate(zip(arrays[n_layers:] if shadows else [], net.layers)):
+        if a.cols != l.shape[0] * protect:
+            raise LayoutReadError(f"{path}: array {n_layers + i} is {a.cols} bitlines, not the msb:{protect} "
+                                  f"shadow of layer '{l.name}' ({l.shape[0]} outputs): it is not a layout of this model")
+    return arrays, protect
+
+
+def infer_weights(path, pdk, net, arrays=None) -> str:
+    """The weight format from the layout: bitlines per output channel of the first array."""
+    arrays = arrays if arrays is not None else layout_arrays(path, pdk, net)[0]
     bits = arrays[0].cols // net.layers[0].shape[0]
     fmt = {8: "int8", 4: "int4"}.get(bits)
     if fmt is None:
@@ -77,8 +93,9 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
            rounding: str = "optimized", calib=None,
            data=None, input_scale: float = 1.0, input_offset: float = 0.0, electrical: bool = False,
            block: int = 4, merge_tol: int | None = None, merge_budget: float | None = None,
-           program_layer: str | None = None) -> VerifyRun:
-    """program_layer: the via the layout must be programmed on (checked; the readback finds it alone)."""
+           program_layer: str | None = None, protect: str | None = None) -> VerifyRun:
+    """program_layer: the via the layout must be programmed on (checked; the readback finds it alone).
+    protect: ``msb:N`` as compiled (checked; the shadow arrays are found on the layout without it)."""
     layout, model = Path(layout), Path(model)
     if weights is not None and weights not in WEIGHT_BITS:
         raise UsageError(f"unknown weight format '{weights}'")
@@ -90,8 +107,12 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     data_x, data_y = inputs.data_x, inputs.data_y
     # weight bits do not depend on activation scales: without calibration inputs any input will do
     calib_x = inputs.calib_x if inputs.calib_x is not None else np.ones((1, *net.input_shape), np.float32)
+    arrays, n_prot = layout_arrays(layout, pdk_, net)
+    if protect is not None and parse_protect(protect) != n_prot:
+        raise LayoutReadError(f"{layout}: the layout holds " + (f"msb:{n_prot} shadow arrays" if n_prot else
+                              "no shadow arrays") + f", not the --protect {protect} given")
     inferred = weights is None
-    weights = weights or infer_weights(layout, pdk_, net)
+    weights = weights or infer_weights(layout, pdk_, net, arrays)
     if inputs.calib_x is None and rounding == "optimized" and weights in OPTIMIZED:
         raise UsageError(f"{model}: {weights} weights with optimized rounding depend on the calibration inputs: "
                          "give --calib as compiled (or --rounding nearest if it was compiled so)")
@@ -99,7 +120,8 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     def reference(fmt):
         q = quantize(net, calib_x, fmt, rounding)
         merged = apply_merge(q, block, merge_tol, merge_budget, calib_x, data_x, data_y)
-        return q if merged is None else merged.apply(q)  # the layout holds the merged weights
+        q = q if merged is None else merged.apply(q)  # the layout holds the merged weights
+        return with_shadows(q, n_prot)                # and, with --protect, their high bits again
 
     qnet = reference(weights)
     result = verify_layout(layout, qnet, pdk_)
@@ -114,7 +136,7 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
     accuracy = None
     if data_x is not None:
         ref = run_integer(qnet, data_x)
-        chip = run_integer(qnet.with_weights(result.weights), data_x)
+        chip = run_integer(qnet.with_weights(_as_read(result.weights, qnet, n_prot)), data_x)
         accuracy = {"samples": int(len(data_y)),
                     "float": float(np.mean(np.concatenate([np.argmax(net.forward(data_x[s:s + 256]), 1)
                                                           for s in range(0, len(data_x), 256)]) == data_y)),
@@ -133,4 +155,14 @@ def verify(layout: str | Path, model: str | Path, *, pdk="sky130", weights: str 
         # every engine, on its default window (whole engine up to 8192 bits, else 64 x 64)
         checks = [electrical_check(layout, pdk_, engine=i, expected=qnet, geometric=False)
                   for i in range(len(result.arrays))]
-    return VerifyRun(result, weights, accuracy, checks, inputs.warnings)
+    return VerifyRun(result, weights, accuracy, checks, inputs.warnings, n_prot)
+
+
+def _as_read(weights: list, qnet, n_prot: int) -> list:
+    """The weights the chip computes with: with shadow arrays, a word whose high bits differ from its
+    copy reads 0 (faults/protect.py)."""
+    if not n_prot:
+        return weights
+    n = len(weights) // 2
+    main, _ = checked_weights(weights[:n], weights[n:], [l.bits for l in qnet.layers[:n]], n_prot)
+    return main + list(weights[n:])
