@@ -164,3 +164,54 @@ def test_density_is_measured():
               f"array {f['array_um2']} µm², periphery {f['periphery_um2']} µm², {f['bits_per_um2']} bits/µm²")
         assert f["array_um2"] + f["periphery_um2"] == pytest.approx(f["macro_um2"], abs=0.01)
     assert rows[(4096, 256)]["bits_per_um2"] > rows[(128, 64)]["bits_per_um2"]
+
+
+# -- upper programming layers (issue 14): the periphery carries each bitline down a via stack --------
+@pytest.mark.parametrize("layer", ["via", "via2"])
+def test_upper_programming_layer_macro_is_clean(layer, tmp_path):
+    """On via and via2 (the bit pitch of mcon) the macro is drawn: DRC-clean with the tap rules,
+    LVS-clean, and the reference still sees the programming (a flipped bit fails LVS)."""
+    from weightfab.rom.periphery.macro import supported
+    from weightfab.rom.viastack import program
+    pdk = program(PDK, layer)
+    geom = RomGeometry.from_pdk(pdk)
+    assert supported(pdk, geom) == ""
+    m = build_macro(geom, COLS, ROWS, "e0")
+    bits = np.random.default_rng(3).integers(0, 2, (COLS, ROWS)).astype(np.uint8)
+    path = tmp_path / "m.gds"
+    write_library(macro_library(m, pdk, bits), path)
+    r = run_drc(path, with_tap_rules(pdk))
+    assert r.clean, [(f.name, f.count, f.examples[:2]) for f in r.failing()]
+    lv = lvs_macro(path, pdk, m, bits)
+    assert lv.ok, lv.differences[:5]
+    assert lv.devices_layout == lv.devices_reference and lv.nets_layout == lv.nets_reference
+    other = bits.copy()
+    other[4, 7] ^= 1
+    assert not lvs_macro(path, pdk, m, other).ok
+
+
+@pytest.mark.parametrize("layer", ["mcon", "via", "via2"])
+def test_periphery_is_identical_across_models(layer, tmp_path):
+    """Two models of one shape: `weightfab diff` finds the programming layer alone differing,
+    on each programming layer the periphery is drawn for."""
+    from weightfab.rom.viastack import program
+    from weightfab.signoff.diff import diff_layouts
+    pdk = program(PDK, layer)
+    geom = RomGeometry.from_pdk(pdk)
+    m = build_macro(geom, COLS, ROWS, "e0")
+    paths = []
+    for seed in (1, 2):
+        bits = np.random.default_rng(seed).integers(0, 2, (COLS, ROWS)).astype(np.uint8)
+        paths.append(write_library(macro_library(m, pdk, bits), tmp_path / f"{seed}.gds") and tmp_path / f"{seed}.gds")
+    d = diff_layouts(*paths, pdk)
+    assert [x.name for x in d.differing] == [layer]
+    assert {"nwell", "tap", "met2", "met1", "via"} <= {x.name for x in d.layers}
+
+
+def test_other_pitches_are_refused_in_one_line():
+    from weightfab.rom.periphery.macro import supported
+    from weightfab.rom.viastack import program
+    for layer in ("via3", "via4"):
+        pdk = program(PDK, layer)
+        why = supported(pdk, RomGeometry.from_pdk(pdk))
+        assert why and "\n" not in why and "pitch" in why

@@ -151,7 +151,11 @@ def write_library(lib: gdstk.Library, path: str | Path) -> int:
 
 # -- macros: the folded array plus its periphery (rom/periphery) -------------------------------
 def _layer(pdk: Pdk, name: str) -> tuple[int, int]:
-    """A periphery drawing layer: a ROM role, else a layer of the PDK's [layers] table."""
+    """A periphery drawing layer: a layer of the interconnect stack by its own name (the periphery
+    is wired on physical layers whatever the programming layer), else a ROM role, else a layer of
+    the PDK's [layers] table."""
+    if f"stack:{name}" in pdk.roles:
+        name = f"stack:{name}"
     if name in pdk.roles:
         return pdk.role_gds(name)
     if name not in pdk.layers:

@@ -63,8 +63,9 @@ def layer_indices(layout: kdb.Layout, pdk: Pdk) -> dict[str, int | None]:
     """Layout layer index of each drawing role (None where the layout or PDK has none) and of
     the p-device layers the PDK lists."""
     idx = {n: layout.find_layer(*pdk.role_gds(n)) if pdk.has(n) else None for n in ROLES + stack_roles(pdk)}
+    used = {pdk.roles[r] for r in ("mcon", "met1", *stack_roles(pdk)) if pdk.has(r)}   # already read by role
     for name in P_LAYERS:
-        idx[name] = layout.find_layer(*pdk.gds(name)) if name in pdk.layers else None
+        idx[name] = layout.find_layer(*pdk.gds(name)) if name in pdk.layers and name not in used else None
     return idx
 
 
@@ -140,7 +141,9 @@ def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tu
         tx = kdb.Texts(top.begin_shapes_rec(li))
         if clip_box is not None:
             tx = tx.interacting(kdb.Region(clip_box))
-        target = next((r for r in ("met1", "li") if pdk.has(r) and pdk.gds(lname)[0] == pdk.role_gds(r)[0]), None)
+        # the conductor on the pin's own metal (an upper programming layer moves role met1 up the stack)
+        target = next((r for r in ("met1", "li", *stack_roles(pdk)[1::2]) if pdk.has(r)
+                       and pdk.gds(lname)[0] == pdk.role_gds(r)[0]), None)
         if target is None and "met2" in pdk.layers and pdk.gds(lname)[0] == pdk.gds("met2")[0]:
             target = "met2"
         target = target or "met1"

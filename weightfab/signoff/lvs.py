@@ -196,10 +196,13 @@ def lvs_layout(path: str | Path, pdk: Pdk, engines: list[int] | None = None) -> 
     from ..errors import LayoutReadError
     from ..rom.geometry import RomGeometry
     from ..rom.periphery.macro import build_macro
+    from ..rom.viastack import program
     from .drc import read_layout
     from .readback import read_bits
 
     arrays, bits, _, _ = read_bits(path, pdk)
+    if arrays and arrays[0].program_layer:          # the layer the readback found the bits on
+        pdk = program(pdk, arrays[0].program_layer)
     layout, top = read_layout(path)
     geom = RomGeometry.from_pdk(pdk)
     found = []

@@ -149,8 +149,9 @@ def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, 
     dw.rect("li", rail0, y_base - 265, x_dr + 85, y_base - 95)
     dw.rect("li", x_dr - 85, y_base - 265, x_dr + 85, y_base)
 
-    # -- channel under the array: group lines and the clock to the right-hand bus
-    ch0 = y_base - 450
+    # -- channel under the array: group lines and the clock to the right-hand bus (below the
+    # bitlines' drop stacks where the programming layer is an upper via)
+    ch0 = y_base - (450 if geom.stack is None else 660)
     for k, net in enumerate(dec.right_nets):
         yk = ch0 - k * CH_PITCH
         src = bus3 if net in bus3.x else bus0
@@ -223,10 +224,11 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     x_lo = min(bus0.x.values()) - 1500
     x_hi = max(busr.x.values()) + 2000
     ends = {}
+    y_lo, y_hi = _drops(dw, geom, cols, y_base, top + gap)
     ends["bottom"] = _sense(dw, geom, name, list(range(0, cols, 2)), lambda v: v - ch, False,
-                            (bus0, f"{name}_clk"), y_base)
+                            (bus0, f"{name}_clk"), y_lo)
     ends["top"] = _sense(dw, geom, name, list(range(1, cols, 2)), lambda v: top - v, True,
-                         (busr, f"{name}_clk"), top + gap)
+                         (busr, f"{name}_clk"), y_hi)
     for b in dec.buses:
         b.draw(dw)
 
@@ -243,6 +245,34 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
              "ntap_left": (x_d + NTAP[0], x_d + NTAP[1]), "ptap_left": (x_d + PTAP[0], x_d + PTAP[1]),
              "decoder_left": (x_d + XL, y_base, x_d, dec.yr["DL"][1])}
     return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks)
+
+
+DROP = 265     # array edge to the centre of a bitline's drop stack (upper programming layers)
+
+
+def _drops(dw: Drawing, geom: RomGeometry, cols: int, y_bottom: int, y_top: int) -> tuple[int, int]:
+    """Where the programming layer is an upper via, the bitlines run on the metal above it: each
+    is carried down to met1 just outside the array (even columns below, odd above) by a stack of
+    the vias from the programming via's level down to ``via``, with the bit sites' own pads
+    between them; returns the y where each side's met1 bitline starts (the array edges at mcon).
+    The stack is the same for every model: the periphery holds no programming via of a bit."""
+    st = geom.stack
+    if st is None:
+        return y_bottom, y_top
+    vias = [(role.split(":", 1)[1], v) for role, v in st.vias[1:]] + [(st.program_layer, st.via)]
+    pads = [(role.split(":", 1)[1], wx, wy) for role, wx, wy in st.pads]
+    ext = max(wy for _, _, wy in pads) // 2        # the bitline's end beyond its via (>= via/2 + enclosure)
+    half = st.bitline // 2
+    ys = (y_bottom - DROP, y_top + DROP)
+    for c in range(cols):
+        x, side = c * geom.px, c % 2
+        yd, edge = ys[side], (y_bottom, y_top)[side]
+        dw.rect(st.bitline_layer, x - half, edge, x + half, yd + (ext if side else -ext))
+        for layer, v in vias:
+            dw.box(layer, x, yd, v, v)
+        for layer, wx, wy in pads:
+            dw.box(layer, x, yd, wx, wy)
+    return ys
 
 
 def _label(text, layer, x, y):
@@ -339,8 +369,9 @@ def supported(pdk, geom: RomGeometry) -> str:
     missing = [n for n in need if n not in pdk.layers]
     if missing:
         return f"PDK {pdk.name} lists no {', '.join(missing)} layer: the periphery is drawn for SKY130 only"
-    if (geom.px, geom.py) != (690, 1420) or geom.stack is not None:
-        return "the periphery is drawn at the SKY130 bitcell's own pitch (0.69 x 1.42 µm, programming layer mcon)"
+    if (geom.px, geom.py) != (690, 1420):
+        return (f"the periphery is drawn at the SKY130 bitcell's own pitch (0.69 x 1.42 µm: programming layer "
+                f"mcon, via or via2), not at {geom.px / 1000:g} x {geom.py / 1000:g} µm")
     try:
         load("inv_2")
     except Exception as exc:            # the standard cells are data of the sky130 package
