@@ -167,6 +167,27 @@ def test_compile_html_usage_errors_before_any_work(tmp_path):
     assert code == 1 and "is the same file as" in err and not gds.exists()
 
 
+def test_html_is_staged_with_the_other_outputs(tmp_path, monkeypatch):
+    """The page is written beside the staged layout and renamed with it: when drawing the page fails,
+    no layout, report or page is left, and a second run writes all three together."""
+    import weightfab
+    import weightfab.report.html as page
+    from weightfab.errors import WeightfabError
+
+    out, rep, html = tmp_path / "c.gds", tmp_path / "c.json", tmp_path / "c.html"
+
+    def broken(*args, **kwargs):
+        raise WeightfabError("picture failed")
+    monkeypatch.setattr(page, "write_html", broken)
+    with pytest.raises(WeightfabError, match="picture failed"):
+        weightfab.compile(SAMPLE, out, drc=False, report=rep, html=html)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    res = weightfab.compile(SAMPLE, out, drc=False, report=rep, html=html)
+    assert out.exists() and rep.exists() and html.exists() and res.html["bytes"] == html.stat().st_size
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.gds", "c.html", "c.json"]
+
+
 def test_missing_matplotlib_is_reported_before_any_work(tmp_path):
     """With matplotlib unimportable, --html fails at once with one line and writes nothing."""
     import sys

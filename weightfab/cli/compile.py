@@ -10,23 +10,6 @@ from .main import _guard, _print_drc
 from .options import FILE, merge_options, model_inputs, pdk_option, rounding_option, warn, weight_format
 
 
-def _check_html_option(html, model, output, calib, data, report, lyrdb) -> None:
-    """``--html``: usage errors before any work (matplotlib missing, a path that clashes)."""
-    if html is None:
-        return
-    from ..errors import WeightfabError
-    from ..flow.outputs import check_paths
-    from ..report.plots import require_matplotlib
-    require_matplotlib()
-    if Path(html).suffix.lower() not in (".html", ".htm"):
-        raise WeightfabError(f"--html {html}: the name must end in .html")
-    directory = Path(html).parent if str(Path(html).parent) else Path(".")
-    if not directory.is_dir():
-        raise WeightfabError(f"--html {html}: directory {directory} does not exist")
-    check_paths({"MODEL": model, "--calib": calib, "--data": data},
-                {"-o": output, "--report": report, "--lyrdb": lyrdb, "--html": html})
-
-
 @click.command("compile")
 @click.argument("model", type=FILE)
 @click.option("-o", "--output", required=True, type=FILE, help="Layout to write: .gds (GDSII) or .oas (OASIS).")
@@ -56,19 +39,17 @@ def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
     from ..flow.progress import Progress
-    from ..report.html import write_compile_html
-
-    _check_html_option(html, model, output, calib, data, report, lyrdb)  # before any work
 
     with Progress(quiet) as progress:
         res = run(model, output, pdk=pdk, weights=weights, rounding=rounding, block=block, calib=calib, data=data,
                   input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
                   report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
                   program_layer=program_layer, protect=protect, periphery=not no_periphery, full_drc=full_drc,
-                  progress=progress)
+                  progress=progress, html=html)
     print_result(res, model, output)
-    if html:
-        write_compile_html(res, html, echo=click.echo)
+    if res.html:
+        h = res.html
+        click.echo(f"html: {html} ({h['bytes']:,} bytes, {h['figures']} pictures, {h['seconds']:.1f} s)")
     err = outcome_error(res.drc, None if res.verify is None else res.verify.ok, str(output))
     if err is not None:
         raise err

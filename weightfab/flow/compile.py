@@ -55,6 +55,7 @@ class CompileResult:
     macros: list | None = None        # rom.periphery Macro per engine (None: the array alone)
     macro_notes: list[str] = field(default_factory=list)  # why an engine has no periphery
     periphery: bool = True            # macros were asked for (drawn where the PDK supports them)
+    html: dict | None = None          # what the HTML page holds (bytes, pictures, seconds), when written
 
     @property
     def ok(self) -> bool:
@@ -211,11 +212,11 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             merge_tol: int | None = None, merge_budget: float | None = None,
             on_warning: Callable[[str], None] | None = None, program_layer: str | None = None,
             protect: str | None = None, periphery: bool = True, full_drc: bool = False,
-            progress=None) -> CompileResult:
+            progress=None, html: str | Path | None = None) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does and for
     where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
     model, output = Path(model), Path(output)
-    markers = _check_usage(model, output, pdk, calib, data, report, lyrdb, drc)
+    markers = _check_usage(model, output, pdk, calib, data, report, lyrdb, drc, html)
     check_merge_options(merge_tol, merge_budget, data is not None)
     check_scale(input_scale, input_offset)
     warnings: list[str] = []
@@ -279,21 +280,36 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
                                drawn_layers=drawn, macros=macros, macro_notes=notes, periphery=periphery)
         if report:
             write_json(result.report(), out.stage(report))
+        if html:                                                  # report/html.py: pictures of the staged file
+            result.html = _html(result, out.stage(html), staged)
         out.commit()                                              # every output reaches its name together
     return result
 
 
-def _check_usage(model: Path, output: Path, pdk, calib, data, report, lyrdb, drc: bool) -> Path | None:
+def _check_usage(model: Path, output: Path, pdk, calib, data, report, lyrdb, drc: bool, html=None) -> Path | None:
     """Usage errors found before any work; returns where DRC markers go (None without DRC)."""
     if output.suffix.lower() not in (".gds", ".oas"):
         raise UsageError(f"{output}: output must end in .gds or .oas")
+    if html is not None:
+        from ..report.plots import require_matplotlib
+        require_matplotlib()
+        if Path(html).suffix.lower() not in (".html", ".htm"):
+            raise UsageError(f"--html {html}: the name must end in .html")
     markers = Path(lyrdb) if lyrdb else output.with_suffix(".lyrdb") if drc else None
     pdk_file = Path(pdk) / "pdk.toml" if Path(pdk).is_dir() else None
     calib_in = ("--calib", calib) if calib else ("the calibration beside MODEL", default_calibration(model))
     check_paths({"MODEL": model, calib_in[0]: calib_in[1], "--data": data, "--pdk": pdk_file},
-                {"-o": output, "--report": report,
+                {"-o": output, "--report": report, "--html": html,
                  ("--lyrdb" if lyrdb else "the DRC markers (beside -o)"): markers})
     return markers
+
+
+def _html(result: CompileResult, path: Path, layout: Path) -> dict:
+    """The HTML page of this compile, its pictures drawn from the staged layout."""
+    from ..report.html import write_html
+    t0 = time.perf_counter()
+    info = write_html(result.report(), path, layout, result.pdk)
+    return {**info, "seconds": time.perf_counter() - t0}
 
 
 def _drc(staged: Path, output: Path, pdk_: Pdk, lyrdb: Path | None, out: Outputs, full: bool = False,

@@ -397,11 +397,3 @@ def write_html(rep: dict, out: str | Path, layout: str | Path, pdk: Pdk | str | 
         raise WeightfabError(f"cannot write {out}: {exc.strerror or exc}") from None
     info["bytes"] = out.stat().st_size
     return info
-
-
-def write_compile_html(res, html: str | Path, echo=print) -> dict:
-    """The page for a compile that just ran (its report, its layout, its PDK and programming layer)."""
-    t0 = time.perf_counter()
-    info = write_html(res.report(), html, res.output, res.pdk)
-    echo(f"html: {html} ({info['bytes']:,} bytes, {info['figures']} pictures, {time.perf_counter() - t0:.1f} s)")
-    return info
