@@ -100,12 +100,15 @@ def quantize_static_model(src, dst, fmt, calib):
 
 @pytest.mark.slow
 def test_resnet8_qdq_from_quantize_static_agrees_with_onnxruntime(resnet8_op13, tmp_path):
-    """Residual QLinearAdd and the 8x8 average pool round once, ties to even. What is left is
-    onnxruntime's float32 requantization (measured 99.35 % of codes on all 846 images)."""
+    """Residual QLinearAdd and the 8x8 average pool round once, ties to even; the convolutions and the
+    dense layer requantize in binary32 as onnxruntime's QLinearConv does (measured: every tensor's codes
+    equal onnxruntime's on the held-out half, 100 %; with the 31-bit multiplier it was 99.15 %)."""
     x, _ = cifar()
     path = quantize_static_model(resnet8_op13, tmp_path / "r8_qdq.onnx", "QDQ", x[:100])
+    net = load_onnx(path)
+    assert all(l.binary32 for l in quantize(net, x[:100]).layers)
     codes, argmax = agreement(path, x[423:])
-    assert codes >= 0.99 and argmax == 1.0, (codes, argmax)
+    assert codes >= 0.999 and argmax == 1.0, (codes, argmax)
 
 
 def qdq(x, scale, zp, name, dtype=TensorProto.UINT8):
@@ -187,11 +190,12 @@ def test_float16_model_verifies_with_the_onnxruntime_oracle(tmp_path):
 
 @pytest.mark.slow
 def test_resnet8_qoperator_from_quantize_static_agrees_with_onnxruntime(resnet8_op13, tmp_path):
-    """QLinearConv, QLinearAdd, QLinearAveragePool, QGemm and QLinearSoftmax (measured 99.46 % codes)."""
+    """QLinearConv, QLinearAdd, QLinearAveragePool, QGemm and QLinearSoftmax (measured 100 % codes;
+    99.46 % with the 31-bit multiplier)."""
     x, _ = cifar()
     path = quantize_static_model(resnet8_op13, tmp_path / "r8_qop.onnx", "QOperator", x[:100])
     codes, argmax = agreement(path, x[423:], x[:423])
-    assert codes >= 0.99 and argmax == 1.0, (codes, argmax)
+    assert codes >= 0.999 and argmax == 1.0, (codes, argmax)
 
 
 @pytest.mark.slow

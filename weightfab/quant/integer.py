@@ -2,7 +2,10 @@
 
 Every tensor is held as integers v (real = scale · v) in int64. Requantization is the datapath's:
 y = acc · m / 2^shift rounded to nearest, ties to even, with a 31-bit multiplier m. A residual Add scales both operands
-to the output grid with one common shift and rounds once, as QLinearAdd does.
+to the output grid with one common shift and rounds once, as QLinearAdd does. A layer whose weights
+and output grid the model gives (QDQ, operator format) requantizes as onnxruntime's QLinearConv and
+QLinearMatMul do instead: the accumulator and the scale (x_scale · w_scale) / y_scale in binary32,
+their binary32 product rounded to nearest even (``requant32``; m, shift hold that scale exactly).
 """
 from __future__ import annotations
 
@@ -45,6 +48,14 @@ def requant(acc, m, shift):
     return q + ((r > half) | ((r == half) & (q & 1 == 1)))
 
 
+def requant32(acc, m, shift):
+    """onnxruntime's requantization: the accumulator in binary32 times the scale m · 2^-shift in
+    binary32 (a 24-bit mantissa multiply rounded to 24 significant bits), rounded to nearest even.
+    IEEE-754 binary32 arithmetic is exact and the same on every machine."""
+    scale = (np.asarray(m, np.float64) * np.exp2(-np.asarray(shift, np.float64))).astype(np.float32)
+    return np.rint(np.asarray(acc).astype(np.float32) * scale).astype(np.int64)
+
+
 def int_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Exact integer product through float64 BLAS (|sums| stay far below 2^53)."""
     return np.rint(a.astype(np.float64) @ b.astype(np.float64)).astype(np.int64)
@@ -84,6 +95,8 @@ def _weighted(qnet, op, xs, out):
     m, sh = layer.multiplier, layer.shift
     if isinstance(op, Conv):
         m, sh = m[None, :, None, None], sh[None, :, None, None]
+    if layer.binary32:
+        return np.clip(requant32(acc, m, sh), layer.out_min, layer.out_max)
     return np.clip(requant(acc, m, sh), layer.out_min, layer.out_max)
 
 

@@ -7,7 +7,8 @@ Activations: every tensor is held as integers v with real = scale · v (zero poi
 and a clamp range [lo, hi]: the model's own QuantizeLinear parameters where it has them,
 otherwise calibrated on sample inputs (unsigned [0, 255] when the tensor is never negative,
 as after a ReLU, else [-127, 127]). Requantization is integer (integer.py): acc · m / 2^shift with a
-31-bit multiplier m, rounded to nearest, ties to even. A final weighted layer without a
+31-bit multiplier m, rounded to nearest, ties to even; a layer with the model's own weights and output
+grid requantizes in binary32 as onnxruntime does (QLayer.binary32), so its codes equal onnxruntime's. A final weighted layer without a
 model-given quantizer keeps 16-bit outputs for the arg-max.
 """
 from __future__ import annotations
@@ -55,6 +56,7 @@ class QLayer:
     out_scale: float
     bits: int
     w_offset: np.ndarray | None = None  # [N] int64: zero-point correction · Σx (asymmetric model weights)
+    binary32: bool = False  # requantize as onnxruntime: binary32 acc times binary32 scale (integer.py)
 
     @property
     def shape(self) -> tuple[int, int]:
@@ -239,12 +241,21 @@ class _Planner:
         bias = np.rint(bias_f / acc_scale)
         if np.any(np.abs(bias) > 2 ** 31 - 1):
             raise ModelError(f"layer '{op.name}': bias does not fit int32 at this scale")
-        m, sh = _multiplier(acc_scale / out.scale)
+        exact = wc is not None and self.model_grid(op.output)
+        if exact:  # onnxruntime's scale: (x_scale · w_scale) / y_scale in binary32, held exactly by m, shift
+            f = np.float32
+            m, sh = _multiplier((f(t_in.scale) * s_w.astype(f) / f(out.scale)).astype(np.float64))
+        else:
+            m, sh = _multiplier(acc_scale / out.scale)
         if offset is not None and not np.any(offset):
             offset = None
         self.layers.append(QLayer(op.name, op, np.ascontiguousarray(q, np.int8), s_w, bias.astype(np.int64), m, sh,
-                                  out.lo, out.hi, t_in.scale, out.scale, bits, offset))
+                                  out.lo, out.hi, t_in.scale, out.scale, bits, offset, exact))
         return out
+
+    def model_grid(self, t: str) -> bool:
+        """Whether tensor ``t`` takes a quantizer the model gives (not a calibrated grid)."""
+        return any(isinstance(o, QuantPoint) for o in self.chain(t))
 
     def add(self, op, t_in: TQ) -> TQ:
         out = self.target(op.output, True)
