@@ -68,6 +68,19 @@ _TABLE = {
  "M2.c": dict(draw=lambda d: via_stack(0, 0, m2=(d, 0.05, 0.05, 0.55)), beyond=[-0.05]),
  "M2.c1": dict(draw=lambda d: via_stack(0, 0, m2=(0.005, d, 0.005, 0.55))),
  "M2.d": dict(draw=lambda h: [("met1", 0, 0, 0.2, h)], legal=0.72),
+ # NWell and pSD (the macro periphery): activ without pSD is N+, with pSD P+
+ "NW.a": dict(draw=lambda w: [("nwell", 0, 0, w, 2.0)]),
+ "NW.b": dict(draw=lambda s: [("nwell", 0, 0, 1, 2), ("nwell", 1 + s, 0, 2 + s, 2)]),
+ "NW.c": dict(draw=lambda d: [("diff", 0, 0, 0.5, 1), ("psd", -0.2, -0.2, 0.7, 1.2), ("nwell", -d, -1, 1.5, 2)]),
+ "NW.d": dict(draw=lambda s: [("nwell", 0, 0, 1, 1), ("diff", 1 + s, 0, 1.5 + s, 1)], beyond=[0.0]),
+ "NW.e": dict(draw=lambda d: [("diff", 0, 0, 0.5, 1), ("nwell", -d, -1, 1.5, 2)]),
+ "NW.f": dict(draw=lambda s: [("nwell", 0, 0, 1, 1), ("diff", 1 + s, 0, 1.5 + s, 1), ("psd", 0.97 + s, -0.03, 1.53 + s, 1.03)]),
+ "pSD.a": dict(draw=lambda w: [("psd", 0, 0, w, 2.0)]),
+ "pSD.b": dict(draw=lambda s: [("psd", 0, 0, 1, 2), ("psd", 1 + s, 0, 2 + s, 2)]),
+ "pSD.c": dict(draw=lambda d: [("nwell", -1, -1, 2, 2), ("diff", 0, 0, 0.5, 1), ("psd", -d, -0.2, 0.7, 1.2)]),
+ "pSD.c1": dict(draw=lambda d: [("diff", 0, 0, 0.5, 1), ("psd", -d, -0.05, 0.55, 1.05)]),
+ "pSD.d": dict(draw=lambda s: [("psd", 0, 0, 1, 1), ("diff", 1 + s, 0, 1.5 + s, 1)]),
+ "pSD.d1": dict(draw=lambda s: [("nwell", -1, -1, 3, 2), ("psd", 0, 0, 1, 1), ("diff", 1 + s, 0, 1.5 + s, 1)]),
 }
 
 

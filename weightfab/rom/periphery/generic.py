@@ -1,0 +1,292 @@
+"""A ROM macro drawn transistor by transistor at a PDK's own rules (IHP SG13G2; GF180MCU has the
+layer tables but not yet a verified floorplan), for PDKs whose package ships no MOS standard cells.
+
+Floorplan (engine coordinates, folded array: even wordlines driven from the left, odd from the right):
+
+  left column: [decoder rows, one per island] over [predecoder rows] over [address buffer rows]
+  right column: [decoder rows]                 sense rows below and above the array
+
+Logic (domino, read while the clock is high): address buffers (two static inverters per bit)
+give a_i and ab_i; a predecoder row per 2-bit chunk value j is a clocked NMOS chain
+(literals, en, clk) with a PMOS precharge on clk and an output inverter: p<g>[j] rises only while
+clk and en are high and the chunk equals j. A decoder row is a chain of one p line per chunk with
+a precharge on clk and the wordline driver (inverter). Bitlines precharge while clk is low (PMOS
+on the clk line) and are sensed by an inverter: dout[c] = 1 when the addressed bit discharged
+bitline c. The right column takes the p lines and clk over Metal3 lines below the array.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from ...errors import WeightfabError
+from ..geometry import RomGeometry
+from .cellgen import BAND_END, LAYERS, Gen, Tech, draw_row, draw_row_taps, draw_row_wells, plan_row
+from .draw import Drawing, Label
+from .sensegen import SenseGeom, rail_ys, sense_row
+
+MAX_BITS = 10
+DONE = ("ihp-sg13g2",)          # PDKs whose generic floorplan passes DRC and LVS (tests/test_macro_generic.py)
+
+
+@dataclass(frozen=True)
+class GenericLogic:
+    n: int
+    chunks: tuple[tuple[int, ...], ...]
+
+    def lit(self, bit: int, v: int) -> str:
+        return f"a{bit}" if v else f"ab{bit}"
+
+    def wl_chain(self, w: int) -> list[tuple[int, str]]:
+        out, shift = [], 0
+        for k, ch in enumerate(self.chunks):
+            out.append((k, f"p{k}[{(w >> shift) & ((1 << len(ch)) - 1)}]"))
+            shift += len(ch)
+        return out
+
+
+def generic_logic(rows: int) -> GenericLogic:
+    n = max(2, math.ceil(math.log2(max(rows, 2))))
+    if n > MAX_BITS:
+        raise WeightfabError(f"{rows} wordlines: the row decoder drawn here serves at most {1 << MAX_BITS} wordlines")
+    return GenericLogic(n, tuple(tuple(range(i, min(i + 2, n))) for i in range(0, n, 2)))
+
+
+def applies(pdk) -> bool:
+    """This PDK gets the generic (drawn-transistor) periphery."""
+    return pdk.name in LAYERS
+
+
+def supported(pdk, geom: RomGeometry) -> str:
+    if pdk.name not in DONE:
+        return (f"PDK {pdk.name}: the transistor-level periphery is drawn and verified for "
+                f"{', '.join(DONE)} only so far; the arrays are drawn alone")
+    if geom.stack is not None:
+        return "the periphery is drawn for the PDK's default programming layer only"
+    missing = [v for v in LAYERS[pdk.name].values() if v and v not in pdk.layers]
+    if missing:
+        return f"{pdk.path}: [layers] lacks {', '.join(missing)} (the periphery draws them)"
+    return ""
+
+
+def _left_plan(t: Tech, lg: GenericLogic, name: str):
+    dec = [[f"p{k}[{j}]" for j in range(1 << len(ch))] for k, ch in enumerate(lg.chunks)]
+    lo = [lg.lit(ch[0], v) for ch in lg.chunks for v in (0, 1)]
+    hi = [lg.lit(ch[1], v) for ch in lg.chunks if len(ch) > 1 for v in (0, 1)]
+    slots = dec + [lo, hi, [f"{name}_en"], [f"{name}_clk"]]
+    return plan_row(t, slots, [f"{name}_addr[{i}]" for i in range(lg.n)]), len(dec)
+
+
+def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str):
+    from .macro import Macro
+    t = Tech.from_pdk(pdk, geom.py)
+    lg = generic_logic(rows)
+    dw = Drawing()
+    g = Gen(dw, t, LAYERS[pdk.name])
+    n_isl = rows // 2
+    pl, nd = _left_plan(t, lg, name)
+    pr = plan_row(t, [[f"p{k}[{j}]" for j in range(1 << len(ch))] for k, ch in enumerate(lg.chunks)], [f"{name}_clk"])
+    (a0, a1), (b0, b1) = geom.fold_pads(cols)
+    g0c, g1c = (sum(gg) // 2 for gg in geom.gates)
+    margin = 600
+    sg = SenseGeom.make(t, geom.px)
+    band_left = -sg.P // 2 - t.pad_l // 2 - t.nwt    # the sense rows' n-well reaches this far left
+    xL = min(a0 - margin, band_left - 2 * t.nwn - t.pitch) - pl.width   # left column origin (x grows right)
+    xR = b1 + 2 * margin + pr.width                   # right column origin (x grows left)
+    x_riser = b1 + margin
+    top = (n_isl - 1) * geom.py + geom.island
+    y_row0 = g0c + t.band
+    # -- left column rows, bottom up: buffers, a gap (clock contact), predecoders, decoders
+    pre = [(k, j) for k, ch in enumerate(lg.chunks) for j in range(1 << len(ch))]
+    n_buf = 2 * lg.n
+    first = -(len(pre) + 1 + n_buf)
+    ys = {}
+    for i in range(lg.n):
+        ys[("buf", i, 0)] = y_row0 + (first + 2 * i) * t.pitch
+        ys[("buf", i, 1)] = y_row0 + (first + 2 * i + 1) * t.pitch
+    y_gap = y_row0 + (first + n_buf) * t.pitch
+    for q, kj in enumerate(pre):
+        ys[("pre",) + kj] = y_row0 + (first + n_buf + 1 + q) * t.pitch
+    ext = {}                                            # net -> list of y its line must reach
+
+    def reach(net, y):
+        ext.setdefault(net, []).append(y)
+
+    for i in range(lg.n):
+        for half, (inp, out) in enumerate(((f"{name}_addr[{i}]", f"ab{i}"), (f"ab{i}", f"a{i}"))):
+            y = ys[("buf", i, half)]
+            draw_row(g, pl, xL, y, [], out, f"b{i}_{half}", None, inp, pl.lines[out])
+            reach(inp, y + t.band)
+            reach(out, y - t.band)
+    for (k, j) in pre:
+        y = ys[("pre", k, j)]
+        ch = lg.chunks[k]
+        chain = [(nd, lg.lit(ch[0], j & 1))]
+        if len(ch) > 1:
+            chain.append((nd + 1, lg.lit(ch[1], j >> 1)))
+        chain += [(nd + 2, f"{name}_en"), (nd + 3, f"{name}_clk")]
+        draw_row(g, pl, xL, y, chain, f"p{k}[{j}]", f"pn{k}_{j}", "clk", None, pl.lines[f"p{k}[{j}]"])
+        for _, net in chain:
+            reach(net, y + t.band)
+        reach(f"p{k}[{j}]", y - t.band)
+    dev_clk = len(dw.circuit.devices)
+    for r in range(n_isl):
+        y = y_row0 + r * t.pitch
+        chain = lg.wl_chain(2 * r)
+        draw_row(g, pl, xL, y, chain, f"wl[{2 * r}]", f"wn{2 * r}", "clk", None, (a0 + a1) // 2 - xL)
+        for _, net in chain:
+            reach(net, y + t.band)
+    y_top_row = y_row0 + (n_isl - 1) * t.pitch
+    # -- right column: decoder rows (mirrored), clock contact above the top row
+    yr0 = g1c + t.band
+    for r in range(n_isl):
+        y = yr0 + r * t.pitch
+        draw_row(g, pr, xR, y, lg.wl_chain(2 * r + 1), f"wl[{2 * r + 1}]", f"wn{2 * r + 1}", "clk", None,
+                 xR - (b0 + b1) // 2, mirror=True)
+    rys = {}
+    for k, ch in enumerate(lg.chunks):
+        for j in range(1 << len(ch)):
+            rys[f"p{k}[{j}]"] = [yr0 + r * t.pitch + t.band for r in range(n_isl)
+                                 if dict(lg.wl_chain(2 * r + 1)).get(k) == f"p{k}[{j}]"] or [yr0 + t.band]
+    # circuit: the clock nets of the rows are the clk pin
+    devs = dw.circuit.devices
+    for i, (kind, d, gg, s, w, l) in enumerate(devs):
+        if gg == "clk":
+            devs[i] = (kind, d, f"{name}_clk", s, w, l)
+    # -- taps and wells of both columns
+    y_lo = ys[("buf", 0, 0)] - t.pitch // 2
+    y_hi = y_top_row + t.pitch // 2
+    for y in range(ys[("buf", 0, 0)] - t.pitch // 2, y_hi + 1, t.pitch):
+        draw_row_taps(g, pl, xL, y)
+    for r in range(-1, n_isl):
+        draw_row_taps(g, pr, xR, yr0 + r * t.pitch + t.pitch // 2, mirror=True)
+    draw_row_wells(g, pl, xL, y_lo - t.pitch // 2 + t.nwt, y_hi + t.pitch // 2 - t.nwt)
+    draw_row_wells(g, pr, xR, yr0 - t.pitch, yr0 + n_isl * t.pitch, mirror=True)
+    # -- clock poly lines of the columns and their contacts
+    _clock_lines(g, pl, xL, y_gap, y_top_row, False)
+    yrc = yr0 + n_isl * t.pitch
+    _clock_lines(g, pr, xR, yrc, yr0, True)
+    reach(f"{name}_clk", y_gap)
+    # -- sense rows
+    gap = (geom.py - geom.island) // 2
+    y_gnd = -gap - 400
+    yb0 = y_gnd - 500
+    yt0 = top + gap + 900
+    bottom_edge, top_edge = yb0 - 2 * sg.H, yt0 + 2 * sg.H
+    rails = []
+    for (mod, y0, up) in ((0, yb0, False), (2, yb0 - sg.H, False), (1, yt0, True), (3, yt0 + sg.H, True)):
+        cs = [c for c in range(cols) if c % 4 == mod]
+        edge = -gap if not up else top + gap
+        sense_row(g, sg, cs, geom.px, y0, up, name, edge, top_edge if up else bottom_edge, x_riser)
+        if cs:
+            rails.append(rail_ys(sg, y0, up))
+    for i, (kind, d, gg, s, w, l) in enumerate(devs):
+        if gg == "clk":
+            devs[i] = (kind, d, f"{name}_clk", s, w, l)
+    # -- the odd wordlines' left end caps (the folded array draws the right ones only)
+    end = geom.d.diff_width // 2 + geom.d.poly_endcap
+    if end > geom.px // 2:
+        lo1, hi1 = geom.gates[1]
+        for r in range(n_isl):
+            g.r("poly", -end, r * geom.py + lo1, -geom.px // 2, r * geom.py + hi1)
+    # -- the array's ground rail to the right column's VSS line
+    rail0, rail1 = geom.rail_x(cols)
+    hb = t.pad_h // 2
+    g.r("m1", rail0, y_gnd - hb, rail1, geom.source)
+    xv = xR - pr.x_vss
+    g.r("m1", rail0, y_gnd - hb, xv + hb + BAND_END, y_gnd + hb)
+    g.via1(xv, y_gnd, m2=False)
+    # -- crossing channel (Metal3) under everything: p lines and clk to the right column
+    lp = t.m3w + t.m3s
+    y_ch = min(bottom_edge, y_lo) - 2 * lp
+    cross = [n for n in pr.lines]
+    for q, net in enumerate(cross):
+        y = y_ch - q * lp
+        xa, xb = xL + pl.lines[net], xR - pr.lines[net]
+        g.r("m3", xa - t.v2 // 2 - BAND_END, y - t.m3w // 2, xb + t.v2 // 2 + BAND_END, y + t.m3w // 2)
+        for x in (xa, xb):
+            g.box("v2", x, y, t.v2, t.v2)
+        reach(net, y)
+        rys.setdefault(net, []).append(y)
+    rys[f"{name}_clk"] = rys.get(f"{name}_clk", []) + [yrc]
+    y_ch_lo = y_ch - (len(cross) - 1) * lp
+    # clock riser: the sense rows' clock lines to the channel's clk line
+    yclk = y_ch - cross.index(f"{name}_clk") * lp
+    g.r("m2", x_riser - t.m2w // 2, yclk - t.v2 // 2 - BAND_END, x_riser + t.m2w // 2,
+        max(y0 for y0 in (yt0 + sg.H - sg.v["g1"],)) + t.v1 // 2 + BAND_END)
+    g.box("v2", x_riser, yclk, t.v2, t.v2)
+    g.r("m3", x_riser - t.v2 // 2 - BAND_END, yclk - t.m3w // 2, x_riser + t.v2 // 2 + BAND_END, yclk + t.m3w // 2)
+    # -- power: column lines, rails
+    y_pin = min(y_ch_lo, y_lo) - 1000
+    x_lo, x_hi = xL - margin, xR + margin
+    for net, ly in (("VSS", [pl.x_vss, pl.x_vss2]), ("VDD", [pl.x_vdd])):
+        for xl_ in ly:
+            _vline(g, t, xL + xl_, y_pin - t.v1 // 2 - BAND_END, top_edge)
+    for net, ly in (("VSS", [pr.x_vss, pr.x_vss2]), ("VDD", [pr.x_vdd])):
+        for xl_ in ly:
+            _vline(g, t, xR - xl_, min(bottom_edge, y_gnd) - 500, top_edge)
+    pw = {"VDD": [xL + pl.x_vdd, xR - pr.x_vdd], "VSS": [xL + pl.x_vss, xL + pl.x_vss2, xR - pr.x_vss, xR - pr.x_vss2]}
+    for rr in rails:
+        for net, y in rr.items():
+            g.r("m3", x_lo, y - 150, x_hi, y + 150)
+            for x in pw[net]:
+                g.box("v2", x, y, t.v2, t.v2)
+    # -- bus lines
+    hw = t.m2w // 2
+    for net, x in pl.lines.items():
+        yy = ext.get(net, [])
+        if net.startswith(f"{name}_"):
+            yy = yy + [y_pin]
+        if yy:
+            g.r("m2", xL + x - hw, min(yy) - t.v1 // 2 - BAND_END, xL + x + hw, max(yy) + t.v1 // 2 + BAND_END)
+    for net, x in pr.lines.items():
+        yy = rys.get(net, [])
+        if yy:
+            g.r("m2", xR - x - hw, min(yy) - t.v1 // 2 - BAND_END, xR - x + hw, max(yy) + t.v1 // 2 + BAND_END)
+    # -- pins (Metal2 pin purpose), at the lines' ends
+    pins = {}
+
+    def pin(net, x, y):
+        g.r("pin", x - hw, y - 100, x + hw, y + 100)
+        dw.labels.append(Label(net, LAYERS[pdk.name]["pin"], x, y))
+        pins[net] = (LAYERS[pdk.name]["pin"], x, y)
+
+    pin_y = y_pin - t.v1 // 2 - BAND_END + 100
+    for i in range(lg.n):
+        pin(f"{name}_addr[{i}]", xL + pl.lines[f"{name}_addr[{i}]"], pin_y)
+    pin(f"{name}_clk", xL + pl.lines[f"{name}_clk"], pin_y)
+    pin(f"{name}_en", xL + pl.lines[f"{name}_en"], pin_y)
+    pin("VDD", xL + pl.x_vdd, pin_y)
+    pin("VSS", xL + pl.x_vss, pin_y)
+    for c in range(cols):
+        up = c % 2 == 1
+        pin(f"{name}_dout[{c}]", c * geom.px - sg.xr, (top_edge - 100) if up else (bottom_edge + 100))
+    bbox = (x_lo, y_pin - t.v1 // 2 - BAND_END - margin, x_hi, top_edge + margin)
+    array_bbox = (-geom.px // 2, -gap, (cols - 1) * geom.px + geom.px // 2, top + gap)
+    marks = {"decoder_contact": (xL + pl.gates[0], y_row0 + t.band),
+             "wl_pads": [((a0 + a1) // 2, r * geom.py + g0c) for r in range(min(2, n_isl))],
+             "ground": (rail0, rail1, y_gnd)}
+    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks)
+
+
+def _vline(g: Gen, t: Tech, x: int, y0: int, y1: int):
+    g.r("m2", x - t.m2w // 2, y0, x + t.m2w // 2, y1)
+
+
+def _clock_lines(g: Gen, p, x0: int, y_contact: int, y_far: int, mirror: bool):
+    """The column's vertical clock poly line (precharge gates of every domino row) from its
+    contact at ``y_contact`` to the far row ``y_far``, and the contact's Metal1 to the clk line."""
+    t = g.t
+    s = -1 if mirror else 1
+    xc = x0 + s * p.x_clk
+    ha = t.act // 2
+    lo, hi = sorted((y_contact, y_far))
+    ext = ha + t.endcap
+    g.r("poly", xc - t.L // 2, lo - (0 if lo == y_contact else ext), xc + t.L // 2, hi + (0 if hi == y_contact else ext))
+    g.poly_contact(xc, y_contact)
+    xl = x0 + s * p.lines[[n for n in p.lines if n.endswith("_clk")][0]]
+    hb = t.pad_h // 2
+    a, b = sorted((xc, xl))
+    e = max(t.ct, t.v1) // 2 + BAND_END
+    g.r("m1", a - e, y_contact - hb, b + e, y_contact + hb)
+    g.via1(xl, y_contact, m2=False)

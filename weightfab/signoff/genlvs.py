@@ -1,0 +1,128 @@
+"""LVS of a transistor-level generic macro (rom/periphery/generic.py: IHP SG13G2), with KLayout's
+LayoutToNetlist and NetlistComparer as lvs.py does for SKY130 (its comparison is reused).
+
+Devices: the PDK's low-voltage MOS, named as its models (SG13G2 ``sg13_lv_nmos`` = N+ Activ
+(Activ not pSD) under GatPoly outside NWell; ``sg13_lv_pmos`` = Activ in pSD and NWell under
+GatPoly), three-terminal with W and L in µm. Conductors: source/drain, p-taps, GatPoly - Cont -
+Metal1 - Via1 - Metal2 - Via2 - Metal3; the Metal2.pin labels name their nets.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import klayout.db as kdb
+import numpy as np
+
+from .drc import read_layout
+from .lvs import LvsResult, compare
+
+MODELS = {"ihp-sg13g2": ("sg13_lv_nmos", "sg13_lv_pmos"), "gf180mcu": ("nfet_03v3", "pfet_03v3")}
+KEYS = ("act", "poly", "cont", "m1", "v1", "m2", "v2", "m3", "nw", "pp", "np")
+
+
+def extract_generic(path: str | Path, pdk, cell: str) -> kdb.Netlist:
+    from ..rom.periphery.cellgen import LAYERS
+    layout, _ = read_layout(path)
+    top = layout.cell(cell)
+    names = LAYERS[pdk.name]
+    reg = {}
+    for k in KEYS:
+        idx = layout.find_layer(*pdk.gds(names[k])) if names.get(k) else None
+        reg[k] = kdb.Region(top.begin_shapes_rec(idx)).merged() if idx is not None else kdb.Region()
+    nmos, pmos = MODELS[pdk.name]
+    act, poly = reg["act"], reg["poly"]
+    pdiff = act & reg["pp"] & reg["nw"]
+    ndiff = (act & reg["np"]) if names.get("np") else (act - reg["pp"])
+    ndiff -= reg["nw"]
+    ntap = (act - reg["pp"]) & reg["nw"] if not names.get("np") else (act & reg["np"] & reg["nw"])
+    ptap = (act & reg["pp"]) - reg["nw"]
+    rg = {"gate_n": ndiff & poly, "sd_n": ndiff - poly, "gate_p": pdiff & poly, "sd_p": pdiff - poly,
+          "ntap": ntap, "ptap": ptap, **{k: reg[k] for k in ("poly", "cont", "m1", "v1", "m2", "v2", "m3")}}
+    l2n = kdb.LayoutToNetlist(cell, layout.dbu)
+    for n, r in rg.items():
+        l2n.register(r, n)
+    for kind, gt, sd in ((nmos, "gate_n", "sd_n"), (pmos, "gate_p", "sd_p")):
+        l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor(kind), {"SD": rg[sd], "G": rg[gt], "P": rg["poly"]})
+    for n in ("sd_n", "sd_p", "ntap", "ptap", "poly", "cont", "m1", "v1", "m2", "v2", "m3"):
+        l2n.connect(rg[n])
+    for a in ("sd_n", "sd_p", "ntap", "ptap", "poly"):
+        l2n.connect(rg[a], rg["cont"])
+    for a, b in (("cont", "m1"), ("m1", "v1"), ("v1", "m2"), ("m2", "v2"), ("v2", "m3")):
+        l2n.connect(rg[a], rg[b])
+    pin = layout.find_layer(*pdk.gds(names["pin"]))
+    if pin is not None:
+        tx = kdb.Texts(top.begin_shapes_rec(pin))
+        l2n.register(tx, "pin_text")
+        l2n.connect(rg["m2"], tx)
+    l2n.extract_netlist()
+    return l2n.netlist().dup()
+
+
+def reference_generic(macro, bits: np.ndarray, pdk, bit_size: tuple[float, float]) -> kdb.Netlist:
+    """The macro's circuit (its drawing's devices) plus one NMOS per bit site, flat."""
+    nmos, pmos = MODELS[pdk.name]
+    nl = kdb.Netlist()
+    cls = {}
+    for kind, model in (("NMOS", nmos), ("PMOS", pmos)):
+        dc = kdb.DeviceClassMOS3Transistor()
+        dc.name = model
+        nl.add(dc)
+        cls[kind] = dc
+    c = kdb.Circuit()
+    c.name = macro.name
+    nl.add(c)
+    nets: dict[str, kdb.Net] = {}
+
+    def net(n):
+        if n not in nets:
+            nets[n] = c.create_net(n)
+        return nets[n]
+
+    def mos(kind, d, g, s, w, l):
+        dev = c.create_device(cls[kind])
+        for t, n in (("D", d), ("G", g), ("S", s)):
+            dev.connect_terminal(t, net(n))
+        dev.set_parameter("W", w)
+        dev.set_parameter("L", l)
+
+    for kind, d, g, s, w, l in macro.drawing.circuit.devices:
+        mos(kind, d, g, s, w, l)
+    cols, rows = bits.shape
+    for col in range(cols):
+        for w in range(rows):
+            mos("NMOS", f"bl[{col}]" if bits[col, w] else f"d{col}_{w}", f"wl[{w}]", "VSS", *bit_size)
+    for name in macro.pins:
+        c.create_pin(name)
+        c.connect_pin(c.pin_by_name(name), net(name))
+    return nl
+
+
+def well_ties_generic(path, pdk, cell: str) -> list[str]:
+    """N-wells without a contacted n-tap (their PMOS bulk would float)."""
+    from ..rom.periphery.cellgen import LAYERS
+    names = LAYERS[pdk.name]
+    layout, _ = read_layout(path)
+    top = layout.cell(cell)
+
+    def reg(k):
+        idx = layout.find_layer(*pdk.gds(names[k])) if names.get(k) else None
+        return kdb.Region(top.begin_shapes_rec(idx)) if idx is not None else kdb.Region()
+
+    nw = reg("nw").merged()
+    tied = ((reg("act") - reg("pp")) & nw).interacting(reg("cont"))
+    return [f"n-well at ({p.bbox().center().x * layout.dbu:.3f}, {p.bbox().center().y * layout.dbu:.3f}) µm "
+            "holds no contacted n-tap" for p in nw.each() if kdb.Region(p).interacting(tied).is_empty()]
+
+
+def lvs_generic(path: str | Path, pdk, macro, bits: np.ndarray) -> LvsResult:
+    t0 = time.perf_counter()
+    d = pdk.bitcell
+    ext = extract_generic(path, pdk, macro.name)
+    ref = reference_generic(macro, np.asarray(bits), pdk, (float(d["diff_width"]), float(d["gate_length"])))
+    counts = [sum(1 for _ in nl.top_circuit().each_device()) for nl in (ext, ref)]
+    nets = [sum(1 for _ in nl.top_circuit().each_net()) for nl in (ext, ref)]
+    ok, diffs = compare(ext, ref, list(macro.pins))
+    ties = well_ties_generic(path, pdk, macro.name)
+    return LvsResult(macro.name, ok and not ties, counts[0], counts[1], nets[0], nets[1], diffs + ties,
+                     time.perf_counter() - t0, ext)
