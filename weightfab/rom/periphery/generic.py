@@ -26,6 +26,7 @@ from .draw import Drawing, Label
 from .sensegen import SenseGeom, rail_ys, sense_row
 
 MAX_BITS = 10
+READBACK_CLEAR = 1600           # dbu, see the sense rows in build_generic_macro
 DONE = ("ihp-sg13g2",)          # PDKs whose generic floorplan passes DRC and LVS (tests/test_macro_generic.py)
 
 
@@ -170,8 +171,10 @@ def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str)
     # -- sense rows
     gap = (geom.py - geom.island) // 2
     y_gnd = -gap - 400
-    yb0 = y_gnd - 500
-    yt0 = top + gap + 900
+    # the sense rows keep their vias out of the outline readback grows around an array on a PDK
+    # with implicit n+ (1.49 µm on SG13G2: half the widest island gap over its programming layers)
+    yb0 = y_gnd - 500 - READBACK_CLEAR
+    yt0 = top + gap + 900 + READBACK_CLEAR
     bottom_edge, top_edge = yb0 - 2 * sg.H, yt0 + 2 * sg.H
     rails = []
     for (mod, y0, up) in ((0, yb0, False), (2, yb0 - sg.H, False), (1, yt0, True), (3, yt0 + sg.H, True)):

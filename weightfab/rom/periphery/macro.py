@@ -21,14 +21,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..geometry import RomGeometry
-from .bands import BUS_PITCH, PITCH, XL, Band, draw_band, draw_column_fill, rails_x
+from .bands import (BUS_PITCH, GAP as GAP_BAND, M1_RAILS, PITCH, TEMPLATE, X1, XL, Band, draw_band,
+                    draw_column_fill, rails_x)
 from .draw import M1_W, M2_W, Drawing, Ref
 from .logic import Logic, logic
 from .stdcells import load
 
 W_PRE, L_PRE = 0.42, 0.15     # precharge PMOS (µm)
 BUS_GAP = 600                 # column edge to the first bus line
-CH_PITCH = 480                # channel tracks: via pads on neighbouring bus lines clear each other
+CH_PITCH = 340                # channel tracks: a track passes 0.14 µm under the via pad ending the bus line above
+                              # it; neighbouring tracks land on bus lines two apart (their pads clear diagonally)
 
 
 @dataclass
@@ -103,23 +105,26 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
     x_d = xl_pad - 605                              # D-left: c2's outer edge
     x_dr = xr_pad + 605                             # D-right (mirrored)
 
-    # -- buses and the staircase of columns A, B, C left of D
+    # -- buses and one logic column L left of D: A (flowing right), B (left), C (right), stacked
+    # bottom to top, so that A's outputs (bus1) and C's (bus3) are on L's right, B's (bus2) and
+    # the pins (bus0) on its left
     bl = [lg.p_net(0, j) for j in range(1 << len(lg.groups[0]))] + [lg.p_net(1, j) for j in range(1 << len(lg.groups[1]))]
     bus3 = _Bus(x_d + XL - BUS_GAP, -BUS_PITCH, bl)
-    x_c = min(bus3.x.values()) - BUS_GAP
-    bus2 = _Bus(x_c + XL - BUS_GAP, -BUS_PITCH, sorted({i for b in lg.C for i in b.inputs}))
-    x_b = min(bus2.x.values()) - BUS_GAP
     lits = [f"a{i}" for i in range(lg.n)] + [f"ab{i}" for i in range(lg.n)] + ["ce"]
-    bus1 = _Bus(x_b + XL - BUS_GAP, -BUS_PITCH, lits)
-    x_a = min(bus1.x.values()) - BUS_GAP
+    bus1 = _Bus(min(bus3.x.values()) - BUS_GAP, -BUS_PITCH, lits)
+    x_l = min(bus1.x.values()) - BUS_GAP
+    bus2 = _Bus(x_l + XL - BUS_GAP, -BUS_PITCH, sorted({i for b in lg.C for i in b.inputs}))
     ins0 = [f"{name}_addr[{i}]" for i in range(lg.n)] + [f"{name}_clk", f"{name}_en"]
-    bus0 = _Bus(x_a + XL - BUS_GAP, -BUS_PITCH, ins0)
+    bus0 = _Bus(min(bus2.x.values()) - BUS_GAP, -BUS_PITCH, ins0)
     cols_yr = {}
-    cols_yr["A"] = _column(dw, list(lg.A), x_a, 1, 0, y_base, bus0, bus1)
+    ya = _column(dw, list(lg.A), x_l, 1, 0, y_base, bus0, bus1)
     slot_b = len(lg.A) + 1
-    cols_yr["B"] = _column(dw, list(lg.B), x_b, 1, slot_b, y_base, bus1, bus2)
+    yb = _column(dw, list(lg.B), x_l + XL, -1, slot_b, y_base, bus1, bus2)
     slot_c = slot_b + sum(b.slots for b in lg.B) + 1
-    cols_yr["C"] = _column(dw, list(lg.C), x_c, 1, slot_c, y_base, bus2, bus3)
+    yc = _column(dw, list(lg.C), x_l, 1, slot_c, y_base, bus2, bus3)
+    for (_, lo), (hi, _) in ((ya, yb), (yb, yc)):
+        _join_segments(dw, x_l, lo, hi)
+    cols_yr["L"] = (ya[0], yc[1])
 
     # -- final decode on both sides, one band per island
     def wl_band(w):
@@ -130,12 +135,30 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
     right = [wl_band(2 * r + 1) for r in range(n_isl)]
     cols_yr["DL"] = _column(dw, left, x_d, 1, 0, y_base, bus3, None,
                             out_to=lambda i, y: (xl_pad, i * geom.py + g0c))
-    right_nets = sorted({i for b in right for i in b.inputs}) + [f"{name}_clk"]
+    used = {i for b in right for i in b.inputs}
+    right_nets = [n for n in bl if n in used] + [f"{name}_clk"]     # in bus3's order
     busr = _Bus(x_dr - XL + BUS_GAP, BUS_PITCH, right_nets)
     cols_yr["DR"] = _column(dw, right, x_dr, -1, 0, y_base, busr, None,
                             out_to=lambda i, y: (xr_pad, i * geom.py + g1c))
-    col_x = {"A": (x_a, 1), "B": (x_b, 1), "C": (x_c, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
+    col_x = {"L": (x_l, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
     return _Decoders(col_x, cols_yr, [bus0, bus1, bus2, bus3, busr], right_nets, ins0)
+
+
+def _join_segments(dw: Drawing, x: int, y1: int, y0: int):
+    """Join two segments of the logic column across the gap [y1, y0] between them: one flowing
+    right at ``x`` (c2's outer edge), one flowing left (the mirror image, c2's outer edge at
+    x + XL). Each segment's met1 rails continue across the gap (the VDD rails overlap), two bars
+    in the middle join the VSS rails, and the n-wells are bridged where they overlap."""
+    (m0, m1), (q0, _) = M1_RAILS
+    for x0 in (x, x + XL):                         # both segments' rails, continued
+        s = 1 if x0 == x else -1
+        for a, b in ((X1 + m0, X1 + m1), (-m1, -m0), (X1 + q0, -q0)):
+            dw.rect("met1", x0 + s * a, y1, x0 + s * b, y0)
+    ym = (y1 + y0) // 2
+    dw.rect("met1", x - GAP_BAND - m1, ym - 240, x + m1, ym + 240)
+    dw.rect("met1", x + XL + m0, ym - 240, x + X1 + m1, ym + 240)
+    n0 = TEMPLATE["nwell"][0]
+    dw.rect("nwell", x + X1 + n0, y1, x - GAP_BAND - n0, y0)
 
 
 def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, dec: _Decoders) -> int:
@@ -152,7 +175,9 @@ def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, 
     # -- channel under the array: group lines and the clock to the right-hand bus (below the
     # bitlines' drop stacks where the programming layer is an upper via)
     ch0 = y_base - (450 if geom.stack is None else 660)
-    for k, net in enumerate(dec.right_nets):
+    m = len(dec.right_nets)
+    order = list(range(0, m, 2)) + list(range(1, m, 2))   # neighbouring tracks land two bus lines apart
+    for k, net in enumerate(dec.right_nets[i] for i in order):
         yk = ch0 - k * CH_PITCH
         src = bus3 if net in bus3.x else bus0
         src.ys[net].append(yk)
@@ -395,7 +420,8 @@ def engine_names(names: list[str]) -> list[str]:
 
 def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomGeometry) -> tuple[list, list[str]]:
     """A Macro per engine, or None with the reason (unsupported PDK, too many wordlines)."""
-    why = supported(pdk, geom)
+    from . import generic        # PDKs without MOS standard cells: the periphery drawn from their rules
+    why = generic.supported(pdk, geom) if generic.applies(pdk) else supported(pdk, geom)
     macros, reasons = [], []
     for (cols, rows), e in zip(sizes, engine_names(names)):
         if why:
@@ -403,7 +429,8 @@ def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomG
             reasons.append(why)
             continue
         try:
-            macros.append(build_macro(geom, cols, rows, e))
+            macros.append(generic.build_generic_macro(pdk, geom, cols, rows, e) if generic.applies(pdk)
+                          else build_macro(geom, cols, rows, e))
             reasons.append("")
         except Exception as exc:
             from ...errors import WeightfabError
