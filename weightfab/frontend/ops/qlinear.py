@@ -119,6 +119,14 @@ def qgemm(im, n, *, alpha=1.0, transA=0, transB=0):  # noqa: N803
         im.alias[n.out] = acc
 
 
+def sample_codes(im, node, codes: np.ndarray, a: str) -> np.ndarray:
+    """Constant ``codes`` as they broadcast over one sample of tensor ``a`` (a leading 1 dropped)."""
+    full = (1, *im.dummy[a].shape[1:])
+    if codes.ndim > len(full) or np.broadcast_shapes(codes.shape, full) != full:
+        im.fail(node, f"constant of shape {codes.shape} does not broadcast over {full[1:]}")
+    return codes.reshape(codes.shape[1:]) if codes.ndim == len(full) else codes
+
+
 def _const_operand(im, n):
     """(real activation input, constant codes less their zero point, constant scale) when one
     operand of a binary QLinear op is a quantized constant, else None."""
@@ -128,11 +136,7 @@ def _const_operand(im, n):
     j = 3 - i
     a = codes_in(im, n, j, j + 1, j + 2)
     zp = int(np.asarray(im.consts[n.ins[i + 2]]).reshape(-1)[0]) if n.has(i + 2) else 0
-    codes = np.asarray(im.consts[n.ins[i]]).astype(np.int64) - zp
-    full = (1, *im.dummy[a].shape[1:])
-    if codes.ndim > len(full) or np.broadcast_shapes(codes.shape, full) != full:
-        im.fail(n.node, f"constant of shape {codes.shape} does not broadcast over {full[1:]}")
-    codes = codes.reshape(codes.shape[1:]) if codes.ndim == len(full) else codes
+    codes = sample_codes(im, n.node, np.asarray(im.consts[n.ins[i]]).astype(np.int64) - zp, a)
     return a, codes, float(im.const(n.node, n.ins[i + 1], "scale").reshape(-1)[0])
 
 
