@@ -110,8 +110,7 @@ def compare(extracted: kdb.Netlist, reference: kdb.Netlist, named: list[str]) ->
     for cp in xref.each_circuit_pair():
         for p in xref.each_net_pair(cp):
             if p.status() not in (kdb.NetlistCrossReference.Match, kdb.NetlistCrossReference.MatchWithWarning):
-                a = p.first().expanded_name() if p.first() else "(none)"
-                b = p.second().expanded_name() if p.second() else "(none)"
+                a, b = _name(p.first()), _name(p.second())
                 diffs.append(f"net {b} (reference) <-> {a} (layout): {_status(p.status())}")
         for p in xref.each_device_pair(cp):
             if p.status() not in (kdb.NetlistCrossReference.Match, kdb.NetlistCrossReference.MatchWithWarning):
@@ -140,10 +139,19 @@ def _status(s) -> str:
             X.Skipped: "skipped"}.get(s, str(s))
 
 
+def _name(net, none: str = "(none)", most: int = 4) -> str:
+    """A net's name; a net joined from many (KLayout names it by all of them) as its first
+    ``most`` names and how many more."""
+    if net is None:
+        return none
+    names = net.expanded_name().split(",")
+    return ",".join(names[:most]) + (f",... (+{len(names) - most} names)" if len(names) > most else "")
+
+
 def _dev(d) -> str:
     if d is None:
         return "(none)"
-    terms = ", ".join(f"{t.name}={d.net_for_terminal(t.id()).expanded_name() if d.net_for_terminal(t.id()) else '-'}"
+    terms = ", ".join(f"{t.name}={_name(d.net_for_terminal(t.id()), '-')}"
                       for t in d.device_class().terminal_definitions())
     return f"{d.device_class().name} W={d.parameter('W'):.3f} L={d.parameter('L'):.3f} ({terms})"
 
@@ -195,8 +203,10 @@ def lvs_layout(path: str | Path, pdk: Pdk, engines: list[int] | None = None) -> 
     model's): this checks the circuit around them, transistor by transistor."""
     from ..errors import LayoutReadError
     from ..rom.geometry import RomGeometry
+    from ..rom.periphery import generic
     from ..rom.periphery.macro import build_macro
     from ..rom.viastack import program
+    from .genlvs import lvs_generic
     from .drc import read_layout
     from .readback import read_bits
 
@@ -219,6 +229,10 @@ def lvs_layout(path: str | Path, pdk: Pdk, engines: list[int] | None = None) -> 
         cell = next((n for box, n in found if box.contains(kdb.Point(a.x0, a.y0))), None)
         if cell is None:
             continue
-        macro = build_macro(geom, a.cols, a.rows, cell[: -len("_macro")])
-        results.append(lvs_macro(path, pdk, macro, b))
+        engine = cell[: -len("_macro")]
+        if generic.applies(pdk):            # periphery drawn from the PDK's rules (rom/periphery/generic.py)
+            macro = generic.build_generic_macro(pdk, geom, a.cols, a.rows, engine)
+            results.append(lvs_generic(path, pdk, macro, b))
+        else:
+            results.append(lvs_macro(path, pdk, build_macro(geom, a.cols, a.rows, engine), b))
     return results
