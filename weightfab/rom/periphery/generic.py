@@ -17,7 +17,7 @@ bitline c. The right column takes the p lines and clk over Metal3 lines below th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...errors import WeightfabError
 from ..geometry import RomGeometry
@@ -26,7 +26,8 @@ from .draw import Drawing, Label
 from .sensegen import SenseGeom, rail_ys, sense_row
 
 MAX_BITS = 10
-READBACK_CLEAR = 1600           # dbu, see the sense rows in build_generic_macro
+READBACK_CLEAR = 1600           # dbu, see _sense_rows
+MARGIN = 600                    # dbu: array pads to the columns, columns to the macro's edge
 DONE = ("ihp-sg13g2",)          # PDKs whose generic floorplan passes DRC and LVS (tests/test_macro_generic.py)
 
 
@@ -78,198 +79,264 @@ def _left_plan(t: Tech, lg: GenericLogic, name: str):
     return plan_row(t, slots, [f"{name}_addr[{i}]" for i in range(lg.n)]), len(dec)
 
 
-def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str):
-    from .macro import Macro
+@dataclass
+class _Frame:
+    """Positions shared by the drawing steps of one macro (dbu, engine coordinates)."""
+    g: Gen
+    t: Tech
+    lg: GenericLogic
+    geom: RomGeometry
+    name: str
+    cols: int
+    n_isl: int
+    pl: object                      # RowPlan of the left column (x grows right from xL)
+    pr: object                      # RowPlan of the right column (x grows left from xR)
+    nd: int                         # first non-decoder slot of the left plan
+    sg: SenseGeom
+    xL: int
+    xR: int
+    x_riser: int
+    top: int
+    y_row0: int
+    yr0: int
+    ext: dict = field(default_factory=dict)     # left bus net -> ys its line must reach
+    rys: dict = field(default_factory=dict)     # right bus net -> ys
+    ys: dict = field(default_factory=dict)      # left column rows: ("buf", i, half) / ("pre", k, j) -> y
+
+    def reach(self, net: str, y: int):
+        self.ext.setdefault(net, []).append(y)
+
+
+def _frame(pdk, geom: RomGeometry, cols: int, rows: int, name: str) -> _Frame:
     t = Tech.from_pdk(pdk, geom.py)
     lg = generic_logic(rows)
-    dw = Drawing()
-    g = Gen(dw, t, LAYERS[pdk.name])
-    n_isl = rows // 2
+    g = Gen(Drawing(), t, LAYERS[pdk.name])
     pl, nd = _left_plan(t, lg, name)
     pr = plan_row(t, [[f"p{k}[{j}]" for j in range(1 << len(ch))] for k, ch in enumerate(lg.chunks)], [f"{name}_clk"])
     (a0, a1), (b0, b1) = geom.fold_pads(cols)
     g0c, g1c = (sum(gg) // 2 for gg in geom.gates)
-    margin = 600
     sg = SenseGeom.make(t, geom.px)
     band_left = -sg.P // 2 - t.pad_l // 2 - t.nwt    # the sense rows' n-well reaches this far left
-    xL = min(a0 - margin, band_left - 2 * t.nwn - t.pitch) - pl.width   # left column origin (x grows right)
-    xR = b1 + 2 * margin + pr.width                   # right column origin (x grows left)
-    x_riser = b1 + margin
-    top = (n_isl - 1) * geom.py + geom.island
-    y_row0 = g0c + t.band
-    # -- left column rows, bottom up: buffers, a gap (clock contact), predecoders, decoders
+    xL = min(a0 - MARGIN, band_left - 2 * t.nwn - t.pitch) - pl.width   # left column origin (x grows right)
+    xR = b1 + 2 * MARGIN + pr.width                   # right column origin (x grows left)
+    n_isl = rows // 2
+    return _Frame(g, t, lg, geom, name, cols, n_isl, pl, pr, nd, sg, xL, xR, b1 + MARGIN,
+                  (n_isl - 1) * geom.py + geom.island, g0c + t.band, g1c + t.band)
+
+
+def _left_column(f: _Frame) -> tuple[int, int]:
+    """Address buffers, a gap (clock contact), predecoders and the even wordlines' decoder rows,
+    bottom up; returns (y of the gap, y of the top row)."""
+    g, t, lg, pl, xL, name = f.g, f.t, f.lg, f.pl, f.xL, f.name
     pre = [(k, j) for k, ch in enumerate(lg.chunks) for j in range(1 << len(ch))]
     n_buf = 2 * lg.n
     first = -(len(pre) + 1 + n_buf)
-    ys = {}
     for i in range(lg.n):
-        ys[("buf", i, 0)] = y_row0 + (first + 2 * i) * t.pitch
-        ys[("buf", i, 1)] = y_row0 + (first + 2 * i + 1) * t.pitch
-    y_gap = y_row0 + (first + n_buf) * t.pitch
+        f.ys[("buf", i, 0)] = f.y_row0 + (first + 2 * i) * t.pitch
+        f.ys[("buf", i, 1)] = f.y_row0 + (first + 2 * i + 1) * t.pitch
+    y_gap = f.y_row0 + (first + n_buf) * t.pitch
     for q, kj in enumerate(pre):
-        ys[("pre",) + kj] = y_row0 + (first + n_buf + 1 + q) * t.pitch
-    ext = {}                                            # net -> list of y its line must reach
-
-    def reach(net, y):
-        ext.setdefault(net, []).append(y)
-
+        f.ys[("pre",) + kj] = f.y_row0 + (first + n_buf + 1 + q) * t.pitch
     for i in range(lg.n):
         for half, (inp, out) in enumerate(((f"{name}_addr[{i}]", f"ab{i}"), (f"ab{i}", f"a{i}"))):
-            y = ys[("buf", i, half)]
+            y = f.ys[("buf", i, half)]
             draw_row(g, pl, xL, y, [], out, f"b{i}_{half}", None, inp, pl.lines[out])
-            reach(inp, y + t.band)
-            reach(out, y - t.band)
+            f.reach(inp, y + t.band)
+            f.reach(out, y - t.band)
     for (k, j) in pre:
-        y = ys[("pre", k, j)]
+        y = f.ys[("pre", k, j)]
         ch = lg.chunks[k]
-        chain = [(nd, lg.lit(ch[0], j & 1))]
+        chain = [(f.nd, lg.lit(ch[0], j & 1))]
         if len(ch) > 1:
-            chain.append((nd + 1, lg.lit(ch[1], j >> 1)))
-        chain += [(nd + 2, f"{name}_en"), (nd + 3, f"{name}_clk")]
+            chain.append((f.nd + 1, lg.lit(ch[1], j >> 1)))
+        chain += [(f.nd + 2, f"{name}_en"), (f.nd + 3, f"{name}_clk")]
         draw_row(g, pl, xL, y, chain, f"p{k}[{j}]", f"pn{k}_{j}", "clk", None, pl.lines[f"p{k}[{j}]"])
         for _, net in chain:
-            reach(net, y + t.band)
-        reach(f"p{k}[{j}]", y - t.band)
-    dev_clk = len(dw.circuit.devices)
-    for r in range(n_isl):
-        y = y_row0 + r * t.pitch
+            f.reach(net, y + t.band)
+        f.reach(f"p{k}[{j}]", y - t.band)
+    (a0, a1), _ = f.geom.fold_pads(f.cols)
+    for r in range(f.n_isl):
+        y = f.y_row0 + r * t.pitch
         chain = lg.wl_chain(2 * r)
         draw_row(g, pl, xL, y, chain, f"wl[{2 * r}]", f"wn{2 * r}", "clk", None, (a0 + a1) // 2 - xL)
         for _, net in chain:
-            reach(net, y + t.band)
-    y_top_row = y_row0 + (n_isl - 1) * t.pitch
-    # -- right column: decoder rows (mirrored), clock contact above the top row
-    yr0 = g1c + t.band
-    for r in range(n_isl):
-        y = yr0 + r * t.pitch
-        draw_row(g, pr, xR, y, lg.wl_chain(2 * r + 1), f"wl[{2 * r + 1}]", f"wn{2 * r + 1}", "clk", None,
-                 xR - (b0 + b1) // 2, mirror=True)
-    rys = {}
+            f.reach(net, y + t.band)
+    return y_gap, f.y_row0 + (f.n_isl - 1) * t.pitch
+
+
+def _right_column(f: _Frame):
+    """The odd wordlines' decoder rows (mirrored); the p lines they take, by row."""
+    t, lg = f.t, f.lg
+    _, (b0, b1) = f.geom.fold_pads(f.cols)
+    for r in range(f.n_isl):
+        y = f.yr0 + r * t.pitch
+        draw_row(f.g, f.pr, f.xR, y, lg.wl_chain(2 * r + 1), f"wl[{2 * r + 1}]", f"wn{2 * r + 1}", "clk", None,
+                 f.xR - (b0 + b1) // 2, mirror=True)
     for k, ch in enumerate(lg.chunks):
         for j in range(1 << len(ch)):
-            rys[f"p{k}[{j}]"] = [yr0 + r * t.pitch + t.band for r in range(n_isl)
-                                 if dict(lg.wl_chain(2 * r + 1)).get(k) == f"p{k}[{j}]"] or [yr0 + t.band]
-    # circuit: the clock nets of the rows are the clk pin
-    devs = dw.circuit.devices
-    for i, (kind, d, gg, s, w, l) in enumerate(devs):
-        if gg == "clk":
-            devs[i] = (kind, d, f"{name}_clk", s, w, l)
-    # -- taps and wells of both columns
-    y_lo = ys[("buf", 0, 0)] - t.pitch // 2
+            f.rys[f"p{k}[{j}]"] = [f.yr0 + r * t.pitch + t.band for r in range(f.n_isl)
+                                   if dict(lg.wl_chain(2 * r + 1)).get(k) == f"p{k}[{j}]"] or [f.yr0 + t.band]
+
+
+def _taps_wells_clocks(f: _Frame, y_gap: int, y_top_row: int) -> tuple[int, int]:
+    """Taps and n-wells of both columns, their clock poly lines; returns the left column's
+    (y_lo, y of the right column's clock contact)."""
+    g, t, pl, pr, xL, xR = f.g, f.t, f.pl, f.pr, f.xL, f.xR
+    y_lo = f.ys[("buf", 0, 0)] - t.pitch // 2
     y_hi = y_top_row + t.pitch // 2
-    for y in range(ys[("buf", 0, 0)] - t.pitch // 2, y_hi + 1, t.pitch):
+    for y in range(f.ys[("buf", 0, 0)] - t.pitch // 2, y_hi + 1, t.pitch):
         draw_row_taps(g, pl, xL, y)
-    for r in range(-1, n_isl):
-        draw_row_taps(g, pr, xR, yr0 + r * t.pitch + t.pitch // 2, mirror=True)
+    for r in range(-1, f.n_isl):
+        draw_row_taps(g, pr, xR, f.yr0 + r * t.pitch + t.pitch // 2, mirror=True)
     draw_row_wells(g, pl, xL, y_lo - t.pitch // 2 + t.nwt, y_hi + t.pitch // 2 - t.nwt)
-    draw_row_wells(g, pr, xR, yr0 - t.pitch, yr0 + n_isl * t.pitch, mirror=True)
-    # -- clock poly lines of the columns and their contacts
+    draw_row_wells(g, pr, xR, f.yr0 - t.pitch, f.yr0 + f.n_isl * t.pitch, mirror=True)
     _clock_lines(g, pl, xL, y_gap, y_top_row, False)
-    yrc = yr0 + n_isl * t.pitch
-    _clock_lines(g, pr, xR, yrc, yr0, True)
-    reach(f"{name}_clk", y_gap)
-    # -- sense rows
-    gap = (geom.py - geom.island) // 2
-    y_gnd = -gap - 400
+    yrc = f.yr0 + f.n_isl * t.pitch
+    _clock_lines(g, pr, xR, yrc, f.yr0, True)
+    f.reach(f"{f.name}_clk", y_gap)
+    return y_lo, yrc
+
+
+def _sense_rows(f: _Frame, gap: int, y_gnd: int):
+    """Four staggered sense rows (columns 0, 2 mod 4 below the array, 1, 3 mod 4 above); returns
+    (y of the upper rows' start, bottom edge, top edge, the rows' rail ys)."""
+    sg = f.sg
     # the sense rows keep their vias out of the outline readback grows around an array on a PDK
     # with implicit n+ (1.49 µm on SG13G2: half the widest island gap over its programming layers)
     yb0 = y_gnd - 500 - READBACK_CLEAR
-    yt0 = top + gap + 900 + READBACK_CLEAR
+    yt0 = f.top + gap + 900 + READBACK_CLEAR
     bottom_edge, top_edge = yb0 - 2 * sg.H, yt0 + 2 * sg.H
     rails = []
     for (mod, y0, up) in ((0, yb0, False), (2, yb0 - sg.H, False), (1, yt0, True), (3, yt0 + sg.H, True)):
-        cs = [c for c in range(cols) if c % 4 == mod]
-        edge = -gap if not up else top + gap
-        sense_row(g, sg, cs, geom.px, y0, up, name, edge, top_edge if up else bottom_edge, x_riser)
+        cs = [c for c in range(f.cols) if c % 4 == mod]
+        edge = -gap if not up else f.top + gap
+        sense_row(f.g, sg, cs, f.geom.px, y0, up, f.name, edge, top_edge if up else bottom_edge, f.x_riser)
         if cs:
             rails.append(rail_ys(sg, y0, up))
-    for i, (kind, d, gg, s, w, l) in enumerate(devs):
-        if gg == "clk":
-            devs[i] = (kind, d, f"{name}_clk", s, w, l)
-    # -- the odd wordlines' left end caps (the folded array draws the right ones only)
+    return yt0, bottom_edge, top_edge, rails
+
+
+def _array_edges(f: _Frame, y_gnd: int) -> tuple[int, int]:
+    """The odd wordlines' left end caps (the folded array draws the right ones only) and the
+    array's ground rail to the right column's VSS line; returns the rail's x extent."""
+    g, t, geom = f.g, f.t, f.geom
     end = geom.d.diff_width // 2 + geom.d.poly_endcap
     if end > geom.px // 2:
         lo1, hi1 = geom.gates[1]
-        for r in range(n_isl):
+        for r in range(f.n_isl):
             g.r("poly", -end, r * geom.py + lo1, -geom.px // 2, r * geom.py + hi1)
-    # -- the array's ground rail to the right column's VSS line
-    rail0, rail1 = geom.rail_x(cols)
+    rail0, rail1 = geom.rail_x(f.cols)
     hb = t.pad_h // 2
     g.r("m1", rail0, y_gnd - hb, rail1, geom.source)
-    xv = xR - pr.x_vss
+    xv = f.xR - f.pr.x_vss
     g.r("m1", rail0, y_gnd - hb, xv + hb + BAND_END, y_gnd + hb)
     g.via1(xv, y_gnd, m2=False)
-    # -- crossing channel (Metal3) under everything: p lines and clk to the right column
+    return rail0, rail1
+
+
+def _channel(f: _Frame, y_base: int, yrc: int, yt0: int) -> int:
+    """The Metal3 crossing channel under everything (p lines and clk to the right column) and the
+    clock riser from the sense rows' clock lines; returns the channel's lowest y."""
+    g, t, pl, pr, name = f.g, f.t, f.pl, f.pr, f.name
     lp = t.m3w + t.m3s
-    y_ch = min(bottom_edge, y_lo) - 2 * lp
+    y_ch = y_base - 2 * lp
     cross = [n for n in pr.lines]
     for q, net in enumerate(cross):
         y = y_ch - q * lp
-        xa, xb = xL + pl.lines[net], xR - pr.lines[net]
+        xa, xb = f.xL + pl.lines[net], f.xR - pr.lines[net]
         g.r("m3", xa - t.v2 // 2 - BAND_END, y - t.m3w // 2, xb + t.v2 // 2 + BAND_END, y + t.m3w // 2)
         for x in (xa, xb):
             g.box("v2", x, y, t.v2, t.v2)
-        reach(net, y)
-        rys.setdefault(net, []).append(y)
-    rys[f"{name}_clk"] = rys.get(f"{name}_clk", []) + [yrc]
-    y_ch_lo = y_ch - (len(cross) - 1) * lp
-    # clock riser: the sense rows' clock lines to the channel's clk line
+        f.reach(net, y)
+        f.rys.setdefault(net, []).append(y)
+    f.rys[f"{name}_clk"] = f.rys.get(f"{name}_clk", []) + [yrc]
     yclk = y_ch - cross.index(f"{name}_clk") * lp
-    g.r("m2", x_riser - t.m2w // 2, yclk - t.v2 // 2 - BAND_END, x_riser + t.m2w // 2,
-        max(y0 for y0 in (yt0 + sg.H - sg.v["g1"],)) + t.v1 // 2 + BAND_END)
-    g.box("v2", x_riser, yclk, t.v2, t.v2)
-    g.r("m3", x_riser - t.v2 // 2 - BAND_END, yclk - t.m3w // 2, x_riser + t.v2 // 2 + BAND_END, yclk + t.m3w // 2)
-    # -- power: column lines, rails
-    y_pin = min(y_ch_lo, y_lo) - 1000
-    x_lo, x_hi = xL - margin, xR + margin
-    for net, ly in (("VSS", [pl.x_vss, pl.x_vss2]), ("VDD", [pl.x_vdd])):
+    xr = f.x_riser
+    g.r("m2", xr - t.m2w // 2, yclk - t.v2 // 2 - BAND_END, xr + t.m2w // 2,
+        yt0 + f.sg.H - f.sg.v["g1"] + t.v1 // 2 + BAND_END)
+    g.box("v2", xr, yclk, t.v2, t.v2)
+    g.r("m3", xr - t.v2 // 2 - BAND_END, yclk - t.m3w // 2, xr + t.v2 // 2 + BAND_END, yclk + t.m3w // 2)
+    return y_ch - (len(cross) - 1) * lp
+
+
+def _power_and_buses(f: _Frame, y_pin: int, y_rbot: int, top_edge: int, rails: list[dict]):
+    """VDD/VSS column lines, the sense rows' Metal3 rails, and the Metal2 bus lines."""
+    g, t, pl, pr, xL, xR = f.g, f.t, f.pl, f.pr, f.xL, f.xR
+    for ly in ([pl.x_vss, pl.x_vss2], [pl.x_vdd]):
         for xl_ in ly:
             _vline(g, t, xL + xl_, y_pin - t.v1 // 2 - BAND_END, top_edge)
-    for net, ly in (("VSS", [pr.x_vss, pr.x_vss2]), ("VDD", [pr.x_vdd])):
+    for ly in ([pr.x_vss, pr.x_vss2], [pr.x_vdd]):
         for xl_ in ly:
-            _vline(g, t, xR - xl_, min(bottom_edge, y_gnd) - 500, top_edge)
+            _vline(g, t, xR - xl_, y_rbot, top_edge)
     pw = {"VDD": [xL + pl.x_vdd, xR - pr.x_vdd], "VSS": [xL + pl.x_vss, xL + pl.x_vss2, xR - pr.x_vss, xR - pr.x_vss2]}
     for rr in rails:
         for net, y in rr.items():
-            g.r("m3", x_lo, y - 150, x_hi, y + 150)
+            g.r("m3", xL - MARGIN, y - 150, xR + MARGIN, y + 150)
             for x in pw[net]:
                 g.box("v2", x, y, t.v2, t.v2)
-    # -- bus lines
     hw = t.m2w // 2
     for net, x in pl.lines.items():
-        yy = ext.get(net, [])
-        if net.startswith(f"{name}_"):
+        yy = f.ext.get(net, [])
+        if net.startswith(f"{f.name}_"):
             yy = yy + [y_pin]
         if yy:
             g.r("m2", xL + x - hw, min(yy) - t.v1 // 2 - BAND_END, xL + x + hw, max(yy) + t.v1 // 2 + BAND_END)
     for net, x in pr.lines.items():
-        yy = rys.get(net, [])
+        yy = f.rys.get(net, [])
         if yy:
             g.r("m2", xR - x - hw, min(yy) - t.v1 // 2 - BAND_END, xR - x + hw, max(yy) + t.v1 // 2 + BAND_END)
-    # -- pins (Metal2 pin purpose), at the lines' ends
+
+
+def _pins(f: _Frame, pin_layer: str, y_pin: int, bottom_edge: int, top_edge: int) -> dict:
+    """Pins (Metal2 pin purpose) at the lines' ends: address, clock, enable, power, dout."""
+    g, t, pl, xL, name = f.g, f.t, f.pl, f.xL, f.name
+    hw = t.m2w // 2
     pins = {}
 
     def pin(net, x, y):
         g.r("pin", x - hw, y - 100, x + hw, y + 100)
-        dw.labels.append(Label(net, LAYERS[pdk.name]["pin"], x, y))
-        pins[net] = (LAYERS[pdk.name]["pin"], x, y)
+        g.dw.labels.append(Label(net, pin_layer, x, y))
+        pins[net] = (pin_layer, x, y)
 
     pin_y = y_pin - t.v1 // 2 - BAND_END + 100
-    for i in range(lg.n):
+    for i in range(f.lg.n):
         pin(f"{name}_addr[{i}]", xL + pl.lines[f"{name}_addr[{i}]"], pin_y)
     pin(f"{name}_clk", xL + pl.lines[f"{name}_clk"], pin_y)
     pin(f"{name}_en", xL + pl.lines[f"{name}_en"], pin_y)
     pin("VDD", xL + pl.x_vdd, pin_y)
     pin("VSS", xL + pl.x_vss, pin_y)
-    for c in range(cols):
+    for c in range(f.cols):
         up = c % 2 == 1
-        pin(f"{name}_dout[{c}]", c * geom.px - sg.xr, (top_edge - 100) if up else (bottom_edge + 100))
-    bbox = (x_lo, y_pin - t.v1 // 2 - BAND_END - margin, x_hi, top_edge + margin)
-    array_bbox = (-geom.px // 2, -gap, (cols - 1) * geom.px + geom.px // 2, top + gap)
-    marks = {"decoder_contact": (xL + pl.gates[0], y_row0 + t.band),
-             "wl_pads": [((a0 + a1) // 2, r * geom.py + g0c) for r in range(min(2, n_isl))],
+        pin(f"{name}_dout[{c}]", c * f.geom.px - f.sg.xr, (top_edge - 100) if up else (bottom_edge + 100))
+    return pins
+
+
+def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str):
+    from .macro import Macro
+    f = _frame(pdk, geom, cols, rows, name)
+    t = f.t
+    y_gap, y_top_row = _left_column(f)
+    _right_column(f)
+    y_lo, yrc = _taps_wells_clocks(f, y_gap, y_top_row)
+    gap = (geom.py - geom.island) // 2
+    y_gnd = -gap - 400
+    yt0, bottom_edge, top_edge, rails = _sense_rows(f, gap, y_gnd)
+    devs = f.g.dw.circuit.devices                     # the rows' clock nets are the clk pin
+    for i, (kind, d, gg, s, w, l) in enumerate(devs):
+        if gg == "clk":
+            devs[i] = (kind, d, f"{name}_clk", s, w, l)
+    rail0, rail1 = _array_edges(f, y_gnd)
+    y_ch_lo = _channel(f, min(bottom_edge, y_lo), yrc, yt0)
+    y_pin = min(y_ch_lo, y_lo) - 1000
+    _power_and_buses(f, y_pin, min(bottom_edge, y_gnd) - 500, top_edge, rails)
+    pins = _pins(f, LAYERS[pdk.name]["pin"], y_pin, bottom_edge, top_edge)
+    bbox = (f.xL - MARGIN, y_pin - t.v1 // 2 - BAND_END - MARGIN, f.xR + MARGIN, top_edge + MARGIN)
+    array_bbox = (-geom.px // 2, -gap, (cols - 1) * geom.px + geom.px // 2, f.top + gap)
+    (a0, a1), _ = geom.fold_pads(cols)
+    marks = {"decoder_contact": (f.xL + f.pl.gates[0], f.y_row0 + t.band),
+             "wl_pads": [((a0 + a1) // 2, r * geom.py + (f.y_row0 - t.band)) for r in range(min(2, f.n_isl))],
              "ground": (rail0, rail1, y_gnd)}
-    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks)
+    return Macro(f"{name}_macro", cols, rows, f.g.dw, f.lg, bbox, array_bbox, pins, marks)
 
 
 def _vline(g: Gen, t: Tech, x: int, y0: int, y1: int):
