@@ -49,8 +49,8 @@ class Macro:
 class _Bus:
     """Vertical met1 lines of one bus region; each net's line spans all its landings."""
 
-    def __init__(self, x_first: int, step: int, nets: list[str]):
-        self.x = {n: x_first + step * k for k, n in enumerate(nets)}
+    def __init__(self, x_first: int, step: int, nets: list[str], slots: dict[str, int] | None = None):
+        self.x = {n: x_first + step * (slots[n] if slots else k) for k, n in enumerate(nets)}
         self.ys: dict[str, list[int]] = {n: [] for n in nets}
 
     def draw(self, dw: Drawing, extra: dict[str, list[int]] = {}):
@@ -92,7 +92,7 @@ class _Decoders:
     x: dict[str, tuple[int, int]]                 # column -> (x0, side)
     yr: dict[str, tuple[int, int]]                # column -> (y0, y1)
     buses: list[_Bus]                             # bus0, bus1, bus2, bus3, bus-right
-    right_nets: list[str]                         # group lines and clock D-right takes
+    right_nets: list[str]                         # group lines and clock D-right takes, in channel order
     ins0: list[str]                               # the macro's input pins (bus0)
 
 
@@ -137,11 +137,41 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
                             out_to=lambda i, y: (xl_pad, i * geom.py + g0c))
     used = {i for b in right for i in b.inputs}
     right_nets = [n for n in bl if n in used] + [f"{name}_clk"]     # in bus3's order
-    busr = _Bus(x_dr - XL + BUS_GAP, BUS_PITCH, right_nets)
+    tracks = _track_order(right_nets, bus3)
+    busr = _Bus(x_dr - XL + BUS_GAP, BUS_PITCH, right_nets, _slots(right_nets, tracks))
     cols_yr["DR"] = _column(dw, right, x_dr, -1, 0, y_base, busr, None,
                             out_to=lambda i, y: (xr_pad, i * geom.py + g1c))
     col_x = {"L": (x_l, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
-    return _Decoders(col_x, cols_yr, [bus0, bus1, bus2, bus3, busr], right_nets, ins0)
+    return _Decoders(col_x, cols_yr, [bus0, bus1, bus2, bus3, busr], tracks, ins0)
+
+
+def _track_order(nets: list[str], bus3: _Bus) -> list[str]:
+    """The channel's nets from top to bottom. Two neighbouring tracks (0.34 µm apart) must not
+    land on neighbouring bus3 lines (their via pads would be 0.08 µm apart diagonally): every
+    other net of bus3's order, the even positions first, or the odd ones first where the junction
+    of the evens lands on neighbours (four nets: 0, 2 | 1, 3). One of the two always holds: with
+    three nets the clock (on bus0) stands between the others, from four on the odd-first
+    junction (last odd back to position 0) is three lines or more."""
+    m = len(nets)
+    idx = {n: k for k, n in enumerate(bus3.x)}
+    for first in (0, 1):
+        order = [nets[i] for i in list(range(first, m, 2)) + list(range(1 - first, m, 2))]
+        if all(a not in idx or b not in idx or abs(idx[a] - idx[b]) >= 2 for a, b in zip(order, order[1:])):
+            return order
+    raise ValueError(f"no channel order for {nets}")
+
+
+def _slots(nets: list[str], tracks: list[str]) -> dict[str, int]:
+    """Bus-right positions of the nets (in bus3's order), one slot left empty wherever two
+    neighbouring nets also have neighbouring tracks, so their via pads clear diagonally."""
+    rank = {n: k for k, n in enumerate(tracks)}
+    slots, s = {}, 0
+    for i, n in enumerate(nets):
+        if i and abs(rank[n] - rank[nets[i - 1]]) == 1:
+            s += 1
+        slots[n] = s
+        s += 1
+    return slots
 
 
 def _join_segments(dw: Drawing, x: int, y1: int, y0: int):
@@ -175,9 +205,7 @@ def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, 
     # -- channel under the array: group lines and the clock to the right-hand bus (below the
     # bitlines' drop stacks where the programming layer is an upper via)
     ch0 = y_base - (450 if geom.stack is None else 660)
-    m = len(dec.right_nets)
-    order = list(range(0, m, 2)) + list(range(1, m, 2))   # neighbouring tracks land two bus lines apart
-    for k, net in enumerate(dec.right_nets[i] for i in order):
+    for k, net in enumerate(dec.right_nets):            # neighbouring tracks land two bus lines apart
         yk = ch0 - k * CH_PITCH
         src = bus3 if net in bus3.x else bus0
         src.ys[net].append(yk)
