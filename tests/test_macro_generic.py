@@ -1,6 +1,7 @@
 """The transistor-level macro periphery drawn from the PDK's rules (rom/periphery/generic.py) on
-IHP SG13G2: DRC clean on the PDK's deck, LVS matches the generated circuit, and seeded faults (a
-decoder contact removed, two wordlines shorted) fail LVS."""
+IHP SG13G2 and GF180MCU: DRC clean on the PDK's deck (with its well, implant and tap rules), LVS
+matches the generated circuit, and seeded faults (a decoder contact removed, two wordlines
+shorted) fail LVS."""
 from __future__ import annotations
 
 import gdstk
@@ -8,25 +9,27 @@ import numpy as np
 import pytest
 
 from weightfab.rom.geometry import RomGeometry
+from weightfab.rom.periphery.cellgen import LAYERS
 from weightfab.rom.periphery.generic import build_generic_macro
 from weightfab.rom.writer import macro_library
 from weightfab.signoff.drc import run_drc
-from weightfab.signoff.genlvs import lvs_generic
+from weightfab.signoff.genlvs import MODELS, lvs_generic
 from weightfab.tech.pdk import load_pdk
 
-PDK = load_pdk("ihp-sg13g2")
-GEOM = RomGeometry.from_pdk(PDK)
+PDKS = {name: load_pdk(name) for name in ("ihp-sg13g2", "gf180mcu")}
 
 
-@pytest.fixture(scope="module")
-def macro16():
-    m = build_generic_macro(PDK, GEOM, 16, 16, "e0")
+@pytest.fixture(scope="module", params=sorted(PDKS))
+def macro16(request):
+    pdk = PDKS[request.param]
+    geom = RomGeometry.from_pdk(pdk)
+    m = build_generic_macro(pdk, geom, 16, 16, "e0")
     bits = np.random.default_rng(3).integers(0, 2, (16, 16)).astype(np.uint8)
-    return m, bits
+    return pdk, geom, m, bits
 
 
-def _write(tmp_path, m, bits, edit=None):
-    lib = macro_library(m, PDK, bits)
+def _write(tmp_path, pdk, m, bits, edit=None):
+    lib = macro_library(m, pdk, bits)
     if edit:
         edit(lib, m)
     path = tmp_path / "m.gds"
@@ -35,19 +38,23 @@ def _write(tmp_path, m, bits, edit=None):
 
 
 def test_drc_clean_and_lvs_match(tmp_path, macro16):
-    m, bits = macro16
-    path = _write(tmp_path, m, bits)
-    rep = run_drc(path, PDK)
+    pdk, _, m, bits = macro16
+    path = _write(tmp_path, pdk, m, bits)
+    rep = run_drc(path, pdk)
     assert rep.violations == 0, {r.name: r.count for r in rep.rules if r.count}
-    r = lvs_generic(path, PDK, m, bits)
+    drawn = {r.layer for r in pdk.rules}
+    assert {LAYERS[pdk.name]["nw"], LAYERS[pdk.name]["pp"]} <= drawn     # well and implant rules are in the deck
+    r = lvs_generic(path, pdk, m, bits)
     assert r.ok, r.differences[:10]
     assert r.devices_layout == r.devices_reference > 16 * 16
+    models = {d.device_class().name for d in r.extracted.top_circuit().each_device()}
+    assert models == set(MODELS[pdk.name])
     assert {"e0_addr[0]", "e0_addr[3]", "e0_clk", "e0_en", "e0_dout[15]", "VDD", "VSS"} <= set(m.pins)
 
 
 def test_other_bits_change_only_the_programming_layer(macro16):
-    m, _ = macro16
-    m2 = build_generic_macro(PDK, GEOM, 16, 16, "e0")
+    pdk, geom, m, _ = macro16
+    m2 = build_generic_macro(pdk, geom, 16, 16, "e0")
     assert m2.drawing.shapes == m.drawing.shapes
 
 
@@ -56,29 +63,30 @@ def _cell(lib, m):
 
 
 def test_missing_decoder_contact_fails_lvs(tmp_path, macro16):
-    m, bits = macro16
+    pdk, _, m, bits = macro16
     x, y = m.marks["decoder_contact"]
-    cont = PDK.gds("cont_drw")
+    cont = pdk.gds(LAYERS[pdk.name]["cont"])
 
     def edit(lib, m):
         c = _cell(lib, m)
-        um = PDK.dbu_um
+        um = pdk.dbu_um
         gone = [p for p in c.polygons if (p.layer, p.datatype) == cont and p.contain((x * um, y * um))]
         assert len(gone) == 1
         c.remove(*gone)
 
-    r = lvs_generic(_write(tmp_path, m, bits, edit), PDK, m, bits)
+    r = lvs_generic(_write(tmp_path, pdk, m, bits, edit), pdk, m, bits)
     assert not r.ok and r.differences
 
 
 def test_shorted_wordlines_fail_lvs(tmp_path, macro16):
-    m, bits = macro16
+    pdk, geom, m, bits = macro16
     (x0, y0), _ = m.marks["wl_pads"]
-    um = PDK.dbu_um
+    um = pdk.dbu_um
+    m1 = pdk.gds(LAYERS[pdk.name]["m1"])
 
     def edit(lib, m):   # Metal1 from wordline 0's pad up to wordline 2's pad
-        _cell(lib, m).add(gdstk.rectangle((x0 * um - 0.1, y0 * um), (x0 * um + 0.1, (y0 + GEOM.py) * um),
-                                          layer=PDK.gds("metal1")[0], datatype=PDK.gds("metal1")[1]))
+        _cell(lib, m).add(gdstk.rectangle((x0 * um - 0.1, y0 * um), (x0 * um + 0.1, (y0 + geom.py) * um),
+                                          layer=m1[0], datatype=m1[1]))
 
-    r = lvs_generic(_write(tmp_path, m, bits, edit), PDK, m, bits)
+    r = lvs_generic(_write(tmp_path, pdk, m, bits, edit), pdk, m, bits)
     assert not r.ok and r.differences

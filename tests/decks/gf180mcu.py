@@ -128,6 +128,18 @@ def V13a(d): return via_in((d, 0.1, 0.07, 0.1), (0.07, 0.1, 0.07, 0.1))
 def V13d(d): return via_in((0.0, d, 0.0, 0.3), (0.07, 0.1, 0.07, 0.1))
 def V14a(d): return via_in((0.07, 0.1, 0.07, 0.1), (d, 0.1, 0.07, 0.1))
 def V14c(d): return via_in((0.07, 0.1, 0.07, 0.1), (0.01, d, 0.01, 0.3))
+# wells and taps (the macro periphery): a 0.5 x 0.8 COMP, its implant 0.16 around, an Nwell
+def tap(n=True, imp=(0.16, 0.16, 0.16, 0.16)):
+    l, b, r, t = imp
+    return [box("comp", 0, 0, 0.5, 0.8), box("nplus" if n else "pplus", -l, -b, 0.5 + r, 0.8 + t)]
+def NW1a(d): return [box("nwell", 0, 0, d, 2.0)]
+def NW2a(d): return [box("nwell", 0, 0, 1.0, 2.0), box("nwell", 1.0 + d, 0, 2.0 + d, 2.0)]
+def DF4c(d): return tap(False) + [box("nwell", -d, -1, 1.5, 2)]       # PMOS diffusion in Nwell
+def DF4d(d): return tap() + [box("nwell", -d, -1, 1.5, 2)]            # Nwell tap
+def DF17(d): return tap(False) + [box("nwell", 0.5 + d, -1, 2.0, 2)]  # substrate tap beside an Nwell
+def NP5d(d): return tap(imp=(d, 0.16, 0.16, 0.16)) + [box("nwell", -1, -1, 2, 2)]
+def PP3c(d): return tap() + [box("nwell", -1, -1, 3, 2), box("pplus", 0.5 + d, 0, 1.5 + d, 0.8)]
+def PP5d(d): return tap(False, imp=(d, 0.16, 0.16, 0.16))
 def M21(d): return [box("metal2", 0, 0, d, 2.0)]
 def M22a(d): return [box("metal2", 0, 0, 0.5, 2.0), box("metal2", 0.5 + d, 0, 1.0 + d, 2.0)]
 def M23(d): return [box("metal2", 0, 0, 0.38, d)]
@@ -146,6 +158,8 @@ _TABLE = {
     "V1.1": (V11, None), "V1.2a": (V12a, None), "V1.3a": (V13a, None), "V1.3d": (V13d, None),
     "V1.4a": (V14a, None), "V1.4c": (V14c, None),
     "M2.1": (M21, None), "M2.2a": (M22a, None), "M2.3": (M23, 0.38),
+    "NW.1a": (NW1a, None), "NW.2a": (NW2a, None), "DF.4c": (DF4c, None), "DF.4d": (DF4d, None),
+    "DF.17": (DF17, None), "NP.5d": (NP5d, None), "PP.3c": (PP3c, None), "PP.5d": (PP5d, None),
 }
 # the d on the failing side, when it is not one grid step below the legal value
 STEP_OFF = {"DF.12": (-0.005,), "CO.11": (-0.005,)}
@@ -158,7 +172,10 @@ EXPECT = {
 }
 GROSS = {  # (label, rects, expected set)
     "DF.12": [("bare COMP", [box("comp", 0, 0, 0.5, 1.0)], {"DF.12"})],
-    "DF.16": [("NCOMP overlapping Nwell", DF16(-0.05), {"DF.16"})],
+    # the NCOMP's part inside the Nwell is also a tap the Nwell does not enclose (DF.4d)
+    "DF.16": [("NCOMP overlapping Nwell", DF16(-0.05), {"DF.16", "DF.4d"})],
+    "DF.17": [("PCOMP overlapping Nwell", DF17(-0.05), None)],
+    "DF.4d": [("Nwell tap half out of the Nwell", DF4d(-0.25), None)],
     "DF.6": [("COMP ends at the gate", nmos(drn=0.0) , None)],
     "PL.4": [("endcap 0", nmos(endr=0.0), None)],
     "CO.1": [("0.22 x 0.25 contact", CO1_rect(), {"CO.1"})],

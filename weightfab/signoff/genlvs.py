@@ -1,10 +1,12 @@
-"""LVS of a transistor-level generic macro (rom/periphery/generic.py: IHP SG13G2), with KLayout's
-LayoutToNetlist and NetlistComparer as lvs.py does for SKY130 (its comparison is reused).
+"""LVS of a transistor-level generic macro (rom/periphery/generic.py: IHP SG13G2, GF180MCU), with
+KLayout's LayoutToNetlist and NetlistComparer as lvs.py does for SKY130 (its comparison is reused).
 
 Devices: the PDK's low-voltage MOS, named as its models (SG13G2 ``sg13_lv_nmos`` = N+ Activ
-(Activ not pSD) under GatPoly outside NWell; ``sg13_lv_pmos`` = Activ in pSD and NWell under
-GatPoly), three-terminal with W and L in µm. Conductors: source/drain, p-taps, GatPoly - Cont -
-Metal1 - Via1 - Metal2 - Via2 - Metal3; the Metal2.pin labels name their nets.
+(Activ not pSD) under GatPoly outside NWell, ``sg13_lv_pmos`` = Activ in pSD and NWell under
+GatPoly; GF180MCU ``nfet_03v3`` = COMP in Nplus outside Nwell under Poly2, ``pfet_03v3`` = COMP in
+Pplus and Nwell under Poly2, 3.3 V devices outside Dualgate), three-terminal with W and L in µm.
+Conductors: source/drain, n- and p-taps, poly - contact - Metal1 - Via1 - Metal2 - Via2 - Metal3;
+the labels on the PDK's Metal2 pin layer (SG13G2 Metal2.pin, GF180MCU Metal2_Label) name their nets.
 """
 from __future__ import annotations
 

@@ -28,21 +28,20 @@ LAYERS = {
                    "pin": "metal2_pin"},
     "gf180mcu": {"act": "comp", "poly": "poly2", "cont": "contact", "m1": "metal1", "v1": "via1",
                  "m2": "metal2", "v2": "via2", "m3": "metal3", "nw": "nwell", "pp": "pplus", "np": "nplus",
-                 "pin": "metal2_pin"},
+                 "pin": "metal2_label"},
 }
 # the deck rules (pdk.toml names) each dimension comes from
 RULES = {
     "ihp-sg13g2": dict(L="Gat.a1", ct="Cnt.a", cg="Cnt.f", ce="Cnt.c", pce="Cnt.d", pca="Cnt.e", endcap="Gat.c",
                        gd="Gat.d", ps="Gat.b", acts="Act.b", m1s="M1.b", v1="V1.a", v1e="V1.c", m2w="M2.a", m2s="M2.b",
                        m2area="M2.d", m1area="M1.d", v2="V2.a", m3w="M3.a", m3s="M3.b", nwp="NW.c", nwn="NW.d",
-                       nwt="NW.e", psdp="pSD.c", psdn="pSD.d", psdpw="pSD.c1"),
-    "gf180mcu": dict(L="PL.1_3V3_pgate", ct="CO.1", cg="CO.6", ce="CO.4", pce="CO.3", pca="CO.7", endcap="PL.5a",
-                     gd="PL.5b", ps="PL.2", acts="DF.3a", m1s="M1.2a", v1="V1.1", v1e="M1.3", m2w="M2.1", m2s="M2.2a",
-                     m2area="M2.4", m1area="M1.4", v2="V2.1", m3w="M3.1", m3s="M3.2a", nwp="NW.4", nwn="NW.5",
-                     nwt="NW.4", psdp="PP.3b", psdn="PP.3a", psdpw="PP.3b"),
+                       nwt="NW.e", psdp="pSD.c", psdn="pSD.d", psdpw="pSD.c1", tap_area="Act.d", end="M1.c1"),
+    "gf180mcu": dict(L="PL.2", ct="CO.1", cg="CO.7", ce="CO.4", pce="CO.3", pca="CO.8", endcap="PL.4",
+                     gd="PL.5a", ps="PL.3a", acts="DF.3a", m1s="M1.2a", v1="V1.1", v1e="V1.3a", m2w="M2.1", m2s="M2.2a",
+                     m2area="M2.3", m1area="M1.3", v2="V2.1", m3w="M3.1", m3s="M3.2a", nwp="DF.4c", nwn="DF.16",
+                     nwt="DF.4d", psdp="PP.5b", psdn="PP.3a", psdpw="PP.5d", tap_area="DF.9", end="V1.3d",
+                     impg="NP.5a"),
 }
-TAP_AREA = 122_000     # dbu²: SG13G2 Act.d 0.122 µm² (the larger of the two PDKs' minimum diffusion areas)
-BAND_END = 50          # Metal endcap over a via or contact (SG13G2 M1.c1/V1.c1/Mn.c1; GF180 V1.3b..)
 
 
 def _grid(v: int, g: int) -> int:
@@ -78,8 +77,11 @@ class Tech:
     psdp: int
     psdn: int
     psdpw: int
+    tap_area: int        # dbu²: the minimum diffusion area (a tap's diffusion reaches it)
+    end: int             # metal beyond a via or contact at a line's end (SG13G2 M1.c1 0.05, GF180 V1.3d 0.06)
     grid: int
     pitch: int           # row pitch = the array's island pitch
+    impg: int = 0        # implant beyond a gate along its width (GF180 NP.5a/PP.5a 0.23; SG13G2: none)
 
     @classmethod
     def from_pdk(cls, pdk, pitch: int) -> "Tech":
@@ -102,11 +104,13 @@ class Tech:
 
     @property
     def pad_l(self) -> int:             # Metal1 pad length reaching the minimum area
-        return _grid(max(-(-self.m1area // self.pad_h), self.ct + 2 * BAND_END), 2 * self.grid)
+        return _grid(max(-(-self.m1area // self.pad_h), self.ct + 2 * self.end), 2 * self.grid)
 
     @property
     def sd(self) -> int:                # contact centre to gate centre along a row
-        return _grid(max(self.ct // 2 + self.cg + self.L // 2, (self.pad_l + self.m1s) // 2), self.grid)
+        # ... and the column's clock poly line (field poly between rows) clear of the n-tap beside it
+        return _grid(max(self.ct // 2 + self.cg + self.L // 2, (self.pad_l + self.m1s) // 2,
+                         self.L // 2 + self.gd + self.act // 2), self.grid)
 
     @property
     def band(self) -> int:              # centre of the upper/lower Metal1 band from the row centre
@@ -116,7 +120,7 @@ class Tech:
 
     @property
     def m2pad(self) -> tuple[int, int]:  # Metal2 pad of a Via1+Via2 stack (x, y)
-        w = _grid(self.v1 + 2 * BAND_END, 2 * self.grid)
+        w = _grid(self.v1 + 2 * self.end, 2 * self.grid)
         return w, _grid(-(-self.m2area // w), 2 * self.grid)
 
 
@@ -164,9 +168,10 @@ class Gen:
         self.box("poly", x, y, p, p)
         self.box("cont", x, y, t.ct, t.ct)
 
-    def nplus(self, x0: int, y0: int, x1: int, y1: int):
-        """N+ implant where the PDK draws one (GF180 Nplus), around n diffusion."""
-        e = self.t.psdpw
+    def nplus(self, x0: int, y0: int, x1: int, y1: int, gate: bool = False):
+        """N+ implant where the PDK draws one (GF180 Nplus), around n diffusion (``gate``: a
+        transistor's, so also far enough beyond its gates)."""
+        e = max(self.t.psdpw, self.t.impg) if gate else self.t.psdpw
         self.r("np", x0 - e, y0 - e, x1 + e, y1 + e)
 
 
@@ -208,8 +213,8 @@ def plan_row(t: Tech, slots: list[list[str]], extra_lines: list[str]) -> RowPlan
     x_vss = 2 * t.grid * 50
     x = x_vss + lp
     lines, gates = {}, []
-    jog_end = t.ct // 2 + BAND_END                   # jog beyond the gate contact
-    via_half = t.v1 // 2 + BAND_END
+    jog_end = t.ct // 2 + t.end                   # jog beyond the gate contact
+    via_half = t.v1 // 2 + t.end
     for nets in slots:
         for n in nets:
             lines[n] = x
@@ -248,17 +253,19 @@ def draw_row(g: Gen, p: RowPlan, x0: int, yc: int, chain: list[tuple[int, str]],
     ha, hb = t.act // 2, t.pad_h // 2
     up, lo = yc + t.band, yc - t.band
     sd = p.sd
-    pl = t.ct + 2 * t.pce
-    gate_top = up + pl // 2
+    gate_top = up + (t.ct + 2 * t.pce) // 2                    # the poly contact pad's top
     gate_bot = yc - ha - t.endcap
 
     def gate(xg):
         R("poly", xg - t.L // 2, gate_bot, xg + t.L // 2, gate_top)
         g.poly_contact(X(xg), up)
 
+    def ndiff(a, b):                                            # an NMOS diffusion a..b and its N+ implant
+        R("act", a, yc - ha, b, yc + ha)
+        g.nplus(min(X(a), X(b)), yc - ha, max(X(a), X(b)), yc + ha, gate=True)
+
     if chain:
-        R("act", p.x_vss - ha, yc - ha, p.x_node + ha, yc + ha)
-        g.nplus(min(X(p.x_vss - ha), X(p.x_node + ha)), yc - ha, max(X(p.x_vss - ha), X(p.x_node + ha)), yc + ha)
+        ndiff(p.x_vss - ha, p.x_node + ha)
         g.sd_pad(X(p.x_vss), yc, via=True)
         prev = "VSS"
         for i, (slot, net) in enumerate(chain):
@@ -266,7 +273,7 @@ def draw_row(g: Gen, p: RowPlan, x0: int, yc: int, chain: list[tuple[int, str]],
             gate(xg)
             xl = p.lines[net]
             g.via1(X(xl), up, m2=False)
-            R("m1", xl - t.v1 // 2 - BAND_END, up - hb, xg + t.ct // 2 + BAND_END, up + hb)
+            R("m1", xl - t.v1 // 2 - t.end, up - hb, xg + t.ct // 2 + t.end, up + hb)
             nxt = node if i == len(chain) - 1 else f"{node}.s{i}"
             g.mos("NMOS", nxt, net, prev)
             prev = nxt
@@ -275,7 +282,7 @@ def draw_row(g: Gen, p: RowPlan, x0: int, yc: int, chain: list[tuple[int, str]],
     # PMOS strip: [node | clk | VDD | inverter gate | out]
     first = p.x_p0 if clk else p.x_vdd
     R("act", first - ha, yc - ha, p.x_p0 + 4 * sd + ha, yc + ha)
-    e = t.psdp
+    e = max(t.psdp, t.impg)
     R("pp", first - ha - e, yc - ha - e, p.x_p0 + 4 * sd + ha + e, yc + ha + e)
     gin = node if clk else inp
     if clk:
@@ -287,27 +294,26 @@ def draw_row(g: Gen, p: RowPlan, x0: int, yc: int, chain: list[tuple[int, str]],
     g.sd_pad(X(p.x_p0 + 4 * sd), yc)
     g.mos("PMOS", out, gin, "VDD")
     # inverter NMOS: [out | gate | VSS]
-    R("act", p.x_n0 - ha, yc - ha, p.x_n0 + 2 * sd + ha, yc + ha)
-    g.nplus(min(X(p.x_n0 - ha), X(p.x_n0 + 2 * sd + ha)), yc - ha, max(X(p.x_n0 - ha), X(p.x_n0 + 2 * sd + ha)), yc + ha)
+    ndiff(p.x_n0 - ha, p.x_n0 + 2 * sd + ha)
     g.sd_pad(X(p.x_n0), yc)
     gate(p.x_n0 + sd)
     g.sd_pad(X(p.x_vss2), yc, via=True)
     g.mos("NMOS", out, gin, "VSS")
     R("m1", p.x_p0 + 4 * sd, yc - hb, p.x_n0, yc + hb)             # out: PMOS drain to NMOS drain
     # gate band: node (domino) or the input line (inverter) to both inverter gates
-    g_end = p.x_n0 + sd + t.ct // 2 + BAND_END
+    g_end = p.x_n0 + sd + t.ct // 2 + t.end
     if clk:
         R("m1", p.x_p0 - hb, up - hb, g_end, up + hb)
     else:
         xl = p.lines[inp]
         g.via1(X(xl), up, m2=False)
-        R("m1", xl - t.v1 // 2 - BAND_END, up - hb, g_end, up + hb)
+        R("m1", xl - t.v1 // 2 - t.end, up - hb, g_end, up + hb)
     # output: down to the lower band, then along it
     xo = p.x_n0
     R("m1", xo - hb, lo, xo + hb, yc)
     if out_to < xo:
         g.via1(X(out_to), lo, m2=False)
-        R("m1", out_to - t.v1 // 2 - BAND_END, lo - hb, xo + hb, lo + hb)
+        R("m1", out_to - t.v1 // 2 - t.end, lo - hb, xo + hb, lo + hb)
     else:
         R("m1", xo - hb, lo - hb, out_to + extend, lo + hb)
 
@@ -332,7 +338,7 @@ def draw_row_taps(g: Gen, p: RowPlan, x0: int, y: int, mirror: bool = False):
 def tap_half(t: Tech) -> int:
     """Half length of a tap's diffusion (its width is the contacted width; the length gives the
     minimum diffusion area)."""
-    return _grid(-(-TAP_AREA // t.act) // 2 + 1, t.grid)
+    return _grid(-(-t.tap_area // t.act) // 2 + 1, t.grid)
 
 
 def draw_row_wells(g: Gen, p: RowPlan, x0: int, y0: int, y1: int, mirror: bool = False):

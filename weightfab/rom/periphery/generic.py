@@ -1,5 +1,5 @@
-"""A ROM macro drawn transistor by transistor at a PDK's own rules (IHP SG13G2; GF180MCU has the
-layer tables but not yet a verified floorplan), for PDKs whose package ships no MOS standard cells.
+"""A ROM macro drawn transistor by transistor at a PDK's own rules (IHP SG13G2, GF180MCU), for PDKs
+whose package ships no MOS standard cells.
 
 Floorplan (engine coordinates, folded array: even wordlines driven from the left, odd from the right):
 
@@ -21,14 +21,14 @@ from dataclasses import dataclass, field
 
 from ...errors import WeightfabError
 from ..geometry import RomGeometry
-from .cellgen import BAND_END, LAYERS, Gen, Tech, draw_row, draw_row_taps, draw_row_wells, plan_row
+from .cellgen import LAYERS, Gen, Tech, draw_row, draw_row_taps, draw_row_wells, plan_row
 from .draw import Drawing, Label
-from .sensegen import SenseGeom, rail_ys, sense_row
+from .sensegen import SenseGeom, rail_ys, sense_row, tap_reach
 
 MAX_BITS = 10
 READBACK_CLEAR = 1600           # dbu, see _sense_rows
 MARGIN = 600                    # dbu: array pads to the columns, columns to the macro's edge
-DONE = ("ihp-sg13g2",)          # PDKs whose generic floorplan passes DRC and LVS (tests/test_macro_generic.py)
+DONE = ("ihp-sg13g2", "gf180mcu")   # PDKs whose generic floorplan passes DRC and LVS (tests/test_macro_generic.py)
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def _frame(pdk, geom: RomGeometry, cols: int, rows: int, name: str) -> _Frame:
     (a0, a1), (b0, b1) = geom.fold_pads(cols)
     g0c, g1c = (sum(gg) // 2 for gg in geom.gates)
     sg = SenseGeom.make(t, geom.px)
-    band_left = -sg.P // 2 - t.pad_l // 2 - t.nwt    # the sense rows' n-well reaches this far left
+    band_left = -sg.P // 2 - tap_reach(t) - t.nwt    # the sense rows' n-well reaches this far left
     xL = min(a0 - MARGIN, band_left - 2 * t.nwn - t.pitch) - pl.width   # left column origin (x grows right)
     xR = b1 + 2 * MARGIN + pr.width                   # right column origin (x grows left)
     n_isl = rows // 2
@@ -229,7 +229,7 @@ def _array_edges(f: _Frame, y_gnd: int) -> tuple[int, int]:
     hb = t.pad_h // 2
     g.r("m1", rail0, y_gnd - hb, rail1, geom.source)
     xv = f.xR - f.pr.x_vss
-    g.r("m1", rail0, y_gnd - hb, xv + hb + BAND_END, y_gnd + hb)
+    g.r("m1", rail0, y_gnd - hb, xv + hb + t.end, y_gnd + hb)
     g.via1(xv, y_gnd, m2=False)
     return rail0, rail1
 
@@ -244,7 +244,7 @@ def _channel(f: _Frame, y_base: int, yrc: int, yt0: int) -> int:
     for q, net in enumerate(cross):
         y = y_ch - q * lp
         xa, xb = f.xL + pl.lines[net], f.xR - pr.lines[net]
-        g.r("m3", xa - t.v2 // 2 - BAND_END, y - t.m3w // 2, xb + t.v2 // 2 + BAND_END, y + t.m3w // 2)
+        g.r("m3", xa - t.v2 // 2 - t.end, y - t.m3w // 2, xb + t.v2 // 2 + t.end, y + t.m3w // 2)
         for x in (xa, xb):
             g.box("v2", x, y, t.v2, t.v2)
         f.reach(net, y)
@@ -252,10 +252,10 @@ def _channel(f: _Frame, y_base: int, yrc: int, yt0: int) -> int:
     f.rys[f"{name}_clk"] = f.rys.get(f"{name}_clk", []) + [yrc]
     yclk = y_ch - cross.index(f"{name}_clk") * lp
     xr = f.x_riser
-    g.r("m2", xr - t.m2w // 2, yclk - t.v2 // 2 - BAND_END, xr + t.m2w // 2,
-        yt0 + f.sg.H - f.sg.v["g1"] + t.v1 // 2 + BAND_END)
+    g.r("m2", xr - t.m2w // 2, yclk - t.v2 // 2 - t.end, xr + t.m2w // 2,
+        yt0 + f.sg.H - f.sg.v["g1"] + t.v1 // 2 + t.end)
     g.box("v2", xr, yclk, t.v2, t.v2)
-    g.r("m3", xr - t.v2 // 2 - BAND_END, yclk - t.m3w // 2, xr + t.v2 // 2 + BAND_END, yclk + t.m3w // 2)
+    g.r("m3", xr - t.v2 // 2 - t.end, yclk - t.m3w // 2, xr + t.v2 // 2 + t.end, yclk + t.m3w // 2)
     return y_ch - (len(cross) - 1) * lp
 
 
@@ -264,7 +264,7 @@ def _power_and_buses(f: _Frame, y_pin: int, y_rbot: int, top_edge: int, rails: l
     g, t, pl, pr, xL, xR = f.g, f.t, f.pl, f.pr, f.xL, f.xR
     for ly in ([pl.x_vss, pl.x_vss2], [pl.x_vdd]):
         for xl_ in ly:
-            _vline(g, t, xL + xl_, y_pin - t.v1 // 2 - BAND_END, top_edge)
+            _vline(g, t, xL + xl_, y_pin - t.v1 // 2 - t.end, top_edge)
     for ly in ([pr.x_vss, pr.x_vss2], [pr.x_vdd]):
         for xl_ in ly:
             _vline(g, t, xR - xl_, y_rbot, top_edge)
@@ -280,11 +280,11 @@ def _power_and_buses(f: _Frame, y_pin: int, y_rbot: int, top_edge: int, rails: l
         if net.startswith(f"{f.name}_"):
             yy = yy + [y_pin]
         if yy:
-            g.r("m2", xL + x - hw, min(yy) - t.v1 // 2 - BAND_END, xL + x + hw, max(yy) + t.v1 // 2 + BAND_END)
+            g.r("m2", xL + x - hw, min(yy) - t.v1 // 2 - t.end, xL + x + hw, max(yy) + t.v1 // 2 + t.end)
     for net, x in pr.lines.items():
         yy = f.rys.get(net, [])
         if yy:
-            g.r("m2", xR - x - hw, min(yy) - t.v1 // 2 - BAND_END, xR - x + hw, max(yy) + t.v1 // 2 + BAND_END)
+            g.r("m2", xR - x - hw, min(yy) - t.v1 // 2 - t.end, xR - x + hw, max(yy) + t.v1 // 2 + t.end)
 
 
 def _pins(f: _Frame, pin_layer: str, y_pin: int, bottom_edge: int, top_edge: int) -> dict:
@@ -298,7 +298,7 @@ def _pins(f: _Frame, pin_layer: str, y_pin: int, bottom_edge: int, top_edge: int
         g.dw.labels.append(Label(net, pin_layer, x, y))
         pins[net] = (pin_layer, x, y)
 
-    pin_y = y_pin - t.v1 // 2 - BAND_END + 100
+    pin_y = y_pin - t.v1 // 2 - t.end + 100
     for i in range(f.lg.n):
         pin(f"{name}_addr[{i}]", xL + pl.lines[f"{name}_addr[{i}]"], pin_y)
     pin(f"{name}_clk", xL + pl.lines[f"{name}_clk"], pin_y)
@@ -330,7 +330,7 @@ def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str)
     y_pin = min(y_ch_lo, y_lo) - 1000
     _power_and_buses(f, y_pin, min(bottom_edge, y_gnd) - 500, top_edge, rails)
     pins = _pins(f, LAYERS[pdk.name]["pin"], y_pin, bottom_edge, top_edge)
-    bbox = (f.xL - MARGIN, y_pin - t.v1 // 2 - BAND_END - MARGIN, f.xR + MARGIN, top_edge + MARGIN)
+    bbox = (f.xL - MARGIN, y_pin - t.v1 // 2 - t.end - MARGIN, f.xR + MARGIN, top_edge + MARGIN)
     array_bbox = (-geom.px // 2, -gap, (cols - 1) * geom.px + geom.px // 2, f.top + gap)
     (a0, a1), _ = geom.fold_pads(cols)
     marks = {"decoder_contact": (f.xL + f.pl.gates[0], f.y_row0 + t.band),
@@ -357,6 +357,6 @@ def _clock_lines(g: Gen, p, x0: int, y_contact: int, y_far: int, mirror: bool):
     xl = x0 + s * p.lines[[n for n in p.lines if n.endswith("_clk")][0]]
     hb = t.pad_h // 2
     a, b = sorted((xc, xl))
-    e = max(t.ct, t.v1) // 2 + BAND_END
+    e = max(t.ct, t.v1) // 2 + t.end
     g.r("m1", a - e, y_contact - hb, b + e, y_contact + hb)
     g.via1(xl, y_contact, m2=False)
