@@ -4,10 +4,13 @@ matches the generated circuit, and seeded faults (a decoder contact removed, two
 shorted) fail LVS."""
 from __future__ import annotations
 
+import json
+
 import gdstk
 import numpy as np
 import pytest
 
+from conftest import SAMPLE, run_cli
 from weightfab.rom.geometry import RomGeometry
 from weightfab.rom.periphery.cellgen import LAYERS
 from weightfab.rom.periphery.generic import build_generic_macro
@@ -90,3 +93,23 @@ def test_shorted_wordlines_fail_lvs(tmp_path, macro16):
 
     r = lvs_generic(_write(tmp_path, pdk, m, bits, edit), pdk, m, bits)
     assert not r.ok and r.differences
+
+
+@pytest.mark.slow
+def test_sample_compiles_to_gf180mcu_macros(tmp_path):
+    """The shipped sample on GF180MCU: every engine a macro, DRC clean, every bit read
+    back, the electrical readback and LVS of every macro pass."""
+    out, rep = tmp_path / "chip.gds", tmp_path / "chip.json"
+    r = run_cli("compile", SAMPLE, "-o", out, "--pdk", "gf180mcu", "--weights", "int4", "--report", rep)
+    assert r.returncode == 0, r.stdout + r.stderr
+    report = json.loads(rep.read_text())
+    macros = [layer["macro"] for layer in report["layers"]]
+    assert macros and all(m["drawn"] for m in macros), macros
+    assert all(0 < m["bits_per_um2"] < m["bits"] / m["array_um2"] for m in macros)
+    assert report["drc"]["clean"] and report["verify"]["ok"]
+    assert report["verify"]["matched"] == report["verify"]["bits"] > 0
+    r = run_cli("verify", out, "--model", SAMPLE, "--pdk", "gf180mcu", "--weights", "int4", "--electrical")
+    assert r.returncode == 0 and r.stdout.count("electrical: engine") == len(macros), r.stdout + r.stderr
+    r = run_cli("lvs", out, "--pdk", "gf180mcu")
+    lines = [l for l in r.stdout.splitlines() if l.startswith("LVS ")]
+    assert r.returncode == 0 and len(lines) == len(macros) and all(": match:" in l for l in lines), r.stdout
