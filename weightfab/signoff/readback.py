@@ -151,60 +151,91 @@ def flat_centres(layout: kdb.Layout, top: kdb.Cell, layer: int) -> np.ndarray:
 
 
 def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array]:
-    """Locate the ROM arrays and measure their grids on the base layers."""
+    """Locate the ROM arrays and measure their grids on the base layers. Only diffusion of a bit
+    pair's size (``_islands``) is measured: a macro's periphery diffusion inside or beside an array
+    area (drivers, sense and precharge transistors, taps) is not part of the array."""
     idx = {n: layout.find_layer(*pdk.role_gds(n)) for n in ("diff", "licon")}
     marker = "nsdm" if pdk.has("nsdm") else "diff"
     mark_idx = layout.find_layer(*pdk.role_gds(marker))
     if mark_idx is None or idx["diff"] is None:
         raise LayoutReadError(f"{path}: no ROM arrays found (no {marker} {pdk.role_gds(marker)} or diffusion "
                               f"{pdk.role_gds('diff')} shapes): not a weightfab layout for PDK {pdk.name}")
+    diff = kdb.Region(top.begin_shapes_rec(idx["diff"]))
+    islands, areas = kdb.Region(), kdb.Region()
+    for (w, h), (gx, gy) in _bitpair_sizes(pdk).items():
+        isl = diff.with_bbox_width(w, False).with_bbox_height(h, False)
+        islands += isl
+        # n+ implicit (no implant drawn): an array is its bit-pair islands grown by half the
+        # column and island gaps (the largest over the programming layers of this island size),
+        # merged into one rectangle; a lone island of that size (a transistor pair of the
+        # periphery drawn like a bit pair) is no array
+        areas += isl.sized(gx, gy, 2).merged().interacting(isl, 2)
     if marker == "nsdm":
-        implants = kdb.Region(top.begin_shapes_rec(mark_idx)).merged()
+        implants = kdb.Region(top.begin_shapes_rec(mark_idx)).merged().interacting(islands)
     else:
-        # n+ is implicit on this PDK (no implant drawn): an array is its diffusion islands grown
-        # by half the largest island gap, merged into one shape
-        # (the largest over the programming layers the PDK offers: the pitch grows with the via stack)
-        grow = _implicit_grow(pdk)
-        implants = kdb.Region(top.begin_shapes_rec(mark_idx)).sized(grow).merged()
+        implants = areas
     # a macro's periphery: implant under standard cells (areaid_sc) or over taps is no array
     for name in ("areaid_sc", "tap"):
         li = layout.find_layer(*pdk.gds(name)) if name in pdk.layers else None
         if li is not None:
             implants = implants.not_interacting(kdb.Region(top.begin_shapes_rec(li)))
-    arrays = []
-    for poly in implants.each():
-        bb = poly.bbox()
-        # the corner island, then the diffusion along the bottom island row and up the first column
-        probe = 8_000  # dbu window at the implant's lower-left corner
-        corner = _boxes(top.begin_shapes_rec_touching(idx["diff"], kdb.Box(bb.left, bb.bottom, bb.left + probe, bb.bottom + probe)))
-        if len(corner) == 0:
-            raise LayoutReadError(f"{path}: implant area at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm "
-                                  "holds no diffusion at its corner: not a weightfab ROM array")
-        yb0 = int(corner[:, 1].min())
-        row = _boxes(top.begin_shapes_rec_touching(idx["diff"], kdb.Box(bb.left, yb0, bb.right, yb0 + 1)))
-        row = row[np.argsort(row[:, 0])]
-        yb = row[0, 1]
-        xs = (row[:, 0] + row[:, 2]) // 2
-        x0 = int(xs[0])
-        col_strip = _boxes(top.begin_shapes_rec_touching(idx["diff"], kdb.Box(x0, bb.bottom, x0 + 1, bb.top)))
-        col_strip = col_strip[np.argsort(col_strip[:, 1])]
-        ys = col_strip[:, 1]
-        px = int(xs[1] - xs[0]) if len(xs) > 1 else 1
-        py = int(ys[1] - ys[0]) if len(ys) > 1 else 1
-        if (len(xs) > 1 and np.any(np.diff(xs) != px)) or (len(ys) > 1 and np.any(np.diff(ys) != py)):
-            raise LayoutReadError(f"{path}: array at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm "
-                                  "has an irregular diffusion grid: not a weightfab ROM array")
-        island = col_strip[0]
-        lic = _boxes(top.begin_shapes_rec_touching(idx["licon"], kdb.Box(*(int(v) for v in island)))) if idx["licon"] is not None else np.zeros((0, 4))
-        cy = np.sort((lic[:, 1] + lic[:, 3]) // 2 - yb)
-        if len(cy) != 3:
-            raise LayoutReadError(f"{path}: first island of the array at ({bb.left * layout.dbu:.3f}, "
-                                  f"{bb.bottom * layout.dbu:.3f}) µm has {len(cy)} contacts, a bit pair has 3")
-        prog = _program_layer(layout, top, pdk, x0, int(yb) + int(cy[0]), py)
-        arrays.append(Array(x0, int(yb), px, py, len(xs), 2 * len(ys), (int(cy[0]), int(cy[2])),
-                            (bb.left, bb.bottom, bb.right, bb.top), prog))
+    grow = None if marker == "nsdm" else _implicit_grow(pdk)
+    arrays = [_measure(layout, top, pdk, path, islands, idx["licon"], poly.bbox(), grow) for poly in implants.each()]
     arrays.sort(key=lambda a: (a.bbox[0], a.bbox[1]))
     return arrays
+
+
+def _bitpair_sizes(pdk: Pdk) -> dict[tuple[int, int], tuple[int, int]]:
+    """(width, length) of a bit pair's diffusion island over the programming layers the PDK
+    offers, each with the growth (x, y) that joins neighbouring islands of its arrays."""
+    out: dict[tuple[int, int], tuple[int, int]] = {}
+    for g in (RomGeometry.from_pdk(program(pdk, p)) for p in program_layers(pdk)):
+        key, gx, gy = (g.c.diff_width, g.island), (g.px - g.c.diff_width) // 2 + 1, (g.py - g.island) // 2 + 1
+        ox, oy = out.get(key, (0, 0))
+        out[key] = (max(ox, gx), max(oy, gy))
+    return dict(sorted(out.items()))
+
+
+def _within(region: kdb.Region, box: kdb.Box) -> np.ndarray:
+    """Boxes (x0, y0, x1, y1) of the shapes of ``region`` that overlap or touch ``box``."""
+    return np.array([(b.left, b.bottom, b.right, b.top) for b in
+                     (p.bbox() for p in region.interacting(kdb.Region(box)).each())], np.int64).reshape(-1, 4)
+
+
+def _measure(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path, islands: kdb.Region, licon, bb: kdb.Box,
+             grow: int | None) -> Array:
+    """One array's grid: the corner island, then the islands along the bottom row and up the first
+    column. Its outline: the implant area ``bb``, or without an implant its islands grown by
+    ``grow`` (the outline ``structural_arrays`` gives)."""
+    probe = 8_000  # dbu window at the implant's lower-left corner
+    corner = _within(islands, kdb.Box(bb.left, bb.bottom, bb.left + probe, bb.bottom + probe))
+    if len(corner) == 0:
+        raise LayoutReadError(f"{path}: implant area at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm "
+                              "holds no diffusion at its corner: not a weightfab ROM array")
+    yb0 = int(corner[:, 1].min())
+    row = _within(islands, kdb.Box(bb.left, yb0, bb.right, yb0 + 1))
+    row = row[np.argsort(row[:, 0])]
+    yb = row[0, 1]
+    xs = (row[:, 0] + row[:, 2]) // 2
+    x0 = int(xs[0])
+    col_strip = _within(islands, kdb.Box(x0, bb.bottom, x0 + 1, bb.top))
+    col_strip = col_strip[np.argsort(col_strip[:, 1])]
+    ys = col_strip[:, 1]
+    px = int(xs[1] - xs[0]) if len(xs) > 1 else 1
+    py = int(ys[1] - ys[0]) if len(ys) > 1 else 1
+    if (len(xs) > 1 and np.any(np.diff(xs) != px)) or (len(ys) > 1 and np.any(np.diff(ys) != py)):
+        raise LayoutReadError(f"{path}: array at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm "
+                              "has an irregular diffusion grid: not a weightfab ROM array")
+    island = col_strip[0]
+    lic = _boxes(top.begin_shapes_rec_touching(licon, kdb.Box(*(int(v) for v in island)))) if licon is not None else np.zeros((0, 4))
+    cy = np.sort((lic[:, 1] + lic[:, 3]) // 2 - yb)
+    if len(cy) != 3:
+        raise LayoutReadError(f"{path}: first island of the array at ({bb.left * layout.dbu:.3f}, "
+                              f"{bb.bottom * layout.dbu:.3f}) µm has {len(cy)} contacts, a bit pair has 3")
+    prog = _program_layer(layout, top, pdk, x0, int(yb) + int(cy[0]), py)
+    outline = (bb.left, bb.bottom, bb.right, bb.top) if grow is None else \
+        (int(row[0, 0]) - grow, int(yb) - grow, int(row[-1, 2]) + grow, int(col_strip[-1, 3]) + grow)
+    return Array(x0, int(yb), px, py, len(xs), 2 * len(ys), (int(cy[0]), int(cy[2])), outline, prog)
 
 
 def _program_layer(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, x: int, y: int, py: int) -> str:
