@@ -1,4 +1,4 @@
-"""`weightfab lvs` on compiled layouts: each PDK's macros (SKY130's periphery from its cells, the
+"""`weightfab lvs` on compiled layouts: every PDK's macros (SKY130's periphery from its cells, the
 others' drawn from their rules) match their reference circuits; a short between two wordlines is
 named; a layout without macros is one line."""
 from __future__ import annotations
@@ -19,7 +19,7 @@ def compiled(tmp_path, pdk, *extra):
     return out
 
 
-@pytest.mark.parametrize("pdk", ["sky130", "ihp-sg13g2"])
+@pytest.mark.parametrize("pdk", ["sky130", "gf180mcu", "ihp-sg13g2"])
 def test_lvs_matches_every_macro(pdk, tmp_path):
     out = compiled(tmp_path, pdk)
     r = run_cli("lvs", out, "--pdk", pdk)
