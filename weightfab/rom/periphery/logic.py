@@ -4,8 +4,9 @@ as lists of bands (two-cell AND/buffer stages), one list per column of the floor
 Address bits n = max(4, ceil(log2 rows)), at most 10 (1024 wordlines per macro). Group 1 holds
 bits [0, n1) and is gated by ce = clk & en; group 2 holds bits [n1, n). Each group is predecoded
 in chunks of at most two bits (column B: AND of the chunk's literals, and ce for group 1's
-first chunk), then the chunks of a group are combined (column C: AND of two or three chunk lines,
-or a buffer). The final decode (column D) is one AND of a group-1 line and a group-2 line per
+first chunk; a one-bit chunk is one buffer band, whose two cells give the bit and its
+complement), then the chunks of a group are combined (column C: AND of two or three chunk
+lines, or a buffer). The final decode (column D) is one AND of a group-1 line and a group-2 line per
 wordline: wordline w is high while clk and en are high and the address equals w.
 """
 from __future__ import annotations
@@ -59,6 +60,9 @@ def logic(rows: int, prefix: str) -> Logic:
         chunks = [bits[i:i + 2] for i in range(0, len(bits), 2)]
         for k, chunk in enumerate(chunks):
             gate = (g == 0 and k == 0)
+            if len(chunk) == 1 and not gate:   # one band gives both lines: c1.Y is the bit, c2.Y its complement
+                B.append(Band("inv_1", (lit(chunk[0], 0),), f"c{g}_{k}[0]", f"c{g}_{k}[1]", True))
+                continue
             for j in range(1 << len(chunk)):
                 ins = tuple(lit(b, (j >> t) & 1) for t, b in enumerate(chunk)) + (("ce",) if gate else ())
                 cell = {1: "inv_1", 2: "nand2_1", 3: "nand3_1"}[len(ins)]

@@ -2,16 +2,20 @@
 
 Floorplan (engine coordinates: column c at x = c·px, island r at y = r·py):
 
-  [bus0][A][bus1][B][bus2][C][bus3][D-left] pads |array| rail pads [D-right][bus-right]
+  [bus0/bus2][L][bus1][bus3][D-left] pads |array| rail pads [D-right][bus-right]
 
 * D-left drives the even wordlines (gate 0 of each island) from the left, D-right the odd ones
-  from the right: one band per island on each side, pitch-matched. Columns A, B, C (address
-  buffers and clock gate, chunk predecoders, group lines) stand in a staircase left of D.
-* The group lines D-right needs, and the clock, cross under the array in a met2 channel.
+  from the right: one band per island on each side, pitch-matched. One logic column L holds the
+  segments A (address buffers and clock gate), B (chunk predecoders) and C (group lines), bottom
+  to top, from just over the channel's lowest track; bus0 (A's inputs, the pins) and bus2 (B's
+  outputs, C's inputs) share their tracks, since A stands below B and C.
+* The group lines D-right needs, and the clock, cross under the array in a met2 channel; the
+  bottom sense row's precharge stands under it.
 * Bitlines: the even ones end below the array in a PMOS precharge (gate = clk: on while the
   clock is low) and a sense inverter (sky130_fd_sc_hd__inv_2), the odd ones above it, mirrored.
   dout[c] is the inverter's output: 1 when the addressed bit transistor discharged bitline c.
-* Power: every column's rails and both sense rows join a VDD/VSS strap pair above the macro.
+* Power: every column's rails and both sense rows join a VDD/VSS strap pair above the macro
+  (over the ends of the top sense row's outputs).
 
 Pins (labels on met1.pin / met2.pin): ``<e>_addr[i]``, ``<e>_clk``, ``<e>_en`` on the bus0 lines,
 ``<e>_dout[c]`` at the end of each output wire, ``VDD``, ``VSS`` on the straps.
@@ -28,7 +32,15 @@ from .logic import Logic, logic
 from .stdcells import load
 
 W_PRE, L_PRE = 0.42, 0.15     # precharge PMOS (µm)
-BUS_GAP = 600                 # column edge to the first bus line
+BUS_GAP = 600                 # last line of one bus to the first of the next (their via pads clear at any height)
+EDGE_BUS = 520                # a column's c2 (VGND rail) edge to the first bus line: rail 0.24 + m1.2 0.14 + pad 0.13
+TAP_BUS = 480                 # a column's outer end to the first bus line, over the column's outer tap gap (no met1
+                              # there; c1's VGND rail ends 1.0 µm in: 0.52 µm from the line)
+GAP_SEG = 640                 # between two segments of the logic column: the joining bars (met1 0.48) 0.14 µm clear
+                              # of the via pads of the bands above and below (0.095 / 0.055 µm into them)
+C_PHASE = (-40, 20)           # column C's offset from the island grid (see _c_phase)
+RISER_VSS, RISER_VDD = 500, 460   # bus-right's last line to the VSS riser, VSS riser to VDD riser (met2 pads 0.32)
+CH_TOP, CH_TOP_STACK = 270, 660  # island 0's band bottom to the channel's first track (mcon; upper programming layers)
 CH_PITCH = 340                # channel tracks: a track passes 0.14 µm under the via pad ending the bus line above
                               # it; neighbouring tracks land on bus lines two apart (their pads clear diagonally)
 
@@ -92,13 +104,13 @@ class _Decoders:
     x: dict[str, tuple[int, int]]                 # column -> (x0, side)
     yr: dict[str, tuple[int, int]]                # column -> (y0, y1)
     buses: list[_Bus]                             # bus0, bus1, bus2, bus3, bus-right
-    right_nets: list[str]                         # group lines and clock D-right takes, in channel order
+    right_nets: list[str | None]                  # group lines and clock D-right takes, in channel order
     ins0: list[str]                               # the macro's input pins (bus0)
 
 
 def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, name: str,
               y_base: int) -> _Decoders:
-    """Columns A, B, C (a staircase left of D) with their buses, and the final decode on both sides."""
+    """The logic column L (segments A, B, C) with its buses, and the final decode on both sides."""
     (a0, a1), (b0, b1) = geom.fold_pads(cols)
     g0c, g1c = (sum(g) // 2 for g in geom.gates)
     xl_pad, xr_pad = (a0 + a1) // 2, (b0 + b1) // 2
@@ -109,62 +121,67 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
     # bottom to top, so that A's outputs (bus1) and C's (bus3) are on L's right, B's (bus2) and
     # the pins (bus0) on its left
     bl = [lg.p_net(0, j) for j in range(1 << len(lg.groups[0]))] + [lg.p_net(1, j) for j in range(1 << len(lg.groups[1]))]
-    bus3 = _Bus(x_d + XL - BUS_GAP, -BUS_PITCH, bl)
+    bus3 = _Bus(x_d + XL + TAP_BUS, -BUS_PITCH, bl)
     lits = [f"a{i}" for i in range(lg.n)] + [f"ab{i}" for i in range(lg.n)] + ["ce"]
     bus1 = _Bus(min(bus3.x.values()) - BUS_GAP, -BUS_PITCH, lits)
-    x_l = min(bus1.x.values()) - BUS_GAP
-    bus2 = _Bus(x_l + XL - BUS_GAP, -BUS_PITCH, sorted({i for b in lg.C for i in b.inputs}))
+    x_l = min(bus1.x.values()) - EDGE_BUS
+    # chunk lines by value first: the two lines of a one-bit chunk's band (its stubs 0.355 µm apart)
+    # land on bus lines two or more apart
+    chunk_lines = sorted({i for b in lg.C for i in b.inputs}, key=lambda n: (int(n[n.index("[") + 1:-1]), n))
+    bus2 = _Bus(x_l + XL - EDGE_BUS, -BUS_PITCH, chunk_lines)
     ins0 = [f"{name}_addr[{i}]" for i in range(lg.n)] + [f"{name}_clk", f"{name}_en"]
-    bus0 = _Bus(min(bus2.x.values()) - BUS_GAP, -BUS_PITCH, ins0)
+    bus0 = _Bus(x_l + XL - EDGE_BUS, -BUS_PITCH, ins0)   # on bus2's tracks: A's inputs stand below B and C
     cols_yr = {}
-    ya = _column(dw, list(lg.A), x_l, 1, 0, y_base, bus0, bus1)
-    slot_b = len(lg.A) + 1
-    yb = _column(dw, list(lg.B), x_l + XL, -1, slot_b, y_base, bus1, bus2)
-    slot_c = slot_b + sum(b.slots for b in lg.B) + 1
-    yc = _column(dw, list(lg.C), x_l, 1, slot_c, y_base, bus2, bus3)
-    for (_, lo), (hi, _) in ((ya, yb), (yb, yc)):
-        _join_segments(dw, x_l, lo, hi)
-    cols_yr["L"] = (ya[0], yc[1])
 
-    # -- final decode on both sides, one band per island
     def wl_band(w):
         p, q = lg.wl_inputs(w)
         return Band("nand2_1", (p, q), f"wl[{w}]", f"wlb[{w}]")
 
     left = [wl_band(2 * r) for r in range(n_isl)]
     right = [wl_band(2 * r + 1) for r in range(n_isl)]
+    used = {i for b in right for i in b.inputs}
+    groups = [n for n in bl if n in used]                         # in bus3's order
+    tracks = _track_order(groups, bus3) + [f"{name}_clk"]        # the clock's crossing lowest
+    busr = _Bus(x_dr - XL - TAP_BUS, BUS_PITCH, groups + [f"{name}_clk"], _slots(groups + [f"{name}_clk"], tracks))
+    # L stands over the channel: nothing but the clock's track (from bus0) passes under it, 0.14 µm
+    # below the lowest via pad of an address buffer (0.16 µm over its band's bottom)
+    y_l = y_base - (CH_TOP if geom.stack is None else CH_TOP_STACK) - (len(tracks) - 1) * CH_PITCH + 50
+    ya = _column(dw, list(lg.A), x_l, 1, 0, y_l, bus0, bus1)
+    yb = _column(dw, list(lg.B), x_l + XL, -1, 0, ya[1] + GAP_SEG, bus1, bus2)
+    yc = _column(dw, list(lg.C), x_l, 1, 0, _c_phase(yb[1] + GAP_SEG, y_base), bus2, bus3)
+    for (_, lo), (hi, _) in ((ya, yb), (yb, yc)):
+        _join_segments(dw, x_l, lo, hi)
+    cols_yr["L"] = (ya[0], yc[1])
+
+    # -- final decode on both sides, one band per island
     cols_yr["DL"] = _column(dw, left, x_d, 1, 0, y_base, bus3, None,
                             out_to=lambda i, y: (xl_pad, i * geom.py + g0c))
-    used = {i for b in right for i in b.inputs}
-    right_nets = [n for n in bl if n in used] + [f"{name}_clk"]     # in bus3's order
-    tracks = _track_order(right_nets, bus3)
-    busr = _Bus(x_dr - XL + BUS_GAP, BUS_PITCH, right_nets, _slots(right_nets, tracks))
     cols_yr["DR"] = _column(dw, right, x_dr, -1, 0, y_base, busr, None,
                             out_to=lambda i, y: (xr_pad, i * geom.py + g1c))
     col_x = {"L": (x_l, 1), "DL": (x_d, 1), "DR": (x_dr, -1)}
     return _Decoders(col_x, cols_yr, [bus0, bus1, bus2, bus3, busr], tracks, ins0)
 
 
-def _track_order(nets: list[str], bus3: _Bus) -> list[str]:
-    """The channel's nets from top to bottom. Two neighbouring tracks (0.34 µm apart) must not
-    land on neighbouring bus3 lines (their via pads would be 0.08 µm apart diagonally): every
-    other net of bus3's order, the even positions first, or the odd ones first where the junction
-    of the evens lands on neighbours (four nets: 0, 2 | 1, 3). One of the two always holds: with
-    three nets the clock (on bus0) stands between the others, from four on the odd-first
-    junction (last odd back to position 0) is three lines or more."""
-    m = len(nets)
+def _track_order(nets: list[str], bus3: _Bus) -> list[str | None]:
+    """The channel's group lines from top to bottom (None: a track left empty). Two neighbouring
+    tracks (0.34 µm apart) must not land on neighbouring bus3 lines (their via pads would be
+    0.08 µm apart diagonally): every other net of bus3's order, the odd positions first (within
+    each half two lines apart, and from four nets on the junction back to position 0 three lines or
+    more); where two neighbours still land on neighbouring lines, an empty track between them."""
     idx = {n: k for k, n in enumerate(bus3.x)}
-    for first in (0, 1):
-        order = [nets[i] for i in list(range(first, m, 2)) + list(range(1 - first, m, 2))]
-        if all(a not in idx or b not in idx or abs(idx[a] - idx[b]) >= 2 for a, b in zip(order, order[1:])):
-            return order
-    raise ValueError(f"no channel order for {nets}")
+    order = [nets[i] for i in list(range(1, len(nets), 2)) + list(range(0, len(nets), 2))]
+    out: list[str | None] = []
+    for n in order:
+        if out and abs(idx[out[-1]] - idx[n]) < 2:
+            out.append(None)
+        out.append(n)
+    return out
 
 
-def _slots(nets: list[str], tracks: list[str]) -> dict[str, int]:
+def _slots(nets: list[str], tracks: list[str | None]) -> dict[str, int]:
     """Bus-right positions of the nets (in bus3's order), one slot left empty wherever two
     neighbouring nets also have neighbouring tracks, so their via pads clear diagonally."""
-    rank = {n: k for k, n in enumerate(tracks)}
+    rank = {n: k for k, n in enumerate(tracks) if n is not None}
     slots, s = {}, 0
     for i, n in enumerate(nets):
         if i and abs(rank[n] - rank[nets[i - 1]]) == 1:
@@ -172,6 +189,17 @@ def _slots(nets: list[str], tracks: list[str]) -> dict[str, int]:
         slots[n] = s
         s += 1
     return slots
+
+
+def _c_phase(y: int, y_base: int) -> int:
+    """The lowest y >= ``y`` where column C may start: its outputs land on bus3 at 0.70 µm in a
+    band, which the final decode's input stubs (0.20 and 1.18 µm in its bands, on the island
+    grid from ``y_base``) cross; C's bands stay within C_PHASE of that grid, so the via pads
+    keep m1.2/m2.2: 0.14 µm from a stub's pad on the same line (met1 pads 0.32 µm tall: C's at
+    0.66 to 0.72 µm), 0.115 µm or more diagonally from one on the next line."""
+    lo, hi = C_PHASE
+    k = -(-(y - y_base - hi) // PITCH)          # the first grid point whose window reaches y
+    return max(y, y_base + k * PITCH + lo)
 
 
 def _join_segments(dw: Drawing, x: int, y1: int, y0: int):
@@ -204,8 +232,10 @@ def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, 
 
     # -- channel under the array: group lines and the clock to the right-hand bus (below the
     # bitlines' drop stacks where the programming layer is an upper via)
-    ch0 = y_base - (450 if geom.stack is None else 660)
+    ch0 = y_base - (CH_TOP if geom.stack is None else CH_TOP_STACK)
     for k, net in enumerate(dec.right_nets):            # neighbouring tracks land two bus lines apart
+        if net is None:
+            continue
         yk = ch0 - k * CH_PITCH
         src = bus3 if net in bus3.x else bus0
         src.ys[net].append(yk)
@@ -213,13 +243,22 @@ def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, 
         dw.stack(src.x[net], yk, li=False)
         dw.stack(busr.x[net], yk, li=False)
         dw.wire("met2", src.x[net], yk, busr.x[net], yk)
-    return -(ch0 - (len(dec.right_nets) - 1) * CH_PITCH) + 300 + y_base   # depth below island 0's diffusion
+    # depth below island 0's diffusion: the sense row's highest met2 (the bitlines' jumps, 0.93 µm
+    # under its v = 0) 0.16 µm under the lowest track, its precharge under the channel; at least
+    # 0.07 µm (its li 0.17 µm under the array's ground li)
+    return max(-(ch0 - (len(dec.right_nets) - 1) * CH_PITCH) - 700, 70)
 
 
 def _power(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, x_hi: int) -> tuple[int, int]:
     """VDD/VSS straps above everything, joined by every column's rails and both sense rows;
     returns the straps' y (VDD, VSS)."""
-    y_top = max(max(y1 for _, y1 in dec.yr.values()), ends["top"]["edge"]) + 800
+    # above the columns' rail stubs (0.40 + 0.16 µm) and the top sense row's VSS rail; over the
+    # ends of its dout wires (met2) and its p-tap strip
+    y_top = max(y1 for _, y1 in dec.yr.values()) + 800
+    if "VSS" in ends["top"]["rails"]:
+        y_top = max(y_top, ends["top"]["rails"]["VSS"] + 380)
+    else:
+        y_top = max(y_top, ends["top"]["edge"] + 800)
     y_vdd, y_vss = y_top + 240, y_top + 1240
     for y in (y_vdd, y_vss):
         dw.rect("met1", x_lo, y - 240, x_hi, y + 240)
@@ -229,7 +268,7 @@ def _power(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, x_hi: int) -> tup
             for x in xs:
                 _rail_up(dw, x, y1, y_vdd if net == "VDD" else y_vss, net)
     # sense rows: rails continued right to two met2 risers at the macro's right edge
-    riser = {"VDD": x_hi - 400, "VSS": x_hi - 1100}
+    riser = {"VDD": x_hi - 300, "VSS": x_hi - 300 - RISER_VDD}
     for e in ends.values():
         for net, y in e["rails"].items():
             dw.rect("met1", e["x1"], y - 240, x_hi, y + 240)
@@ -274,8 +313,8 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     ch = _ground_and_channel(dw, geom, cols, y_base, dec)
 
     # -- precharge and sensing: even columns below, odd columns above (mirrored)
-    x_lo = min(bus0.x.values()) - 1500
-    x_hi = max(busr.x.values()) + 2000
+    x_lo = min(min(bus0.x.values()), min(dec.buses[2].x.values())) - 400
+    x_hi = max(busr.x.values()) + RISER_VSS + RISER_VDD + 300
     ends = {}
     y_lo, y_hi = _drops(dw, geom, cols, y_base, top + gap)
     ends["bottom"] = _sense(dw, geom, name, list(range(0, cols, 2)), lambda v: v - ch, False,
@@ -370,7 +409,7 @@ def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirro
         r("mcon", x - 85, yt - 230, x + 85, yt - 60)
         dw.rect("met1", x - 115, edge_y, x + 115, fy(yt - 540))     # the bitline, past its precharge
         circ.devices.append(("PMOS", f"bl[{x // px}]", clk_net, "VDD", W_PRE, L_PRE))
-    for x in xs[:-1]:             # n-taps between the columns
+    for x in xs[:-1] or xs:       # n-taps between the columns (beside a row's only column)
         xo = x + px
         r("tap", xo - 210, yt - 755, xo + 210, yt - 490)
         r("licon", xo - 85, yt - 660, xo + 85, yt - 490)
