@@ -2,6 +2,8 @@
 finds, the fast mode finds with the same counts (the template's own finding, or a named fallback)."""
 from __future__ import annotations
 
+import re
+
 import gdstk
 import numpy as np
 import pytest
@@ -41,19 +43,45 @@ def agree(path, expect_dirty=True):
     return fast, full
 
 
+def templates(rep) -> dict:
+    """The fast check's template note as numbers: templates, x-cuts (fewest over the templates),
+    y-cuts (in all), cell placements kept whole; asserts that nothing ran in full."""
+    assert not any("full" in n for n in rep.notes), rep.notes
+    note = next(n for n in rep.notes if n.startswith("templates: "))
+    m = re.fullmatch(r"templates: (\d+), x-cuts ([\d/]+), column bands [\d/]+, y-cuts (\d+) in all; "
+                     r"([\d,]+) cell placements kept whole", note)
+    assert m, note
+    return {"templates": int(m[1]), "x_cuts": min(int(v) for v in m[2].split("/")), "y_cuts": int(m[3]),
+            "kept": int(m[4].replace(",", ""))}
+
+
 def test_clean_layouts_agree_and_use_the_template(small):
-    for path in (small,):
-        fast, full = agree(path, expect_dirty=False)
-        assert fast.clean and full.clean
-        assert not any("full" in n for n in fast.notes), fast.notes
-        assert fast.notes[-1].startswith("template:") and " 0 x-cuts" not in fast.notes[-1], fast.notes
+    """With the periphery: the arrays are cut along x in every template and along y in some, the
+    standard cells stay references, and the periphery's own contacts are checked as drawn."""
+    fast, full = agree(small, expect_dirty=False)
+    assert fast.clean and full.clean
+    t = templates(fast)
+    assert t["x_cuts"] >= 2 and t["y_cuts"] >= 1 and t["kept"] > 100, fast.notes
+    assert any("not via boxes on bit sites (periphery, or edited): checked as drawn" in n for n in fast.notes)
 
 
 def test_sample_agrees(tmp_path):
     out = tmp_path / "s.oas"
     weightfab.compile(SAMPLE, out, drc=False, verify=False)
     fast, _ = agree(out, expect_dirty=False)
-    assert fast.notes[-1].startswith("template:") and not any("full" in n for n in fast.notes), fast.notes
+    t = templates(fast)
+    assert t["x_cuts"] >= 3 and t["y_cuts"] >= 3 and t["kept"] > 500, fast.notes
+
+
+def test_arrays_alone_need_no_periphery_note(tmp_path):
+    """Without the periphery every programming shape is a via box on a bit site and nothing is kept
+    whole; the template is cut in x and y."""
+    out = tmp_path / "s.oas"
+    weightfab.compile(SAMPLE, out, drc=False, verify=False, periphery=False)
+    fast, _ = agree(out, expect_dirty=False)
+    t = templates(fast)
+    assert t["kept"] == 0 and t["x_cuts"] >= 3 and t["y_cuts"] >= 3, fast.notes
+    assert not any("bit sites" in n for n in fast.notes), fast.notes
 
 
 def _lib(path):
@@ -168,3 +196,105 @@ def test_foreign_layout_falls_back_and_says_so(tmp_path):
     cell.add(gdstk.rectangle((0.15, 0), (1, 2), layer=p[0], datatype=p[1]))
     fast, full = agree(_write(lib, tmp_path / "f.gds"))
     assert any("not a weightfab layout" in n and "full check" in n for n in fast.notes)
+
+
+@pytest.fixture(scope="module")
+def tall(tmp_path_factory):
+    """One macro of 200 wordlines (100 islands) and 64 bitlines: its decoder rows are cut along y,
+    its sense rows along x."""
+    d = tmp_path_factory.mktemp("tall")
+    model = mlp_model(d / "t.onnx", sizes=(200, 8), seed=4, softmax=False)
+    np.savez(d / "t.calib.npz", x=np.random.default_rng(0).random((16, 200), dtype=np.float32))
+    out = d / "t.gds"
+    weightfab.compile(model, out, calib=d / "t.calib.npz", drc=False, verify=False)
+    return out
+
+
+def _cut_at(path, layers, x, y) -> str:
+    """Whether the clean layout's template for ``layers`` removes the point (µm): "x" inside an
+    x-cut, "y" inside a y-cut of its column band, else ""."""
+    from weightfab.signoff import fastdrc
+    ctx, _, _ = fastdrc._prove(path, PDK, [])
+    xc, bands = fastdrc._cuts(ctx, tuple(layers), [r for _, r in ctx.arrays])
+    px, py = round(x / UM), round(y / UM)
+    if any(a < px < b for a, b in xc):
+        return "x"
+    band = next((yc for b0, b1, yc in bands if b0 <= px <= b1), ())
+    return "y" if any(a < py < b for a, b in band) else ""
+
+
+def _placements(lib, where):
+    """The macro, and the inv_2 references of the sense row below the array ("sense") or of the
+    row drivers beside it ("decoder"), in the order along their row."""
+    macro = next(c for c in lib.cells if c.name.endswith("_macro"))
+    inv = [r for r in macro.references if r.cell.name.endswith("__inv_2")]
+    if where == "sense":
+        low = min(r.origin[1] for r in inv if r.rotation == 0)
+        return macro, sorted((r for r in inv if r.rotation == 0 and r.origin[1] == low), key=lambda r: r.origin[0])
+    col = {}
+    for r in inv:
+        if r.rotation != 0:
+            col.setdefault(round(r.origin[0], 3), []).append(r)
+    best = max(col.values(), key=len)
+    return macro, sorted(best, key=lambda r: r.origin[1])
+
+
+@pytest.mark.parametrize("where", ["sense", "decoder"])
+def test_periphery_cell_edited_in_one_placement_among_many(tall, tmp_path, where):
+    """One of the many inv_2 placements of a sense row (cut along x) or of the row drivers (cut
+    along y) points to a copy whose li shapes are narrowed: the cuts stop short of it, the template
+    keeps it as drawn and fails."""
+    lib, top = _lib(tall)
+    macro, refs = _placements(lib, where)
+    assert len(refs) > 30
+    ref = refs[len(refs) // 2]
+    at = next(r for r in top.references if r.cell.name == macro.name).origin
+    (x0, y0), (x1, y1) = ref.bounding_box()
+    assert _cut_at(tall, ["li"], at[0] + (x0 + x1) / 2, at[1] + (y0 + y1) / 2) == where[0].replace("s", "x").replace(
+        "d", "y")
+    edit = ref.cell.copy(ref.cell.name + "_edit")
+    li = PDK.gds("li")
+    for poly in [p for p in edit.polygons if (p.layer, p.datatype) == li]:
+        (u0, v0), (_, v1) = poly.bounding_box()
+        edit.remove(poly)
+        edit.add(gdstk.rectangle((u0, v0), (u0 + 0.1, v1), layer=li[0], datatype=li[1]))
+    lib.add(edit)
+    macro.remove(ref)
+    macro.add(gdstk.Reference(edit, ref.origin, ref.rotation, ref.magnification, ref.x_reflection))
+    fast, _ = agree(_write(lib, tmp_path / "m.gds"))
+    assert any("template fails" in n for n in fast.notes), fast.notes
+
+
+def _empty_spot(path, layer, xs, ys, clear):
+    """The first point (µm) of the grid xs x ys with no shape of ``layer`` within ``clear`` µm."""
+    import klayout.db as kdb
+    ly = kdb.Layout()
+    ly.read(str(path))
+    reg = kdb.Region(ly.top_cells()[0].begin_shapes_rec(ly.find_layer(*PDK.gds(layer))))
+    c = round(clear / UM)
+    for y in ys:
+        for x in xs:
+            b = kdb.Box(round(x / UM) - c, round(y / UM) - c, round(x / UM) + c, round(y / UM) + c)
+            if reg.interacting(kdb.Region(b)).is_empty():
+                return x, y
+    raise AssertionError(f"no empty spot on {layer}")
+
+
+@pytest.mark.parametrize("layer,where", [("met1", "sense"), ("poly", "decoder")])
+def test_stray_shape_in_the_periphery(tall, tmp_path, layer, where):
+    """A small square in a periphery spot the clean layout's template cuts away (the sense row
+    below the array, halfway along; the row drivers, halfway up): found by the template."""
+    lib, top = _lib(tall)
+    a = read_bits(tall, PDK)[0][0]
+    if where == "sense":
+        xs = [(a.x0 + a.cols // 2 * a.px) * UM + d for d in np.arange(0, 3, 0.1)]
+        ys = [a.y0 * UM - d for d in np.arange(1, 15, 0.25)]
+    else:
+        xs = [a.x0 * UM - d for d in np.arange(0.5, 10, 0.25)]
+        ys = [(a.y0 + a.rows // 4 * a.py) * UM + d for d in np.arange(0, 3, 0.1)]
+    x, y = _empty_spot(tall, layer, xs, ys, clear=0.4)
+    assert _cut_at(tall, [layer], x, y) == ("x" if where == "sense" else "y")
+    g = PDK.gds(layer)
+    top.add(gdstk.rectangle((x - 0.03, y - 0.03), (x + 0.03, y + 0.03), layer=g[0], datatype=g[1]))
+    fast, _ = agree(_write(lib, tmp_path / "m.gds"))
+    assert any("template fails" in n for n in fast.notes), fast.notes

@@ -22,6 +22,7 @@ import gdstk
 import numpy as np
 
 IDENT = (1, 0, 0, 1)  # 2x2 matrix (a, b, c, d): x' = a x + b y, y' = c x + d y
+_EMPTY = (np.zeros((0, 4), np.int64), [])
 
 
 @dataclass(frozen=True)
@@ -68,43 +69,109 @@ class Structure:
         """Layers with shapes in cell ``name`` or below."""
         return {(p.layer, p.datatype) for p in self.cells[name].get_polygons()}
 
-    def flat_polygons(self, layer: tuple[int, int], skip: set[str] = frozenset()):
-        """Every polygon of ``layer`` outside the regular arrays, in top coordinates, as a list of
-        [V, 2] int64 point arrays (one per placement), and whether each is an axis-aligned box."""
-        out = []
-        for name, groups in self.places.items():
-            if name in skip or layer not in self._by_layer(name):
-                continue
-            for pts in self._own(name, layer):
-                for m, org in groups:
-                    local = pts @ np.array(m, np.int64).reshape(2, 2).T
-                    for o in org:
-                        out.append(local + o)
-        return out
+    def own_layers(self, name: str) -> set[tuple[int, int]]:
+        """Layers of the cell's own shapes (not below)."""
+        self._ensure(name)
+        return self.__dict__.get("_own_layers", {}).get(name, set())
 
-    def _by_layer(self, name: str) -> dict:
-        """The cell's own polygons (and paths) per layer: [(points int64, offsets [R, 2])], cached."""
-        cache = self.__dict__.setdefault("_layer_cache", {})
-        if name not in cache:
-            cell = self.cells[name]
-            polys = list(cell.polygons)
-            for path in list(cell.paths):
-                polys += path.to_polygons()
-            out: dict = {}
-            for p in polys:
-                out.setdefault((p.layer, p.datatype), []).append(
-                    (np.rint(p.points * self.scale).astype(np.int64), _offsets(p.repetition, self.scale)))
-            cache[name] = out
-        return cache[name]
+    def _ensure(self, name: str) -> None:
+        """A cell not read yet: read every placed cell at once (callers visit them all)."""
+        if name not in self.__dict__.get("_prefilled", ()):
+            self.prefill([name, *self.places])
+
+    def prefill(self, names) -> None:
+        """Read the own shapes of cells ``names`` into the cache, every layer, all cells at once:
+        one pass over their polygons (repetitions kept as numpy offsets, not one gdstk polygon
+        per repeated shape), one numpy conversion for all four-point polygons."""
+        cache = self.__dict__.setdefault("_shape_cache", {})
+        done = self.__dict__.setdefault("_prefilled", set())
+        names = [n for n in dict.fromkeys(names) if n not in done]
+        if not names:
+            return
+        polys, counts = [], []
+        for n in names:
+            cell = self.cells[n]
+            ps = list(cell.polygons)
+            for path in cell.paths:
+                ps += path.to_polygons()
+            polys += ps
+            counts.append(len(ps))
+        offs = [_offsets(p.repetition, self.scale) for p in polys]
+        nrep = np.fromiter(map(len, offs), np.int64, len(offs))
+        item = np.repeat(np.arange(len(polys)), nrep)          # expanded shape -> polygon
+        off = np.concatenate(offs) if offs else np.zeros((0, 2), np.int64)
+        lens = np.fromiter((len(p.points) for p in polys), np.int64, len(polys))
+        four = np.flatnonzero(lens == 4)
+        q = np.rint(np.array([polys[i].points for i in four], np.float64).reshape(-1, 4, 2) * self.scale).astype(np.int64)
+        d = q - np.roll(q, -1, axis=1)
+        rect = ((d[:, :, 0] == 0) ^ (d[:, :, 1] == 0)).all(axis=1)
+        boxes = np.zeros((len(polys), 4), np.int64)
+        boxes[four] = np.concatenate([q.min(axis=1), q.max(axis=1)], axis=1)
+        is_box = np.zeros(len(polys), bool)
+        is_box[four[rect]] = True
+        table: dict = {}
+        code = np.array([table.setdefault((p.layer, p.datatype), len(table)) for p in polys], np.int64)
+        layers = list(table)
+        cell = np.repeat(np.arange(len(names)), counts)[item]
+        box_e = is_box[item]
+        order = np.lexsort((~box_e, code[item], cell))      # per (cell, layer): boxes first
+        flat = boxes[item[order]] + np.tile(off[order], 2)
+        gkey = cell[order] * len(layers) + code[item[order]]
+        starts = np.flatnonzero(np.diff(gkey, prepend=-1))
+        ends = np.append(starts[1:], len(order))
+        nbox = np.add.reduceat(box_e[order].astype(np.int64), starts) if len(starts) else starts
+        own = self.__dict__.setdefault("_own_layers", {})
+        for s0, s1, nb in zip(starts.tolist(), ends.tolist(), nbox.tolist()):
+            j = order[s0]
+            n, ly = names[cell[j]], layers[code[item[j]]]
+            other = [np.rint(np.asarray(polys[item[i]].points) * self.scale).astype(np.int64) + off[i]
+                     for i in order[s0 + nb:s1]]
+            cache[(n, ly)] = (flat[s0:s0 + nb], other)
+            own.setdefault(n, set()).add(ly)
+        done.update(names)
+
+    def own_shapes(self, name: str, layer: tuple[int, int]):
+        """The cell's own shapes on ``layer``, repetitions applied, cell coordinates: boxes [B, 4]
+        int64 (x0, y0, x1, y1) and the other polygons (a list of [V, 2] int64); cached."""
+        self._ensure(name)
+        return self._shape_cache.get((name, layer), _EMPTY)
 
     def _own(self, name: str, layer: tuple[int, int]) -> list[np.ndarray]:
         """The cell's own polygons on ``layer``, repetitions applied, cell coordinates."""
-        return [pts + o for pts, offs in self._by_layer(name).get(layer, ()) for o in offs]
+        boxes, polys = self.own_shapes(name, layer)
+        return [np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.int64) for x0, y0, x1, y1 in boxes] + polys
+
+    def flat_polygons(self, layer: tuple[int, int], skip: set[str] = frozenset()):
+        """Every polygon of ``layer`` outside the regular arrays, in top coordinates, as a list of
+        [V, 2] int64 point arrays (one per placement)."""
+        boxes, polys = self.flat_shapes(layer, [n for n in self.places if n not in skip])
+        return [np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.int64) for x0, y0, x1, y1 in boxes] + polys
+
+    def flat_shapes(self, layer: tuple[int, int], names=None):
+        """The shapes of ``layer`` of cells ``names`` (default: all outside the regular arrays),
+        every placement, top coordinates: boxes [N, 4] int64 (one numpy broadcast per cell and
+        orientation) and the other polygons (a list of [V, 2] int64)."""
+        names = list(self.places) if names is None else list(names)
+        self.prefill(names)
+        out, polys = [np.zeros((0, 4), np.int64)], []
+        for name in names:
+            b, ps = self.own_shapes(name, layer)
+            if not len(b) and not ps:
+                continue
+            for m, org in self.places[name]:
+                if len(b):
+                    t = box_transform(b, m)
+                    out.append((t[None, :, :] + np.tile(org, 2)[:, None, :]).reshape(-1, 4))
+                for p in ps:
+                    local = p if m == IDENT else p @ np.array(m, np.int64).reshape(2, 2).T
+                    polys += [local + o for o in org]
+        return np.concatenate(out), polys
 
     def flat_centres(self, layer: tuple[int, int], sizes: bool = False):
         """Centres x2 (integral) [P, 2] int64 of every shape on ``layer`` outside the regular
         arrays; with ``sizes``, also the shapes' sizes [P, 2] (dbu; (-1, -1) for a non-box)."""
         parts, total = [], 0
+        self.prefill(list(self.places))
         for name, groups in self.places.items():
             c2, sz = self._own_centres(name, layer)
             if len(c2):
@@ -132,18 +199,22 @@ class Structure:
         cache = self.__dict__.setdefault("_centre_cache", {})
         key = (name, layer)
         if key not in cache:
-            c2, sz = [], []
-            for pts, offs in self._by_layer(name).get(layer, ()):
-                x0, y0 = pts.min(axis=0)
-                x1, y1 = pts.max(axis=0)
-                box = len(pts) == 4 and set(pts[:, 0].tolist()) == {x0, x1} and set(pts[:, 1].tolist()) == {y0, y1}
-                c2.append(np.array([[x0 + x1, y0 + y1]], np.int64) + 2 * offs)
-                sz.append(np.repeat(np.array([[x1 - x0, y1 - y0] if box else [-1, -1]], np.int64), len(offs), axis=0))
-            if not c2:
-                cache[key] = (np.zeros((0, 2), np.int64), np.zeros((0, 2), np.int64))
-            else:
-                cache[key] = (np.concatenate(c2), np.concatenate(sz))
+            b, polys = self.own_shapes(name, layer)
+            bb = np.array([[p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()] for p in polys],
+                          np.int64).reshape(-1, 4)
+            c2 = np.concatenate([b[:, :2] + b[:, 2:], bb[:, :2] + bb[:, 2:]])
+            sz = np.concatenate([b[:, 2:] - b[:, :2], np.full((len(bb), 2), -1, np.int64)])
+            cache[key] = (c2, sz)
         return cache[key]
+
+
+def box_transform(b: np.ndarray, m) -> np.ndarray:
+    """Boxes [N, 4] under the orthogonal matrix ``m`` (a, b, c, d), as boxes again."""
+    if m == IDENT:
+        return b
+    mat = np.array(m, np.int64).reshape(2, 2)
+    p0, p1 = b[:, :2] @ mat.T, b[:, 2:] @ mat.T
+    return np.concatenate([np.minimum(p0, p1), np.maximum(p0, p1)], axis=1)
 
 
 def _offsets(rep, scale: float) -> np.ndarray:
@@ -212,7 +283,10 @@ def read_structure(path: str | Path, dbu_um: float) -> Structure | None:
         if not groups:
             continue
         places[cell.name] = groups
-        for ref in cell.references:
+        plain, rest = _plain(cell.references, scale)
+        if plain is not None:
+            _place_plain(*plain, groups, pending)
+        for ref in rest:
             if not isinstance(ref.cell, gdstk.Cell):
                 return None
             m = _matrix(ref)
@@ -225,21 +299,49 @@ def read_structure(path: str | Path, dbu_um: float) -> Structure | None:
                     for p in org:
                         arrays.append(ArrayRef(ref.cell.name, int(p[0] + o[0]), int(p[1] + o[1]), *reg))
                 continue
-            offs = _offsets(ref.repetition, scale) + o
-            dest = pending.setdefault(ref.cell.name, [])
-            for pm, org in groups:
-                if pm == IDENT and len(org) == 1:
-                    dest.append((m, offs + org[0]))
-                    continue
-                mat = np.array(pm, np.int64).reshape(2, 2)
-                new = (org[:, None, :] + (offs @ mat.T)[None, :, :]).reshape(-1, 2)
-                dest.append((_mul(pm, m), new))
+            _place(pending.setdefault(ref.cell.name, []), m, _offsets(ref.repetition, scale) + o, groups)
     for name, groups in places.items():   # one (matrix, origins) group per orientation
         merged: dict = {}
         for m, org in groups:
             merged.setdefault(m, []).append(org)
         places[name] = [(m, np.concatenate(v)) for m, v in merged.items()]
     return Structure(str(path), dbu_um, tops[0].name, cells, _join(arrays), places, scale)
+
+
+def _place(dest: list, m, offs: np.ndarray, groups) -> None:
+    """Add the placements of a child at ``offs`` (orientation ``m``) in every parent placement."""
+    for pm, org in groups:
+        if pm == IDENT and len(org) == 1:
+            dest.append((m, offs + org[0]))
+            continue
+        mat = np.array(pm, np.int64).reshape(2, 2)
+        new = (org[:, None, :] + (offs @ mat.T)[None, :, :]).reshape(-1, 2)
+        dest.append((_mul(pm, m), new))
+
+
+def _plain(refs, scale: float):
+    """The references placed once, unrotated, unmagnified, of a cell in the library: (child
+    names, origins [R, 2] int64) read with one attribute pass (a block cell is one of tens of
+    thousands), and the other references."""
+    simple = [isinstance(r.cell, gdstk.Cell) and r.rotation == 0 and not r.x_reflection and r.magnification == 1
+              and r.repetition.size == 0 for r in refs]
+    if not any(simple):
+        return None, refs
+    chosen = [r for r, k in zip(refs, simple) if k]
+    org = np.rint(np.array([r.origin for r in chosen], np.float64).reshape(-1, 2) * scale).astype(np.int64)
+    return ([r.cell.name for r in chosen], org), [r for r, k in zip(refs, simple) if not k]
+
+
+def _place_plain(names: list[str], org: np.ndarray, groups, pending: dict) -> None:
+    """Place each child of ``names`` at its origin in every parent placement (one numpy pass when
+    the parent is placed once, unrotated)."""
+    if len(groups) == 1 and groups[0][0] == IDENT and len(groups[0][1]) == 1:
+        pos = org + groups[0][1][0]
+        for name, i in zip(names, range(len(names))):
+            pending.setdefault(name, []).append((IDENT, pos[i:i + 1]))
+        return
+    for name, i in zip(names, range(len(names))):
+        _place(pending.setdefault(name, []), IDENT, org[i:i + 1], groups)
 
 
 def _join(arrays: list[ArrayRef]) -> list[ArrayRef]:
