@@ -25,9 +25,15 @@ from .main import _guard
 @click.option("--calib", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--netlist", "netlist_out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write the simulated macro netlist (SPICE) here; default LAYOUT.<engine>.spice.")
+@click.option("--flat", "flat", flag_value="flat", default=None,
+              help="Simulate the whole extracted netlist (default for arrays of up to 16 wordlines).")
+@click.option("--reduced", "flat", flag_value="reduced",
+              help="Simulate reduced netlists: per deck the addressed wordlines whole, the other bit devices "
+                   "folded into the bitlines' loads (default above 16 wordlines).")
+@click.option("--rows-per-deck", type=int, default=4, show_default=True, help="Addresses per reduced deck.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write the results as JSON.")
 @_guard
-def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weights, rounding, calib, netlist_out, json_out):
+def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weights, rounding, calib, flat, rows_per_deck, netlist_out, json_out):
     """Simulate reads of random addresses of one engine in ngspice (SKY130 models, 1.8 V, 25 C);
     exit 0 when every sensed bit equals the stored one, 3 otherwise."""
     from ..flow.simulate import simulate
@@ -36,12 +42,17 @@ def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weigh
         from ..errors import UsageError
         raise UsageError(f"simulate needs the SKY130 device models: --pdk {pdk} has none in this flow")
     run = simulate(layout, model, engine=engine, reads=reads, corners=tuple(corners) or ("tt",), seed=seed,
-                   pdk=pdk, weights=weights, rounding=rounding, calib=calib, period=period * 1e-9)
+                   pdk=pdk, weights=weights, rounding=rounding, calib=calib, period=period * 1e-9,
+                   reduce=None if flat is None else flat == "reduced", rows_per_deck=rows_per_deck)
     out = netlist_out or layout.with_suffix(f".{run.layer}.spice")
     out.write_text(run.spice)
     click.echo(f"engine {run.engine} '{run.layer}': {run.netlist_kind} netlist"
                + (f" of cell {run.macro_cell}" if run.macro_cell else " (the layout draws no macro periphery)")
-               + f", {run.results[0].devices:,} devices -> {out}")
+               + f", {run.results[0].extra.get('netlist_devices', run.results[0].devices):,} devices -> {out}")
+    if "reduced_decks" in run.results[0].extra:
+        e = run.results[0].extra
+        click.echo(f"  read on reduced netlists: {e['reduced_decks']} decks of up to {e['rows_per_deck']} addresses, "
+                   f"at most {run.results[0].devices:,} devices each")
     for r in run.results:
         s = r.summary()
         status = "ok" if r.ok else f"{s['bit_errors']} bit errors"

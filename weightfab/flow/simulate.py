@@ -2,7 +2,8 @@
 
 The circuit is the engine's macro extracted from the layout (cell ``<engine>_macro``, its labelled
 pins naming the nets; transistors with their drawn W and L), with a ground capacitance per net from
-its drawn poly/li/metal area and perimeter (signoff/parasitics.py). A layout without macro cells
+its drawn poly/li/metal area and perimeter and RC ladders on long wires (signoff/parasitics.py).
+An array of more than REDUCE_ABOVE_ROWS wordlines is read on reduced netlists (signoff/reduce.py). A layout without macro cells
 (arrays only) is simulated on a generated macro of the same array (signoff/romnet.py) whose bits
 are the ones read back from the layout; the result says which.
 
@@ -20,7 +21,7 @@ import numpy as np
 from ..errors import LayoutReadError, UsageError
 from ..frontend.onnx_import import load_onnx
 from ..quant.quantize import OPTIMIZED, WEIGHT_BITS, quantize
-from ..signoff.characterize import Bench, ReadResult, macro_pins, simulate_reads
+from ..signoff.characterize import Bench, ReadResult, macro_pins, simulate_reads, simulate_reads_reduced
 from ..signoff.drc import read_layout
 from ..signoff.electrical import expected_bits
 from ..signoff.readback import read_bits
@@ -29,6 +30,7 @@ from ..tech.pdk import Pdk, load_pdk
 from .inputs import resolve_inputs
 
 PIN_LAYERS = ("met1_pin", "met2_pin")
+REDUCE_ABOVE_ROWS = 16      # larger arrays are read on reduced netlists (a deck per few addresses)
 
 
 @dataclass
@@ -90,11 +92,17 @@ def engine_netlist(path: Path, pdk: Pdk, engine: int, layer: str, readback: np.n
 
 def simulate(layout: str | Path, model: str | Path, *, engine: int | None = None, reads: int = 32,
              corners: tuple[str, ...] = ("tt",), seed: int = 0, pdk="sky130", weights: str = "int8",
-             rounding: str = "optimized", calib=None, period: float = 10e-9) -> SimulateRun:
+             rounding: str = "optimized", calib=None, period: float = 10e-9, reduce: bool | None = None,
+             rows_per_deck: int = 4) -> SimulateRun:
+    """``reduce``: simulate on reduced netlists (signoff/reduce.py: the addressed wordlines whole, the
+    other bit devices folded into the bitlines' loads), ``rows_per_deck`` addresses per deck; None:
+    when the array has more than ``REDUCE_ABOVE_ROWS`` wordlines."""
     layout, model = Path(layout), Path(model)
     for c in corners:
         if c not in CORNERS:
             raise UsageError(f"unknown corner '{c}': use {', '.join(CORNERS)}")
+    if rows_per_deck < 1:
+        raise UsageError(f"--rows-per-deck must be at least 1, not {rows_per_deck}")
     if reads < 1:
         raise UsageError(f"--reads must be at least 1, not {reads}")
     pdk_ = load_pdk(pdk)
@@ -125,8 +133,14 @@ def simulate(layout: str | Path, model: str | Path, *, engine: int | None = None
     full = np.zeros((cols, 1 << ports.nbits), np.uint8)
     full[:, :ref.shape[1]] = ref
     results, model_err = [], []
+    if reduce is None:
+        reduce = kind == "extracted" and rows > REDUCE_ABOVE_ROWS
     for c in corners:
-        r = simulate_reads(netlist, addresses, full[ports.douts][:, addresses].T, c, Bench(period=period))
+        if reduce:
+            r = simulate_reads_reduced(netlist, addresses, full[ports.douts][:, addresses].T, c, Bench(period=period),
+                                       ref[ports.douts], rows_per_deck)
+        else:
+            r = simulate_reads(netlist, addresses, full[ports.douts][:, addresses].T, c, Bench(period=period))
         r.extra["compared_with"] = "layout readback" if stored is not None else "quantized model"
         results.append(r)
         mw = mbits[ports.douts][:, addresses].T

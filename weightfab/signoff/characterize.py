@@ -246,3 +246,39 @@ def simulate_reads(netlist: kdb.Netlist, addresses, expected_words: np.ndarray, 
     devices = sum(1 for c in netlist.each_circuit() for _ in c.each_device())
     exp = np.asarray(expected_words, np.uint8).reshape(len(addresses), len(ports.douts))
     return ReadResult(addresses, w.bits, exp, access, energy, corner, bench, devices, w.seconds)
+
+
+def read_chunks(addresses: np.ndarray, rows_per_deck: int) -> list[np.ndarray]:
+    """Consecutive reads cut into decks of at most ``rows_per_deck`` distinct addresses (read indices)."""
+    chunks, cur, seen = [], [], set()
+    for k, a in enumerate(addresses):
+        if int(a) not in seen and len(seen) == rows_per_deck:
+            chunks.append(np.array(cur))
+            cur, seen = [], set()
+        cur.append(k)
+        seen.add(int(a))
+    if cur:
+        chunks.append(np.array(cur))
+    return chunks
+
+
+def simulate_reads_reduced(netlist: kdb.Netlist, addresses, expected_words: np.ndarray, corner: str = "tt",
+                           bench: Bench = Bench(), bits: np.ndarray | None = None, rows_per_deck: int = 4) -> ReadResult:
+    """Reads simulated on reduced netlists (reduce.py): each deck holds the wordlines of at most
+    ``rows_per_deck`` addresses with all their bit devices and full RC, every other bit device
+    folded into its bitline's load. ``bits`` [douts, rows]: the stored words, checked against the
+    wordlines found."""
+    from .reduce import reduce_rows
+    addresses = np.asarray(addresses, np.int64)
+    exp = np.asarray(expected_words, np.uint8).reshape(len(addresses), -1)
+    parts, devices, seconds = [], [], 0.0
+    for i, idx in enumerate(read_chunks(addresses, rows_per_deck)):
+        red = reduce_rows(netlist, addresses[idx], bits=bits if i == 0 else None)
+        r = simulate_reads(red.netlist, addresses[idx], exp[idx], corner, bench)
+        parts.append(r)
+        devices.append(red.devices_after)
+        seconds += r.seconds
+    cat = lambda f: np.concatenate([getattr(p, f) for p in parts])   # noqa: E731
+    full = sum(1 for c in netlist.each_circuit() for _ in c.each_device())
+    return ReadResult(addresses, cat("words"), exp, cat("access"), cat("energy"), corner, bench, max(devices), seconds,
+                      {"netlist_devices": full, "reduced_decks": len(parts), "rows_per_deck": rows_per_deck})

