@@ -215,7 +215,8 @@ def _cut_at(path, layers, x, y) -> str:
     x-cut, "y" inside a y-cut of its column band, else ""."""
     from weightfab.signoff import fastdrc
     ctx, _, _ = fastdrc._prove(path, PDK, [])
-    xc, bands = fastdrc._cuts(ctx, tuple(layers), [r for _, r in ctx.arrays])
+    halo = fastdrc._halo(PDK, [r for r in PDK.rules if fastdrc._bases(PDK, r) == set(layers)])
+    xc, bands = fastdrc._cuts(ctx, tuple(layers), [r for _, r in ctx.arrays], halo)
     px, py = round(x / UM), round(y / UM)
     if any(a < px < b for a, b in xc):
         return "x"

@@ -20,7 +20,8 @@ standard cells and wires. The fast mode turns that into a proof per file:
    apart) is removed and the two sides are glued. So a decoder whose wires differ row to row
    blocks the cuts of the metal rules only; its cells, wells and implants repeat and are cut.
    Where a strip is not periodic (a changed shape, another array's end, a cell that does not
-   repeat), the band stops a halo short of it, so that spot stays in the template as drawn.
+   repeat), the band stops a halo short of it (four times the largest distance of the rules
+   that read those layers, plus 1 µm), so that spot stays in the template as drawn.
    Every window of a template of the rules' interaction distance equals a window of the file;
    area and edge-length rules can only lose area or length by a cut, so a clean template
    implies a clean file.
@@ -98,9 +99,9 @@ def _with(rep: DrcReport, notes: list[str], t0: float) -> DrcReport:
 class _Ctx:
     """What the templates are made of: the file's structure, bit arrays, items per layer, references."""
 
-    def __init__(self, st, pdk, arrays, items, refs, halo, notes):
+    def __init__(self, st, pdk, arrays, items, refs, notes):
         self.st, self.pdk, self.arrays, self.items, self.refs = st, pdk, arrays, items, refs
-        self.halo, self.notes = halo, notes
+        self.notes = notes
         self.match: dict = {}
         self.cells: dict = {}
 
@@ -144,9 +145,7 @@ def _prove(path, pdk: Pdk, notes: list[str]):
         bb, kinds = poly_kinds(ps, table)
         has = np.array([ppdk.gds(n) in _cell_layers(st, c) for c, _ in refs.kinds], bool)
         items[n] = Items(b, ps, bb, kinds, np.flatnonzero(has[refs.kind]) if len(refs.kind) else refs.kind)
-    vmax = max(r.value for r in ppdk.rules if r.kind != "area")
-    halo = round(4 * vmax / ppdk.dbu_um) + round(1.0 / ppdk.dbu_um)
-    return _Ctx(st, ppdk, arrays, items, refs, halo, notes), full_rules, st.top
+    return _Ctx(st, ppdk, arrays, items, refs, notes), full_rules, st.top
 
 
 def _bit_arrays(st, pdk: Pdk):
@@ -354,13 +353,12 @@ def _groups(ctx: _Ctx, rules) -> dict:
     the layers it reads; along y each column band (content separated by an empty gap wider than
     the halo) is cut on its own."""
     out: dict = {}
-    memo: dict = {}
     bit = [r for _, r in ctx.arrays]
+    by_layers: dict = {}
     for rule in rules:
-        layers = tuple(sorted(n for n in _bases(ctx.pdk, rule) if n in ctx.items))
-        if layers not in memo:
-            memo[layers] = _cuts(ctx, layers, bit)
-        out.setdefault(memo[layers], []).append(rule)
+        by_layers.setdefault(tuple(sorted(n for n in _bases(ctx.pdk, rule) if n in ctx.items)), []).append(rule)
+    for layers, rs in by_layers.items():
+        out.setdefault(_cuts(ctx, layers, bit, _halo(ctx.pdk, rs)), []).extend(rs)
     nb = sorted({len(b) for _, b in out})
     ny = sum(len(yc) for _, b in out for *_, yc in b)
     ctx.notes.append(f"templates: {len(out)}, x-cuts {'/'.join(str(n) for n in sorted({len(x) for x, _ in out}))}, "
@@ -369,17 +367,24 @@ def _groups(ctx: _Ctx, rules) -> dict:
     return out
 
 
-def _cuts(ctx: _Ctx, layers, bit):
+def _halo(pdk: Pdk, rules) -> int:
+    """How far (dbu) the cuts stay from anything that does not repeat, for ``rules``: four times
+    their largest distance plus 1 µm (an area rule reaches no farther than its polygon)."""
+    v = max((r.value for r in rules if r.kind != "area"), default=0.0)
+    return round(4 * v / pdk.dbu_um) + round(1.0 / pdk.dbu_um)
+
+
+def _cuts(ctx: _Ctx, layers, bit, halo: int):
     ms, cs = [], []
     for n in layers:
         if (n, 0) not in ctx.match:
             ctx.match[(n, 0)] = (Matcher(ctx.items[n], ctx.refs, 0), {})
         ms.append(ctx.match[(n, 0)][0])
         cs.append(ctx.match[(n, 0)][1])
-    xc = tuple(cuts_for(ms, cs, bit, 0, ctx.halo))
+    xc = tuple(cuts_for(ms, cs, bit, 0, halo))
     ext = [extents(ctx.items[n], ctx.refs) for n in layers] + [np.array([[r.x, r.x_end] for r in bit], np.int64)]
     bands = []
-    for b0, b1 in bands_of(np.concatenate(ext), ctx.halo):
+    for b0, b1 in bands_of(np.concatenate(ext), halo):
         arrs = [r for r in bit if b0 <= r.x and r.x_end <= b1]
         yc = ()
         if arrs:
@@ -390,7 +395,7 @@ def _cuts(ctx: _Ctx, layers, bit):
                     ctx.match[key] = (Matcher(subset(ctx.items[n], ctx.refs, b0, b1), ctx.refs, 1), {})
                 ms.append(ctx.match[key][0])
                 cs.append(ctx.match[key][1])
-            yc = tuple(cuts_for(ms, cs, arrs, 1, ctx.halo))
+            yc = tuple(cuts_for(ms, cs, arrs, 1, halo))
         bands.append((b0, b1, yc))
     return xc, tuple(bands)
 
