@@ -3,7 +3,8 @@
 Per engine ``<e>`` (the model's layer name):
 * ``<e>_macro.v``: Verilog behavioural model holding the words read back from the layout;
 * ``<e>_macro.lef``: LEF abstract of the macro cell (where the layout draws one);
-* ``<e>_macro.<corner>.lib``: Liberty timing and power characterised in ngspice (macro cells only);
+* ``<e>_macro.<corner>.lib``: Liberty timing and power characterised in ngspice (macro cells only;
+  an array of more than REDUCE_ABOVE_ROWS wordlines on its netlist reduced to the two words read);
 * ``<e>_macro.extracted.spice`` / ``<e>_macro.reference.spice``: the extracted netlist (devices
   with W/L, ground capacitance per net) and the reference netlist LVS compares it with.
 """
@@ -18,7 +19,7 @@ import numpy as np
 from ..errors import LayoutReadError, UsageError
 from ..signoff.readback import read_bits
 from ..tech.pdk import load_pdk
-from .simulate import PIN_LAYERS, macro_cells, model_bits
+from .simulate import PIN_LAYERS, REDUCE_ABOVE_ROWS, macro_cells, model_bits
 
 # extracted/reference SPICE and the Liberty characterisation run on macros up to this many bits
 # (a flat transistor netlist of a larger one is millions of devices: extraction takes too long)
@@ -98,9 +99,12 @@ def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float
     from ..signoff.libchar import characterize
     from ..views.liberty import write_liberty
     ports = macro_pins(ext)
-    info = {"files": [], "tco_ns": {}, "setup_ns": {}, "hold_ns": {}, "energy_pj": {}, "leakage_nw": {}}
+    reduce = bits.shape[1] > REDUCE_ABOVE_ROWS
+    info = {"files": [], "netlist": "reduced to the two words read" if reduce else "extracted", "tco_ns": {},
+            "setup_ns": {}, "hold_ns": {}, "en_setup_ns": {}, "en_hold_ns": {}, "energy_pj": {}, "leakage_nw": {},
+            "pin_cap_ff": {}, "seconds": {}}
     for c in corners:
-        t = characterize(ext, bits[ports.douts], c)
+        t = characterize(ext, bits[ports.douts], c, reduce=reduce)
         p = out / f"{cell}.{c}.lib"
         p.write_text(write_liberty(cell, prefix, ports.nbits, len(ports.douts), t, area))
         info["files"].append(p)
@@ -110,6 +114,10 @@ def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float
         info["hold_ns"][c] = round(t.hold * 1e9, 4)
         info["energy_pj"][c] = round(t.energy * 1e12, 4)
         info["leakage_nw"][c] = round(t.leakage * 1e9, 3)
+        info["en_setup_ns"][c] = round(t.en_setup * 1e9, 4)
+        info["en_hold_ns"][c] = round(t.en_hold * 1e9, 4)
+        info["pin_cap_ff"][c] = {k: round(v * 1e15, 3) for k, v in t.pin_cap.items()}
+        info["seconds"][c] = round(t.seconds, 1)
     return info
 
 

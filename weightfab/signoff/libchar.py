@@ -1,6 +1,7 @@
 """Timing and power of a ROM macro for its Liberty view, characterised in ngspice.
 
-Two decks per corner, on the macro's netlist (extracted, with ground capacitance):
+Decks per corner, on the macro's netlist (extracted, with wire capacitance and RC ladders; for a
+large array reduced to the two words read, reduce.py):
 
 * delay deck: reads of the word with the most ones (and of the word with the fewest, so every
   output returns low between them), one read per clock transition of ``CLK_SLEWS``; the douts
@@ -17,6 +18,10 @@ Two decks per corner, on the macro's netlist (extracted, with ground capacitance
   VDD/2 before the clock's next rise. Both are the last passing point of the sweep: the true
   requirement lies between it and the next point (at the sweep's end: at most that value), so the
   value written is the conservative one.
+* enable deck: the same sweeps for ``en`` (address held): setup passes while the word is right and
+  the clock-to-output delay has grown by at most 10 % (a late enable delays the wordline); hold
+  while the word is right.
+* input capacitance deck: each input rises and falls alone; the charge its source delivers / VDD.
 """
 from __future__ import annotations
 
@@ -25,13 +30,14 @@ from dataclasses import dataclass
 import klayout.db as kdb
 import numpy as np
 
-from .characterize import Stimulus, macro_pins, run_stimulus
+from .characterize import Stimulus, _events_wave, macro_pins, run_stimulus
 from .spice import VDD_NOMINAL, SpiceError, model_header, node, run, write_spice
 
 CLK_SLEWS = (0.05e-9, 0.2e-9, 0.6e-9)
 LOADS = (2e-15, 10e-15, 40e-15)
 SETUP_SWEEP = (0.8e-9, 0.4e-9, 0.2e-9, 0.1e-9, 0.0, -0.1e-9)
 HOLD_SWEEP = (0.3e-9, 0.1e-9, 0.0, -0.1e-9)
+PUSHOUT = 1.1          # enable setup: the clock-to-output delay may grow by 10 % at most
 
 
 @dataclass
@@ -45,41 +51,53 @@ class MacroTiming:
     hold: float              # s, address after clock fall
     energy: float            # J per read
     leakage: float           # W
-    pin_cap: dict            # port name -> F (gate area of the devices on it)
+    pin_cap: dict            # port name -> F (measured: charge over an input edge / VDD)
     period: float
     seconds: float
+    en_setup: float = float("nan")     # s, enable before clock rise (its own sweep)
+    en_hold: float = float("nan")      # s, enable after clock fall
 
 
-def pin_capacitance(netlist: kdb.Netlist, names: list[str], cox: float = 8.3e-15) -> dict[str, float]:
-    """Input capacitance estimate per port: gate area (W·L) of the transistors whose gate is on the
-    port's net times the oxide capacitance (8.3 fF/µm², tox 4.15 nm of nfet_01v8) plus the net's
-    wire capacitor where the netlist has one."""
-    top = macro_pins(netlist).circuit
+def _deck_head(netlist: kdb.Netlist, corner: str, vdd: float, title: str) -> tuple[list[str], object]:
+    ports = macro_pins(netlist)
+    top = ports.circuit
+    pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
+    return [f"* {title} of {top.name}", model_header(corner), write_spice(netlist, top.name, ports.names),
+            f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0"], ports
+
+
+def pin_capacitance(netlist: kdb.Netlist, corner: str = "tt", vdd: float = VDD_NOMINAL, step: float = 1e-9,
+                    slew: float = 0.1e-9) -> dict[str, float]:
+    """Input capacitance per input port, measured in ngspice: with the clock low, enable high and the
+    address 0, each input in turn rises (and ``step`` later falls) with a 10-90 % ``slew``; its
+    capacitance is the charge its source delivers over the edge and the settling after it, divided
+    by VDD, the larger of rise and fall (what a driver sees, gate and Miller charge and wire)."""
+    lines, ports = _deck_head(netlist, corner, vdd, "input capacitance")
+    p = ports.prefix
+    names = [f"{p}_addr[{i}]" for i in range(ports.nbits)] + [f"{p}_clk", f"{p}_en"]
+    for k, name in enumerate(names):
+        t0 = (2 * k + 1) * step
+        lv = 1 if name == f"{p}_en" else 0      # enable falls and rises again (its read level is high)
+        wave = _events_wave([(0.0, lv), (t0, 1 - lv), (t0 + step, lv)], slew / 0.8, vdd)
+        lines.append(f"Vp{k} {node(name)} 0 {wave}")
+        lines.append(f".measure tran qa{k} integ i(vp{k}) from={t0:.6g} to={t0 + step:.6g}")
+        lines.append(f".measure tran qb{k} integ i(vp{k}) from={t0 + step:.6g} to={t0 + 2 * step:.6g}")
+    lines.append(f".tran {step / 20:.6g} {(2 * len(names) + 1) * step:.6g}")
+    res = run("\n".join(lines))
     out = {}
-    for name in names:
-        net = top.net_by_name(name)
-        c = 0.0
-        if net is not None:
-            for t in net.each_terminal():
-                d = t.device()
-                dc = d.device_class()
-                if dc.name in ("NMOS", "PMOS") and dc.terminal_definitions()[t.terminal_id()].name == "G":
-                    c += d.parameter("W") * d.parameter("L") * cox
-                elif dc.name == "CWIRE":
-                    c += d.parameter("C")
-        out[name] = c
+    for k, name in enumerate(names):
+        q = [res.measures.get(f"q{e}{k}") for e in "ab"]
+        if any(v is None for v in q):
+            raise SpiceError(f"ngspice returned no input charge for {name}")
+        out[name] = max(abs(v) for v in q) / vdd
     return out
 
 
 def dc_leakage(netlist: kdb.Netlist, corner: str, vdd: float = VDD_NOMINAL) -> float:
     """Supply power (W) at the DC operating point with the clock low, enable high and address 0
     (bitlines precharged, every wordline off): the solver's exact static current, no integration."""
-    ports = macro_pins(netlist)
-    top = ports.circuit
-    pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
-    lines = [f"* leakage of {top.name}", model_header(corner), write_spice(netlist, top.name, ports.names),
-             f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0",
-             f"Vclk {node(ports.prefix + '_clk')} 0 0", f"Ven {node(ports.prefix + '_en')} 0 {vdd:g}"]
+    lines, ports = _deck_head(netlist, corner, vdd, "leakage")
+    lines += [f"Vclk {node(ports.prefix + '_clk')} 0 0", f"Ven {node(ports.prefix + '_en')} 0 {vdd:g}"]
     lines += [f"Va{i} {node(f'{ports.prefix}_addr[{i}]')} 0 0" for i in range(ports.nbits)]
     lines += [".tran 0.1n 1n", ".measure tran ileak find i(vvdd) at=0.5n"]
     res = run("\n".join(lines))
@@ -96,16 +114,30 @@ def _pick_words(bits: np.ndarray, rows: int) -> tuple[int, int]:
 
 
 def characterize(netlist: kdb.Netlist, bits: np.ndarray, corner: str, period: float = 10e-9,
-                 vdd: float = VDD_NOMINAL) -> MacroTiming:
-    """bits: [douts, wordlines] as the array holds them (dout order of the netlist's ports)."""
-    ports = macro_pins(netlist)
-    m = len(ports.douts)
+                 vdd: float = VDD_NOMINAL, reduce: bool = False) -> MacroTiming:
+    """bits: [douts, wordlines] as the array holds them (dout order of the netlist's ports).
+    ``reduce``: characterise on the netlist reduced to the two words read (reduce.py: their
+    wordlines whole, every other bit device folded into its bitline's load)."""
     a, b = _pick_words(bits, bits.shape[1])
+    if reduce:
+        from .reduce import reduce_rows
+        netlist = reduce_rows(netlist, [a, b], bits=bits).netlist
     T = period
-    # -- delay deck: (a, b) per clock slew
+    tco, tr, energy, s1 = _delays(netlist, a, b, corner, T, vdd)
+    leakage = dc_leakage(netlist, corner, vdd)
+    setup, hold, s2 = _constraints(netlist, bits, a, b, corner, T, vdd)
+    en_setup, en_hold, s3 = _en_constraints(netlist, bits, a, corner, T, vdd)
+    caps = pin_capacitance(netlist, corner, vdd)
+    return MacroTiming(corner, CLK_SLEWS, LOADS, tco, tr, setup, hold, energy, leakage, caps, T,
+                       s1 + s2 + s3, en_setup, en_hold)
+
+
+def _delays(netlist, a, b, corner, T, vdd):
+    """Delay deck: reads of (a, b) per clock slew, dout j loaded with LOADS[j % 3]; returns the
+    clock-to-output and transition tables [slew, load], the energy per read and ngspice seconds."""
+    m = len(macro_pins(netlist).douts)
     reads = [x for _ in CLK_SLEWS for x in (a, b)]
-    n = len(reads)
-    t_rise = T * (np.arange(n) + 1)
+    t_rise = T * (np.arange(len(reads)) + 1)
     stim = Stimulus(t_rise, T, [(0.0, 0)] + [(float(t - 1e-9), r) for t, r in zip(t_rise, reads)],
                     [(0.0, 0), (float(t_rise[0] - 1e-9), 1)], np.repeat(CLK_SLEWS, 2), 0.1e-9,
                     np.array([LOADS[j % len(LOADS)] for j in range(m)]))
@@ -119,12 +151,7 @@ def characterize(netlist: kdb.Netlist, bits: np.ndarray, corner: str, period: fl
             s_ = w.slew[2 * si:2 * si + 2][:, cols]
             tco[si, li] = np.nanmax(d) if np.isfinite(d).any() else np.nan
             tr[si, li] = np.nanmax(s_) if np.isfinite(s_).any() else np.nan
-    energy = float(np.mean(w.charge)) * vdd
-    leakage = dc_leakage(netlist, corner, vdd)
-    setup, hold, s2 = _constraints(netlist, bits, a, b, corner, T, vdd)
-    names = [f"{ports.prefix}_addr[{i}]" for i in range(ports.nbits)] + [f"{ports.prefix}_clk", f"{ports.prefix}_en"]
-    return MacroTiming(corner, CLK_SLEWS, LOADS, tco, tr, setup, hold, energy, leakage,
-                       pin_capacitance(netlist, names), T, w.seconds + s2)
+    return tco, tr, float(np.mean(w.charge)) * vdd, w.seconds
 
 
 def _constraints(netlist, bits, a, b, corner, T, vdd) -> tuple[float, float, float]:
@@ -149,17 +176,41 @@ def _constraints(netlist, bits, a, b, corner, T, vdd) -> tuple[float, float, flo
     stim = Stimulus(t_rise, T, addr, [(0.0, 1)], np.full(ns + nh, 0.1e-9), 0.1e-9, np.full(m, 5e-15))
     w, _ = run_stimulus(netlist, stim, corner, vdd)
     ok = [bool(np.array_equal(w.bits[k], expect[reads[k]])) for k in range(ns)]
-    setup = SETUP_SWEEP[0]
-    for k in range(ns):
-        if not all(ok[:k + 1]):
-            break
-        setup = SETUP_SWEEP[k]
     # hold: a spurious rise of a 0-bit output of word a after the read (the b wordline firing)
     zero = expect[a] == 0
-    hold = HOLD_SWEEP[0]
-    for k in range(nh):
-        spurious = bool((w.vmax_late[ns + k][zero] > vdd / 2).any()) or not np.array_equal(w.bits[ns + k], expect[a])
-        if spurious:
+    clean = [not (w.vmax_late[ns + k][zero] > vdd / 2).any() and np.array_equal(w.bits[ns + k], expect[a])
+             for k in range(nh)]
+    return float(_last_pass(SETUP_SWEEP, ok)), float(_last_pass(HOLD_SWEEP, clean)), w.seconds
+
+
+def _en_constraints(netlist, bits, a, corner, T, vdd) -> tuple[float, float, float]:
+    """Enable setup and hold, the address held at word ``a``. Setup: in read k the enable rises
+    ``SETUP_SWEEP[k]`` before the clock (and falls after the clock's fall); a point passes when the
+    word is right and its clock-to-output delay is at most ``PUSHOUT`` times the first read's (a late
+    enable delays the wordline). Hold: the enable falls ``HOLD_SWEEP[k]`` after the clock's fall; a
+    point passes when the word is right. Both: the last point of an unbroken run of passes."""
+    m = len(macro_pins(netlist).douts)
+    ns, nh = len(SETUP_SWEEP), len(HOLD_SWEEP)
+    t_rise = T * (np.arange(ns + nh) + 1)
+    en = [(0.0, 0)]
+    for k, s in enumerate(SETUP_SWEEP):
+        en += [(float(t_rise[k] - s), 1), (float(t_rise[k] + T / 2 + 1e-9), 0)]
+    for k, h in enumerate(HOLD_SWEEP):
+        t = t_rise[ns + k]
+        en += [(float(t - 1e-9), 1), (float(t + T / 2 + h), 0)]
+    stim = Stimulus(t_rise, T, [(0.0, a)], en, np.full(ns + nh, 0.1e-9), 0.1e-9, np.full(m, 5e-15))
+    w, _ = run_stimulus(netlist, stim, corner, vdd)
+    right = [bool(np.array_equal(w.bits[k], bits[:, a])) for k in range(ns + nh)]
+    delay = np.array([np.nanmax(w.delay[k]) if np.isfinite(w.delay[k]).any() else np.inf for k in range(ns)])
+    ok_s = [right[k] and delay[k] <= PUSHOUT * delay[0] for k in range(ns)]
+    return float(_last_pass(SETUP_SWEEP, ok_s)), float(_last_pass(HOLD_SWEEP, right[ns:])), w.seconds
+
+
+def _last_pass(sweep, ok) -> float:
+    """The last sweep value of the unbroken run of passing points from the first (the first when it fails)."""
+    value = sweep[0]
+    for v, good in zip(sweep, ok):
+        if not good:
             break
-        hold = HOLD_SWEEP[k]
-    return float(setup), float(hold), w.seconds
+        value = v
+    return value

@@ -3,9 +3,9 @@
 Units: ns, pF, V, mA, nW; internal power in pJ (pF·V²). Arcs: ``<e>_dout`` rises ``rising_edge``
 of ``<e>_clk`` (clock-to-output and transition tables over clock transition x output load); the
 address bus and ``en`` have ``setup_rising`` and ``hold_falling`` constraints to the clock (the
-wordline is on while the clock is high, so the address is held until the clock falls; the en
-constraints are the address's: en gates the same clock AND). The read energy is the clock pin's
-rise internal power; leakage is the cell's.
+wordline is on while the clock is high, so the address is held until the clock falls), each from
+its own sweep (libchar.py). Pin capacitances are measured (input charge / VDD). The read energy is
+the clock pin's rise internal power; leakage is the cell's.
 """
 from __future__ import annotations
 
@@ -68,7 +68,7 @@ def write_liberty(cell: str, prefix: str, nbits: int, ndout: int, t: MacroTiming
           '        fall_power (scalar) { values ("0.0"); }', "      }", "    }",
           f"    pin ({prefix}_en) {{", "      direction : input;",
           f"      capacitance : {t.pin_cap.get(prefix + '_en', 0.0) * 1e12:.5f};"]
-    L += _constraint("setup_rising", clk, t.setup, "      ") + _constraint("hold_falling", clk, t.hold, "      ")
+    L += _constraint("setup_rising", clk, t.en_setup, "      ") + _constraint("hold_falling", clk, t.en_hold, "      ")
     L += ["    }", f"    bus ({prefix}_addr) {{", f"      bus_type : {prefix}_addr_t;", "      direction : input;",
           f"      capacitance : {addr_cap * 1e12:.5f};"]
     L += _constraint("setup_rising", clk, t.setup, "      ") + _constraint("hold_falling", clk, t.hold, "      ")
