@@ -125,7 +125,7 @@ def _prove(path, pdk: Pdk, notes: list[str]):
     names = _layers(ppdk)
     bit_cells = {r.cell for _, r in arrays}
     ref_cells, flat_cells = _kinds(st, ppdk.gds(prog))
-    loose_b, loose_p = _programming(st, ppdk, [a for a, _ in arrays], flat_cells, notes)
+    loose_b, loose_p = _programming(st, ppdk, [a for a, _ in arrays], flat_cells)
     n_loose = len(loose_b) + len(loose_p)
     if n_loose:
         notes.append(f"{n_loose:,} programming-layer shapes of flattened cells are not via boxes on bit sites "
@@ -260,7 +260,7 @@ def _site_index(c2: np.ndarray, arrays) -> np.ndarray:
     return k
 
 
-def _programming(st, pdk: Pdk, arrays, flat_cells: list[str], notes) -> tuple[np.ndarray, list]:
+def _programming(st, pdk: Pdk, arrays, flat_cells: list[str]) -> tuple[np.ndarray, list]:
     """The programming shapes of the flattened cells that are not via boxes on bit sites (top
     coordinates): boxes [N, 4] and other polygons."""
     gds, via = pdk.gds(pdk.programming_layer), _via(pdk)
@@ -299,10 +299,14 @@ def _programming(st, pdk: Pdk, arrays, flat_cells: list[str], notes) -> tuple[np
     return np.concatenate(loose_b), loose_p
 
 
+STAMP_BATCH = 1 << 22   # placements tested at once (bounds the temporaries: ~0.3 GiB)
+
+
 def _stamp(cells, c2s, orgs, arrays, via) -> np.ndarray:
     """Via boxes (top coordinates) of the flattened cells' shapes that are on no bit site. A cell's
     shapes are tested at its first placement; another placement is on sites when it sits in an
-    array at the same offset from that array's grid, its shapes' extent inside the array."""
+    array at the same offset from that array's grid, its shapes' extent inside the array. The
+    placements are tested in batches of cells (STAMP_BATCH placements)."""
     n = np.array([len(c) for c in c2s])
     seg = np.repeat(np.arange(len(cells)), n)
     c2 = np.concatenate(c2s)
@@ -317,24 +321,25 @@ def _stamp(cells, c2s, orgs, arrays, via) -> np.ndarray:
     kk = np.maximum(kmin, 0)
     res = np.mod(2 * first - par[kk, :2], par[kk, 2:])
     m = np.array([len(o) for o in orgs])
-    pc = np.repeat(np.arange(len(cells)), m)
-    org = np.concatenate(orgs)
-    good = np.zeros(len(org), bool)
-    for i, a in enumerate(arrays):
-        d0, d1 = 2 * min(a.drains), 2 * max(a.drains)
-        p0, p1 = 2 * org + lo[pc], 2 * org + hi[pc]
-        inside = ((p0[:, 0] >= 2 * a.x0) & (p1[:, 0] <= 2 * a.x0 + (a.cols - 1) * 2 * a.px)
-                  & (p0[:, 1] >= 2 * a.y0 + d0) & (p1[:, 1] <= 2 * a.y0 + (a.rows // 2 - 1) * 2 * a.py + d1))
-        same = (np.mod(2 * org - par[i, :2], par[i, 2:]) == res[pc]).all(axis=1)
-        good |= inside & same & ok[pc]
-    # the cells that failed at their first placement, placed once: shape by shape
-    single = ~ok & (m == 1)
+    single = ~ok & (m == 1)      # failed at its first placement, placed once: shape by shape
+    box = np.array([[2 * a.x0, 2 * a.y0 + 2 * min(a.drains), 2 * a.x0 + (a.cols - 1) * 2 * a.px,
+                     2 * a.y0 + (a.rows // 2 - 1) * 2 * a.py + 2 * max(a.drains)] for a in arrays], np.int64)
     out = []
-    bad = ~good & ~single[pc]
-    if bad.any():
-        for c in np.flatnonzero(np.bincount(pc[bad], minlength=len(cells))):
-            sel = org[(pc == c) & bad]
-            out.append((2 * sel[:, None, :] + c2s[c][None]).reshape(-1, 2))
+    ends = np.searchsorted(np.cumsum(m), np.arange(STAMP_BATCH, m.sum() + STAMP_BATCH, STAMP_BATCH), side="right")
+    b0 = 0
+    for b1 in np.unique(np.minimum(np.maximum(ends, 1), len(cells))).tolist():
+        if b1 <= b0:
+            continue
+        ids = np.arange(b0, b1)
+        org = np.concatenate([orgs[c] for c in ids])
+        pc = np.repeat(ids, m[ids])
+        bad = ~_on_sites(org, pc, lo, hi, res, par, box) | ~ok[pc]
+        bad &= ~single[pc]
+        if bad.any():
+            for c in np.flatnonzero(np.bincount(pc[bad] - b0, minlength=len(ids))) + b0:
+                sel = org[(pc == c) & bad]
+                out.append((2 * sel[:, None, :] + c2s[c][None]).reshape(-1, 2))
+        b0 = b1
     sh = single[seg]
     if sh.any():
         p = c2[sh] + 2 * first[seg[sh]]
@@ -344,6 +349,24 @@ def _stamp(cells, c2s, orgs, arrays, via) -> np.ndarray:
     cen = np.concatenate(out) // 2
     h = via // 2
     return np.concatenate([cen - h, cen + h], axis=1)
+
+
+def _on_sites(org, pc, lo, hi, res, par, box) -> np.ndarray:
+    """Per placement (origin, cell): its shapes' extent inside an array's sites at the cell's grid
+    offset. Arrays apart along x (the usual floorplan): the one array left of each placement is
+    the only candidate (one search); otherwise every array is tried."""
+    p0, p1 = 2 * org + lo[pc], 2 * org + hi[pc]
+    order = np.argsort(box[:, 0], kind="stable")
+    if (box[order[1:], 0] > box[order[:-1], 2]).all():
+        cand = [order[np.maximum(np.searchsorted(box[order, 0], p0[:, 0], side="right") - 1, 0)]]
+    else:
+        cand = [np.full(len(org), i, np.int64) for i in range(len(box))]
+    good = np.zeros(len(org), bool)
+    for i in cand:
+        b = box[i]
+        inside = (p0[:, 0] >= b[:, 0]) & (p1[:, 0] <= b[:, 2]) & (p0[:, 1] >= b[:, 1]) & (p1[:, 1] <= b[:, 3])
+        good |= inside & (np.mod(2 * org - par[i, :2], par[i, 2:]) == res[pc]).all(axis=1)
+    return good
 
 
 # -- rules, cuts and templates -------------------------------------------------------------------
