@@ -16,6 +16,7 @@ from pathlib import Path
 import klayout.db as kdb
 import numpy as np
 
+from ..rom.geometry import RomGeometry
 from .drc import read_layout
 from .lvs import LvsResult, compare
 
@@ -23,7 +24,10 @@ MODELS = {"ihp-sg13g2": ("sg13_lv_nmos", "sg13_lv_pmos"), "gf180mcu": ("nfet_03v
 KEYS = ("act", "poly", "cont", "m1", "v1", "m2", "v2", "m3", "nw", "pp", "np")
 
 
-def extract_generic(path: str | Path, pdk, cell: str) -> kdb.Netlist:
+def extract_generic(path: str | Path, pdk, cell: str, probes: dict[str, tuple[int, int]] | None = None,
+                    problems: list[str] | None = None) -> kdb.Netlist:
+    """The macro cell's netlist; ``probes`` (net name -> a point on its Metal1, dbu) name nets as
+    labels would (a point on no Metal1, or two names on one net, is added to ``problems``)."""
     from ..rom.periphery.cellgen import LAYERS
     layout, _ = read_layout(path)
     top = layout.cell(cell)
@@ -58,7 +62,31 @@ def extract_generic(path: str | Path, pdk, cell: str) -> kdb.Netlist:
         l2n.register(tx, "pin_text")
         l2n.connect(rg["m2"], tx)
     l2n.extract_netlist()
+    _name_probed(l2n, rg["m1"], probes or {}, problems if problems is not None else [], layout.dbu)
     return l2n.netlist().dup()
+
+
+def _name_probed(l2n: kdb.LayoutToNetlist, m1: kdb.Region, probes: dict, problems: list[str], dbu: float):
+    seen: dict[int, str] = {}
+    for name, (x, y) in probes.items():
+        net = l2n.probe_net(m1, kdb.Point(x, y))
+        where = f"({x * dbu:.3f}, {y * dbu:.3f}) µm"
+        if net is None:
+            problems.append(f"{name}: no Metal1 at its pad {where}")
+        elif net.cluster_id in seen:
+            problems.append(f"{name} and {seen[net.cluster_id]} are one net (at {where})")
+        else:
+            seen[net.cluster_id] = name
+            if not net.name:
+                net.name = name
+
+
+def wordline_probes(macro, geom) -> dict[str, tuple[int, int]]:
+    """A point on each wordline's Metal1 pad: even wordlines end on the left, odd on the right."""
+    (a0, a1), (b0, b1) = geom.fold_pads(macro.cols)
+    g0c, g1c = (sum(gg) // 2 for gg in geom.gates)
+    return {f"wl[{w}]": ((a0 + a1) // 2 if w % 2 == 0 else (b0 + b1) // 2, (w // 2) * geom.py + (g1c if w % 2 else g0c))
+            for w in range(macro.rows)}
 
 
 def reference_generic(macro, bits: np.ndarray, pdk, bit_size: tuple[float, float]) -> kdb.Netlist:
@@ -120,11 +148,14 @@ def well_ties_generic(path, pdk, cell: str) -> list[str]:
 def lvs_generic(path: str | Path, pdk, macro, bits: np.ndarray) -> LvsResult:
     t0 = time.perf_counter()
     d = pdk.bitcell
-    ext = extract_generic(path, pdk, macro.name)
+    probes, problems = wordline_probes(macro, RomGeometry.from_pdk(pdk)), []
+    ext = extract_generic(path, pdk, macro.name, probes, problems)
     ref = reference_generic(macro, np.asarray(bits), pdk, (float(d["diff_width"]), float(d["gate_length"])))
     counts = [sum(1 for _ in nl.top_circuit().each_device()) for nl in (ext, ref)]
     nets = [sum(1 for _ in nl.top_circuit().each_net()) for nl in (ext, ref)]
-    ok, diffs = compare(ext, ref, list(macro.pins))
+    # the wordlines, named at their pads, anchor the comparison: a large decoder's series chains
+    # are otherwise alike enough for the comparer to pair their inner nodes wrongly
+    ok, diffs = compare(ext, ref, list(macro.pins) + [n for n in probes if not any(n in p for p in problems)])
     ties = well_ties_generic(path, pdk, macro.name)
-    return LvsResult(macro.name, ok and not ties, counts[0], counts[1], nets[0], nets[1], diffs + ties,
-                     time.perf_counter() - t0, ext)
+    return LvsResult(macro.name, ok and not ties and not problems, counts[0], counts[1], nets[0], nets[1],
+                     problems + diffs + ties, time.perf_counter() - t0, ext)
