@@ -158,8 +158,58 @@ def _bitlines(b: _Builder, bits: np.ndarray, prefix: str, rc: WireRC, s: RomSize
     return bl_at
 
 
+def _met2(rc: WireRC, length_um: float, width_um: float) -> tuple[float, float]:
+    """A met2 wire: met2 sheet resistance, met1's capacitances (met2 sits higher: an upper bound)."""
+    _, c = rc.wire("met1", length_um, width_um)
+    return rc.r_met2 * length_um / width_um, c
+
+
+def _predecode_lines(b: _Builder, groups, nrows: int, rows_sim, banks: int, pitch_um: float, rc: WireRC,
+                     s: RomSizes) -> dict[str, str]:
+    """Gate loads of the final NANDs not drawn, on each predecode line, and (banks > 1) the line
+    across the banks; returns the node the simulated bank's NANDs take each line from."""
+    wn, wp, k = s.logic_wn, s.logic_wp, len(groups)
+    far = {}
+    for gi, g in enumerate(groups):
+        lines = 1 << len(g)
+        per_bank = int(np.ceil(nrows / lines))
+        extra = per_bank - int(np.ceil(len(rows_sim) / lines))
+        for v in range(lines):
+            name = f"pd{gi}_{v}"
+            far[name] = name
+            if extra > 0:
+                b.mos("n", "VSS", name, "VSS", wn * k, m=extra)
+                b.mos("p", "VDD", name, "VDD", wp, m=extra)
+            if banks > 1:
+                r, c = _met2(rc, (banks - 1) * pitch_um, 0.14)
+                nodes = b.line(name, banks - 1, r, c, segments=banks - 1)
+                for node in nodes:            # every other bank's NAND gates on this line
+                    b.mos("n", "VSS", node, "VSS", wn * k, m=per_bank)
+                    b.mos("p", "VDD", node, "VDD", wp, m=per_bank)
+                far[name] = nodes[-1]
+    return far
+
+
+def _wordline(b: _Builder, wl: str, ncols: int, rc: WireRC, s: RomSizes, strap: int) -> list[str]:
+    """The node each column's gate sits on: a poly RC line across the columns, or (strap) poly
+    segments of ``strap`` columns hanging on a met2 strap."""
+    if not strap or strap >= ncols:
+        r_wl, c_wl = rc.wire("poly", ncols * s.col_pitch, s.poly_w)
+        return b.line(wl, ncols, r_wl, c_wl)
+    taps = int(np.ceil(ncols / strap))
+    r_m, c_m = _met2(rc, ncols * s.col_pitch, 0.14)
+    heads = b.line(wl, taps, r_m, c_m, segments=taps)
+    at = []
+    for t, head in enumerate(heads):
+        n = min(strap, ncols - t * strap)
+        r_wl, c_wl = rc.wire("poly", n * s.col_pitch, s.poly_w)
+        at += b.line(head, n, r_wl, c_wl, segments=min(8, n))
+    return at
+
+
 def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = RomSizes(),
-                cols_sim: np.ndarray | None = None, rows_sim: np.ndarray | None = None) -> kdb.Netlist:
+                cols_sim: np.ndarray | None = None, rows_sim: np.ndarray | None = None,
+                banks: int = 1, bank_pitch_um: float = 0.0, strap: int = 0) -> kdb.Netlist:
     """The macro of a ``bits`` [columns, wordlines] array as a kdb.Netlist with pins
     ``<prefix>_addr[i]``, ``<prefix>_clk``, ``<prefix>_en``, ``<prefix>_dout[j]``, VDD, VSS.
 
@@ -167,6 +217,12 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
     their precharge, keeper, sense and bit devices, and only these wordlines their bit devices
     and decoder; the others' loads are kept where they matter for timing: every wordline that is
     drawn carries all ``columns`` gates, and every bitline that is drawn all ``wordlines`` drains.
+
+    banks (the bank-size study): ``bits`` is the farthest of ``banks`` banks side by side at
+    ``bank_pitch_um``, each with its own final decode and wordline drivers; the predecode lines
+    run over all of them (a met2 line with every other bank's final-NAND gates on it) and this
+    bank hangs at their far end. strap: the poly wordline is tied to a met2 strap every ``strap``
+    columns (the strap an RC line over the bank, each tap driving ``strap`` columns of poly).
     """
     bits = np.asarray(bits, np.uint8)
     ncols, nrows = bits.shape
@@ -202,15 +258,7 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
                 lits.append("ce")
             b.nand(lits, f"pd{gi}_{v}b", wn, wp)
             b.inv(f"pd{gi}_{v}b", f"pd{gi}_{v}", 2 * wn, 2 * wp)
-    if len(rows_sim) < nrows:     # gate load of the final NANDs not drawn, lumped on each predecode line
-        for gi, g in enumerate(groups):
-            lines = 1 << len(g)
-            extra = int(np.ceil(nrows / lines)) - int(np.ceil(len(rows_sim) / lines))
-            if extra > 0:
-                k = len(groups)
-                for v in range(lines):
-                    b.mos("n", "VSS", f"pd{gi}_{v}", "VSS", wn * k, m=extra)
-                    b.mos("p", "VDD", f"pd{gi}_{v}", "VDD", wp, m=extra)
+    pd_far = _predecode_lines(b, groups, nrows, rows_sim, banks, bank_pitch_um, rc, s)
     bl_at = _bitlines(b, bits, prefix, rc, s, cols_sim, rows_sim)
     dn, dp = s.driver(ncols)
     for r in rows_sim:
@@ -218,12 +266,10 @@ def rom_netlist(bits: np.ndarray, prefix: str, rc: WireRC, sizes: RomSizes = Rom
         lits = []
         for gi, g in enumerate(groups):
             v = sum(((r >> a) & 1) << k for k, a in enumerate(g))
-            lits.append(f"pd{gi}_{v}")
+            lits.append(pd_far[f"pd{gi}_{v}"])
         b.nand(lits, f"wlb{r}", wn, wp)
         b.inv(f"wlb{r}", f"wl{r}", dn, dp)
-        # the wordline: poly across all columns (RC sections), each column's gate on its section
-        r_wl, c_wl = rc.wire("poly", ncols * s.col_pitch, s.poly_w)
-        at = b.line(f"wl{r}", ncols, r_wl, c_wl)
+        at = _wordline(b, f"wl{r}", ncols, rc, s, strap)
         if len(cols_sim) < ncols:     # gates of the columns not drawn: one lumped NMOS per section
             drawn = set(int(j) for j in cols_sim)
             for node_, cnt in zip(*np.unique([at[j] for j in range(ncols) if j not in drawn], return_counts=True)):
