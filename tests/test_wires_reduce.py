@@ -185,3 +185,10 @@ def test_removed_via_flips_that_bit_on_the_reduced_netlist(tall):
 def test_reads_cut_into_decks_of_distinct_addresses():
     chunks = read_chunks(np.array([4, 4, 7, 1, 7, 9, 1, 2]), 2)
     assert [c.tolist() for c in chunks] == [[0, 1, 2], [3, 4], [5, 6], [7]]
+
+
+def test_rows_per_deck_must_be_positive(tall):
+    from conftest import run_cli, one_line_error
+    gds, _, _, _, _, d = tall
+    r = run_cli("simulate", gds, "--model", d / "layer.onnx", "--reduced", "--rows-per-deck", 0)
+    one_line_error(r, "--rows-per-deck must be at least 1, not 0")
