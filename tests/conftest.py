@@ -129,3 +129,20 @@ def mutate_layer(src: Path, dst: Path, gds: tuple[int, int], op: str, amount_um:
     layout.write(str(dst))
     return dst
 
+
+
+def remove_via(src: Path, dst: Path, cell: str, x: int, y: int, role: str = "mcon", pdk: str = "sky130") -> Path:
+    """``src`` with the one programming via (``role`` of ``pdk``) of cell ``cell`` that covers the
+    point (x, y) (dbu, flattened cell coordinates) removed, written to ``dst``."""
+    import klayout.db as kdb
+    from weightfab.tech.pdk import load_pdk
+    layout = kdb.Layout()
+    layout.read(str(src))
+    c = layout.cell(cell)
+    c.flatten(True)
+    li = layout.find_layer(*load_pdk(pdk).role_gds(role))
+    hit = [s for s in c.shapes(li).each() if s.bbox().contains(kdb.Point(x, y))]
+    assert len(hit) == 1, f"{len(hit)} vias at ({x}, {y})"
+    c.shapes(li).erase(hit[0])
+    layout.write(str(dst))
+    return dst

@@ -1,13 +1,10 @@
 """ngspice with the SKY130 device models: an inverter, and reads of a drawn, extracted ROM macro."""
 from __future__ import annotations
 
-from pathlib import Path
-
-import klayout.db as kdb
 import numpy as np
 import pytest
 
-from conftest import mlp_model, run_cli
+from conftest import mlp_model, remove_via, run_cli
 from weightfab.errors import WeightfabError
 from weightfab.signoff import spice
 from weightfab.signoff.characterize import Bench, macro_pins, simulate_reads
@@ -76,18 +73,6 @@ def macro16(tmp_path_factory):
     return model, gds, bits, macro, geom
 
 
-def _remove_via(src: Path, dst: Path, cell: str, x: int, y: int):
-    layout = kdb.Layout()
-    layout.read(str(src))
-    c = layout.cell(cell)
-    c.flatten(True)
-    li = layout.find_layer(*load_pdk("sky130").role_gds("mcon"))
-    hit = [s for s in c.shapes(li).each() if s.bbox().contains(kdb.Point(x, y))]
-    assert len(hit) == 1
-    c.shapes(li).erase(hit[0])
-    layout.write(str(dst))
-
-
 def test_simulate_cli_reads_the_extracted_macro(macro16, tmp_path):
     model, gds, bits, macro, _ = macro16
     js = tmp_path / "sim.json"
@@ -110,7 +95,7 @@ def test_removed_via_flips_exactly_that_bit(macro16, tmp_path):
     col, row = map(int, np.argwhere(bits == 1)[0])
     sx, sy = geom.site_xy(np.array([col]), np.array([row]))
     bad = tmp_path / "cut.gds"
-    _remove_via(gds, bad, macro.name, int(sx[0]), int(sy[0]))
+    remove_via(gds, bad, macro.name, int(sx[0]), int(sy[0]))
     pdk = load_pdk("sky130")
     nl = extract_with_caps(bad, pdk, macro.name, ("met1_pin", "met2_pin"))
     ports = macro_pins(nl)

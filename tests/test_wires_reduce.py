@@ -7,7 +7,7 @@ import klayout.db as kdb
 import numpy as np
 import pytest
 
-from conftest import mlp_model
+from conftest import mlp_model, remove_via
 from weightfab.errors import WeightfabError
 from weightfab.signoff.characterize import Bench, macro_pins, read_chunks, simulate_reads, simulate_reads_reduced
 from weightfab.signoff.parasitics import extract_with_caps
@@ -155,25 +155,13 @@ def test_reduced_reads_as_the_flat_netlist(tall):
     np.testing.assert_allclose(small.energy, flat.energy, rtol=0.10)
 
 
-def _remove_via(src, dst, cell: str, x: int, y: int):
-    layout = kdb.Layout()
-    layout.read(str(src))
-    c = layout.cell(cell)
-    c.flatten(True)
-    li = layout.find_layer(*load_pdk("sky130").role_gds("mcon"))
-    hit = [s for s in c.shapes(li).each() if s.bbox().contains(kdb.Point(x, y))]
-    assert len(hit) == 1
-    c.shapes(li).erase(hit[0])
-    layout.write(str(dst))
-
-
 def test_removed_via_flips_that_bit_on_the_reduced_netlist(tall):
     gds, bits, macro, geom, _, d = tall
     ones = np.argwhere(bits[:, 16:] == 1) + [0, 16]
     col, row = map(int, ones[len(ones) // 2])
     sx, sy = geom.site_xy(np.array([col]), np.array([row]))
     cut = d / "cut.gds"
-    _remove_via(gds, cut, macro.name, int(sx[0]), int(sy[0]))
+    remove_via(gds, cut, macro.name, int(sx[0]), int(sy[0]))
     nl = extract_with_caps(cut, load_pdk("sky130"), macro.name, PINS)
     ports = macro_pins(nl)
     addr = np.array([row, (row + 1) % bits.shape[1]])

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..rom.geometry import RomGeometry
 from .drc import read_layout
-from .lvs import LvsResult, compare
+from .lvs import LvsResult, compare, reference_circuit
 
 MODELS = {"ihp-sg13g2": ("sg13_lv_nmos", "sg13_lv_pmos"), "gf180mcu": ("nfet_03v3", "pfet_03v3")}
 KEYS = ("act", "poly", "cont", "m1", "v1", "m2", "v2", "m3", "nw", "pp", "np")
@@ -92,40 +92,8 @@ def wordline_probes(macro, geom) -> dict[str, tuple[int, int]]:
 def reference_generic(macro, bits: np.ndarray, pdk, bit_size: tuple[float, float]) -> kdb.Netlist:
     """The macro's circuit (its drawing's devices) plus one NMOS per bit site, flat."""
     nmos, pmos = MODELS[pdk.name]
-    nl = kdb.Netlist()
-    cls = {}
-    for kind, model in (("NMOS", nmos), ("PMOS", pmos)):
-        dc = kdb.DeviceClassMOS3Transistor()
-        dc.name = model
-        nl.add(dc)
-        cls[kind] = dc
-    c = kdb.Circuit()
-    c.name = macro.name
-    nl.add(c)
-    nets: dict[str, kdb.Net] = {}
-
-    def net(n):
-        if n not in nets:
-            nets[n] = c.create_net(n)
-        return nets[n]
-
-    def mos(kind, d, g, s, w, l):
-        dev = c.create_device(cls[kind])
-        for t, n in (("D", d), ("G", g), ("S", s)):
-            dev.connect_terminal(t, net(n))
-        dev.set_parameter("W", w)
-        dev.set_parameter("L", l)
-
-    for kind, d, g, s, w, l in macro.drawing.circuit.devices:
-        mos(kind, d, g, s, w, l)
-    cols, rows = bits.shape
-    for col in range(cols):
-        for w in range(rows):
-            mos("NMOS", f"bl[{col}]" if bits[col, w] else f"d{col}_{w}", f"wl[{w}]", "VSS", *bit_size)
-    for name in macro.pins:
-        c.create_pin(name)
-        c.connect_pin(c.pin_by_name(name), net(name))
-    return nl
+    return reference_circuit(macro.name, {"NMOS": nmos, "PMOS": pmos}, macro.drawing.circuit.devices,
+                             np.asarray(bits), bit_size, macro.pins)
 
 
 def well_ties_generic(path, pdk, cell: str) -> list[str]:

@@ -42,50 +42,62 @@ class LvsResult:
                 "seconds": round(self.seconds, 3)}
 
 
-def reference_netlist(macro, bits: np.ndarray, bit_size: tuple[float, float] = (BIT_W, BIT_L)) -> kdb.Netlist:
-    """The macro's circuit as a flat KLayout netlist (top circuit = the macro's cell name)."""
-    from ..rom.periphery.stdcells import load
+def reference_circuit(name: str, classes: dict[str, str], devices, bits: np.ndarray,
+                      bit_size: tuple[float, float], pins) -> kdb.Netlist:
+    """A flat KLayout netlist, top circuit ``name``: three-terminal MOS device classes ``classes``
+    (kind -> class name), the ``devices`` (kind, drain, gate, source, W, L), one NMOS per bit site of
+    ``bits`` [columns, wordlines] (drain on bitline ``bl[c]`` for a 1, on a net of its own for a 0,
+    gate ``wl[w]``, source VSS) and the ``pins``."""
     nl = kdb.Netlist()
-    classes = {}
-    for kind in ("NMOS", "PMOS", "PMOS_HVT"):
+    cls = {}
+    for kind, model in classes.items():
         dc = kdb.DeviceClassMOS3Transistor()
-        dc.name = kind
+        dc.name = model
         nl.add(dc)
-        classes[kind] = dc
+        cls[kind] = dc
     c = kdb.Circuit()
-    c.name = macro.name
+    c.name = name
     nl.add(c)
     nets: dict[str, kdb.Net] = {}
 
-    def net(name: str) -> kdb.Net:
-        if name not in nets:
-            n = c.create_net(name)
-            nets[name] = n
-        return nets[name]
+    def net(n: str) -> kdb.Net:
+        if n not in nets:
+            nets[n] = c.create_net(n)
+        return nets[n]
 
     def mos(kind, d, g, s, w, l):
-        dev = c.create_device(classes[kind])
-        dev.connect_terminal("D", net(d))
-        dev.connect_terminal("G", net(g))
-        dev.connect_terminal("S", net(s))
+        dev = c.create_device(cls[kind])
+        for t, n in (("D", d), ("G", g), ("S", s)):
+            dev.connect_terminal(t, net(n))
         dev.set_parameter("W", w)
         dev.set_parameter("L", l)
 
-    for k, (cell, pins) in enumerate(macro.drawing.circuit.instances):
-        sc = load(cell)
-        local = lambda n: pins.get(n, f"x{k}.{n}")      # noqa: E731
-        for d in sc.devices:
-            mos(d.kind, local(d.d), local(d.g), local(d.s), d.w, d.l)
-    for kind, d, g, s, w, l in macro.drawing.circuit.devices:
-        mos(kind, d, g, s, w, l)
+    for dev in devices:
+        mos(*dev)
     cols, rows = bits.shape
     for col in range(cols):
         for w in range(rows):
             mos("NMOS", f"bl[{col}]" if bits[col, w] else f"d{col}_{w}", f"wl[{w}]", "VSS", *bit_size)
-    for name in macro.pins:
-        c.create_pin(name)
-        c.connect_pin(c.pin_by_name(name), net(name))
+    for p in pins:
+        c.create_pin(p)
+        c.connect_pin(c.pin_by_name(p), net(p))
     return nl
+
+
+def reference_netlist(macro, bits: np.ndarray, bit_size: tuple[float, float] = (BIT_W, BIT_L)) -> kdb.Netlist:
+    """The SKY130 macro's circuit as a flat KLayout netlist (top circuit = the macro's cell name):
+    its standard cells' transistors, its own devices and the bit devices."""
+    from ..rom.periphery.stdcells import load
+
+    def devices():
+        for k, (cell, pins) in enumerate(macro.drawing.circuit.instances):
+            local = lambda n: pins.get(n, f"x{k}.{n}")      # noqa: E731
+            for d in load(cell).devices:
+                yield d.kind, local(d.d), local(d.g), local(d.s), d.w, d.l
+        yield from macro.drawing.circuit.devices
+
+    kinds = {k: k for k in ("NMOS", "PMOS", "PMOS_HVT")}
+    return reference_circuit(macro.name, kinds, devices(), np.asarray(bits), bit_size, macro.pins)
 
 
 def compare(extracted: kdb.Netlist, reference: kdb.Netlist, named: list[str]) -> tuple[bool, list[str]]:
