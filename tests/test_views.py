@@ -198,3 +198,32 @@ report_checks -to r0/D -digits 5
     m = re.search(r"([\d.]+)\s+data arrival time", s.stdout)
     assert m, s.stdout
     assert float(m.group(1)) == pytest.approx(tco, abs=2e-4)
+
+
+@pytest.mark.parametrize("pdk, pin_layer, nmos", [("ihp-sg13g2", "metal2_pin", "sg13_lv_nmos"),
+                                                  ("gf180mcu", "metal2_label", "nfet_03v3")])
+def test_views_of_rule_drawn_macros(pdk, pin_layer, nmos, tmp_path):
+    """GF180MCU and SG13G2 macros get LEF (pins from the PDK's pin/label layer), Verilog and both SPICE
+    netlists with the PDK's device names; no Liberty (no device models in this flow), said so."""
+    model = _model(tmp_path, 5)
+    gds = tmp_path / "chip.gds"
+    r = run_cli("compile", model, "-o", gds, "--pdk", pdk, "--no-drc")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = tmp_path / "views"
+    r = run_cli("views", gds, "--model", model, "--pdk", pdk, "-o", out)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"no Liberty on {pdk}" in r.stdout and not list(out.glob("*.lib"))
+    lef = next(out.glob("*_macro.lef"))
+    cell = lef.name[:-4]
+    g = kdb.Layout()
+    g.read(str(gds))
+    idx = g.find_layer(*load_pdk(pdk).gds(pin_layer))
+    labels = {s.text.string for s in g.cell(cell).shapes(idx).each(kdb.Shapes.STexts)}
+    text = lef.read_text()
+    lef_pins = {line.split()[1] for line in text.splitlines() if line.startswith("  PIN ")}
+    assert labels and lef_pins == labels
+    assert "LAYER Metal2 ;" in text and "USE CLOCK ;" in text and "USE GROUND ;" in text
+    ext, ref = (out / f"{cell}.{k}.spice" for k in ("extracted", "reference"))
+    count = [sum(1 for line in p.read_text().splitlines() if line.startswith("X")) for p in (ext, ref)]
+    assert count[0] == count[1] > ROWS * OUTS * 8 and f" {nmos} " in ext.read_text()
+    assert "[3:0]" in (out / f"{cell}.v").read_text()        # 12 wordlines: 4 address bits

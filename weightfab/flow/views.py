@@ -41,8 +41,6 @@ def _address_bits(rows: int) -> int:
 def views(layout: str | Path, model: str | Path, out: str | Path, *, pdk="sky130", weights: str = "int8",
           rounding: str = "optimized", calib=None, liberty: bool = True, corners: tuple[str, ...] = ("tt", "ss", "ff"),
           engines: list[int] | None = None) -> ViewsRun:
-    from ..views.lef import lef_of, write_lef
-    from ..views.verilog import write_verilog
     layout, out = Path(layout), Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"{out}: exists and is not a directory")
@@ -54,43 +52,55 @@ def views(layout: str | Path, model: str | Path, out: str | Path, *, pdk="sky130
     if len(rb) != len(layers):
         raise LayoutReadError(f"{layout}: {len(rb)} ROM arrays read back, the model has {len(layers)} layers")
     run = ViewsRun(out)
-    for i, (name, mbits) in enumerate(layers):
-        if engines is not None and i not in engines:
-            continue
-        bits = rb[i].astype(np.uint8)
-        info = {"engine": i, "layer": name, "columns": int(bits.shape[0]), "wordlines": int(bits.shape[1]),
-                "readback_equals_model": bool(np.array_equal(bits[:, :mbits.shape[1]], mbits))}
-        cell = f"{name}_macro"
-        tco, ext = None, None
-        if cell in macros:
-            lef = lef_of(layout, cell, pdk_)
-            p = out / f"{cell}.lef"
-            p.write_text(write_lef(lef))
-            run.files.append(p)
-            info["lef"] = {"size_um": [round(lef.size[0], 3), round(lef.size[1], 3)], "pins": len(lef.pins)}
-            if bits.size > MAX_SPICE_BITS:
-                run.notes.append(f"engine {i} '{name}': {bits.size:,} bits > {MAX_SPICE_BITS:,}: no SPICE netlists "
-                                 "and no Liberty (bank the layer; simulate a smaller engine)")
-                ext = None
-            else:
-                files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
-                run.files += files
-            if liberty and ext is not None:
-                lib = _liberty(ext, name, cell, bits, corners, lef.size[0] * lef.size[1], out)
-                run.files += lib.pop("files")
-                info["liberty"] = lib
-                tco = lib["tco_ns"].get("tt", next(iter(lib["tco_ns"].values())))
-        v = out / f"{cell}.v"
-        nbits = _address_bits(bits.shape[1]) if cell not in macros or ext is None else None
-        if nbits is None:
-            from ..signoff.characterize import macro_pins
-            nbits = macro_pins(ext).nbits
-        v.write_text(write_verilog(name, bits, nbits, 1.0 if tco is None else tco, f"({layout.name})"))
-        run.files.append(v)
-        if cell not in macros:
-            run.notes.append(f"engine {i} '{name}': the layout draws no macro cell '{cell}': Verilog only")
-        run.engines.append(info)
+    try:
+        for i, (name, mbits) in enumerate(layers):
+            if engines is None or i in engines:
+                _engine_views(run, layout, pdk_, i, name, mbits, rb[i].astype(np.uint8), name + "_macro" in macros,
+                              liberty, corners)
+    except BaseException:          # no partial set of views is left behind
+        for f in run.files:
+            f.unlink(missing_ok=True)
+        raise
     return run
+
+
+def _engine_views(run: ViewsRun, layout: Path, pdk_, i: int, name: str, mbits: np.ndarray, bits: np.ndarray,
+                  has_macro: bool, liberty: bool, corners) -> None:
+    from ..views.lef import lef_of, write_lef
+    from ..views.verilog import write_verilog
+    out = run.out
+    info = {"engine": i, "layer": name, "columns": int(bits.shape[0]), "wordlines": int(bits.shape[1]),
+            "readback_equals_model": bool(np.array_equal(bits[:, :mbits.shape[1]], mbits))}
+    cell = f"{name}_macro"
+    tco, nbits = None, _address_bits(bits.shape[1])
+    if has_macro:
+        lef = lef_of(layout, cell, pdk_)
+        p = out / f"{cell}.lef"
+        p.write_text(write_lef(lef))
+        run.files.append(p)
+        info["lef"] = {"size_um": [round(lef.size[0], 3), round(lef.size[1], 3)], "pins": len(lef.pins)}
+        nbits = sum(1 for pin in lef.pins if pin.name.startswith(f"{name}_addr["))
+        ext = None
+        if bits.size > MAX_SPICE_BITS:
+            run.notes.append(f"engine {i} '{name}': {bits.size:,} bits > {MAX_SPICE_BITS:,}: no SPICE netlists "
+                             "and no Liberty (bank the layer; simulate a smaller engine)")
+        else:
+            files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
+            run.files += files
+            if ext is None:
+                run.notes.append(f"engine {i} '{name}': no Liberty on {pdk_.name} (the characterisation runs "
+                                 "with the SKY130 device models only)")
+        if liberty and ext is not None:
+            lib = _liberty(ext, name, cell, bits, corners, lef.size[0] * lef.size[1], out)
+            run.files += lib.pop("files")
+            info["liberty"] = lib
+            tco = lib["tco_ns"].get("tt", next(iter(lib["tco_ns"].values())))
+    v = out / f"{cell}.v"
+    v.write_text(write_verilog(name, bits, nbits, 1.0 if tco is None else tco, f"({layout.name})"))
+    run.files.append(v)
+    if not has_macro:
+        run.notes.append(f"engine {i} '{name}': the layout draws no macro cell '{cell}': Verilog only")
+    run.engines.append(info)
 
 
 def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float, out: Path) -> dict:
@@ -122,23 +132,31 @@ def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float
 
 
 def _spice_views(layout: Path, pdk_, cell: str, name: str, bits: np.ndarray, out: Path):
-    from ..signoff.characterize import macro_pins
-    from ..signoff.parasitics import extract_with_caps
+    """The extracted and the reference SPICE netlists of one macro; returns the files and the
+    extracted netlist to characterise (None where the flow has no device models: not SKY130)."""
+    from ..rom.geometry import RomGeometry
+    from ..rom.periphery import generic
     from ..signoff.spice import write_spice
-    ext = extract_with_caps(layout, pdk_, cell, tuple(l for l in PIN_LAYERS if l in pdk_.layers))
-    ports = macro_pins(ext).names
-    files = [out / f"{cell}.extracted.spice"]
-    files[0].write_text(write_spice(ext, f"{cell} extracted from {layout.name} (devices W/L in um; wire C to VSS "
-                                         "from drawn area and perimeter)", ports))
-    try:
-        from ..rom.geometry import RomGeometry
+    geom = RomGeometry.from_pdk(pdk_)
+    if generic.applies(pdk_):       # periphery drawn from the PDK's rules: its own extraction and reference
+        from ..signoff.genlvs import MODELS, extract_generic, reference_generic
+        macro = generic.build_generic_macro(pdk_, geom, bits.shape[0], bits.shape[1], name)
+        d = pdk_.bitcell
+        ext = extract_generic(layout, pdk_, cell)
+        ref = reference_generic(macro, bits, pdk_, (float(d["diff_width"]), float(d["gate_length"])))
+        nmos, pmos = MODELS[pdk_.name]
+        models = {nmos: (nmos, "VSS"), pmos: (pmos, "VDD")}
+        ports, what, sim = sorted(macro.pins), f"{nmos}/{pmos}, W/L in um; no wire parasitics", None
+    else:
         from ..rom.periphery.macro import build_macro
+        from ..signoff.characterize import macro_pins
         from ..signoff.lvs import reference_netlist
-        macro = build_macro(RomGeometry.from_pdk(pdk_), bits.shape[0], bits.shape[1], name)
-        ref = reference_netlist(macro, bits)
-    except ImportError:      # the periphery generator is not installed: no reference netlist
-        return files, ext
-    p = out / f"{cell}.reference.spice"
-    p.write_text(write_spice(ref, f"{cell} reference netlist (LVS) from the bits read back", ports))
-    files.append(p)
-    return files, ext
+        from ..signoff.parasitics import extract_with_caps
+        ext = extract_with_caps(layout, pdk_, cell, tuple(l for l in PIN_LAYERS if l in pdk_.layers))
+        ref = reference_netlist(build_macro(geom, bits.shape[0], bits.shape[1], name), bits)
+        ports, what, sim = macro_pins(ext).names, "devices W/L in um; wire C to VSS from drawn area and perimeter", ext
+        models = None
+    files = [out / f"{cell}.extracted.spice", out / f"{cell}.reference.spice"]
+    files[0].write_text(write_spice(ext, f"{cell} extracted from {layout.name} ({what})", ports, models))
+    files[1].write_text(write_spice(ref, f"{cell} reference netlist (LVS) from the bits read back", ports, models))
+    return files, sim

@@ -143,14 +143,18 @@ def node(name: str) -> str:
     return _SAFE.sub("_", name)
 
 
-def _mos_model(dc: kdb.DeviceClass) -> str:
+def _mos_model(dc: kdb.DeviceClass, models: dict[str, tuple[str, str]] | None = None) -> tuple[str, str]:
+    """The SPICE model of a MOS device class and the net its bulk defaults to: ``models`` (class name
+    -> (model, bulk net)) first, then the SKY130 names."""
+    if models and dc.name in models:
+        return models[dc.name]
     name = dc.name.upper()
     if name in ("PMOS_HVT", PFET_HVT.upper()):
-        return PFET_HVT
-    if name in ("NMOS", NFET.upper()) or "NFET" in name:
-        return NFET
-    if name in ("PMOS", PFET.upper()) or "PFET" in name:
-        return PFET
+        return PFET_HVT, "VDD"
+    if name in ("NMOS", NFET.upper()) or (name.startswith("SKY130") and "NFET" in name):
+        return NFET, "VSS"
+    if name in ("PMOS", PFET.upper()) or (name.startswith("SKY130") and "PFET" in name):
+        return PFET, "VDD"
     raise SpiceError(f"device class '{dc.name}' is not an NMOS or PMOS: no SKY130 model for it")
 
 
@@ -162,19 +166,20 @@ def _net_name(net: kdb.Net | None, circuit_id: str, floating: list[int]) -> str:
     return node(name) if name else f"n{net.cluster_id}"
 
 
-def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int]) -> str:
+def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int], models=None) -> str:
     dc = dev.device_class()
     names = [t.name for t in dc.terminal_definitions()]
     nets = {t: _net_name(dev.net_for_terminal(dc.terminal_id(t)), str(c.cell_index), floating) for t in names}
     if isinstance(dc, (kdb.DeviceClassMOS3Transistor, kdb.DeviceClassMOS4Transistor)):
-        body = nets.get("B") or ("VSS" if _mos_model(dc) == NFET else "VDD")
+        model, bulk = _mos_model(dc, models)
+        body = nets.get("B") or bulk
         p = {k: dev.parameter(k) for k in ("W", "L", "AS", "AD", "PS", "PD")}
         geo = "".join(f" {k.lower()}={p[k]:.6g}" for k in ("AS", "AD", "PS", "PD") if p[k] > 0)
         if dc.has_parameter("M") and dev.parameter("M") > 1:
             geo += f" m={int(dev.parameter('M'))}"
         elif dev.property("m") is not None and int(dev.property("m")) > 1:
             geo += f" m={int(dev.property('m'))}"     # parallel devices merged (reduce.py)
-        return (f"X{node(dev.expanded_name())} {nets['D']} {nets['G']} {nets['S']} {body} {_mos_model(dc)} "
+        return (f"X{node(dev.expanded_name())} {nets['D']} {nets['G']} {nets['S']} {body} {model} "
                 f"w={p['W']:.6g} l={p['L']:.6g}{geo}")
     if isinstance(dc, kdb.DeviceClassResistor):
         return f"R{node(dev.expanded_name())} {nets['A']} {nets['B']} {dev.parameter('R'):.6g}"
@@ -183,10 +188,12 @@ def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int]) -> str:
     raise SpiceError(f"device '{dev.expanded_name()}' of class '{dc.name}' cannot be written as SPICE")
 
 
-def write_spice(netlist: kdb.Netlist, title: str = "weightfab netlist", ports: list[str] | None = None) -> str:
+def write_spice(netlist: kdb.Netlist, title: str = "weightfab netlist", ports: list[str] | None = None,
+                models: dict[str, tuple[str, str]] | None = None) -> str:
     """A SPICE text of ``netlist``: every circuit a ``.subckt`` (pins in pin order), children first;
-    MOS devices as the SKY130 subcircuits with W and L in µm (``.option scale=1e-6`` units).
-    ``ports``: net names that become the pins of a circuit that has none (a flat extraction)."""
+    MOS devices as the SKY130 subcircuits (or ``models``: class name -> (model, bulk net)) with W and
+    L in µm (``.option scale=1e-6`` units). ``ports``: net names that become the pins of a circuit
+    that has none (a flat extraction)."""
     out = [f"* {title}"]
     for c in netlist.each_circuit_bottom_up():
         pins = [node(c.net_for_pin(p).name if c.net_for_pin(p) else p.name()) for p in c.each_pin()]
@@ -195,7 +202,7 @@ def write_spice(netlist: kdb.Netlist, title: str = "weightfab netlist", ports: l
         out.append(f".subckt {node(c.name)} {' '.join(pins)}")
         floating = [0]
         for dev in sorted(c.each_device(), key=lambda d: d.id()):
-            out.append(_device_line(dev, c, floating))
+            out.append(_device_line(dev, c, floating, models))
         for sc in sorted(c.each_subcircuit(), key=lambda s: s.id()):
             ref = sc.circuit_ref()
             conns = []

@@ -3,11 +3,11 @@
 * SIZE: the cell's prBoundary shape where drawn, else the bounding box of all its shapes; the
   macro is shifted so that the lower-left corner is the LEF origin (ORIGIN 0 0), and FOREIGN names
   the GDS cell at the offset that undoes the shift.
-* PIN: every label on a pin layer (``<layer>_pin``) of the cell itself; its PORT shapes are the pin
+* PIN: every label on a pin layer (``<layer>_pin``, GF180MCU's ``metal2_label``) of the cell itself; its PORT shapes are the pin
   layer's shapes of the cell under the label, on the routing layer of the same GDS layer number.
   DIRECTION/USE from the name: ``_addr[i]``, ``_en`` INPUT SIGNAL, ``_clk`` INPUT CLOCK,
   ``_dout[j]`` OUTPUT SIGNAL, VDD INOUT POWER, VSS INOUT GROUND.
-* OBS: on each routing layer the macro draws (li, met1, met2), its shapes (standard cells
+* OBS: on each routing layer the macro draws (SKY130 li, met1, met2; Metal1-3 elsewhere), its shapes (standard cells
   included) merged with gaps below one minimum pitch closed, minus nothing: the pins are outside
   or on top of them and keep their own PORT shapes.
 """
@@ -22,8 +22,9 @@ import klayout.db as kdb
 from ..errors import LayoutReadError
 from ..tech.pdk import Pdk
 
-ROUTING = ("li", "met1", "met2")
-LEF_NAMES = {"sky130": {"li": "li1"}}
+ROUTING = ("li", "met1", "met2", "metal1", "metal2", "metal3")   # SKY130 names, then GF180MCU/SG13G2's
+_METALS = {f"metal{k}": f"Metal{k}" for k in (1, 2, 3)}
+LEF_NAMES = {"sky130": {"li": "li1"}, "gf180mcu": _METALS, "ihp-sg13g2": _METALS}
 CLOSE_GAP_UM = 0.3          # OBS: gaps narrower than this are filled (no route fits through)
 
 
@@ -82,7 +83,7 @@ def macro_abstract(layout: kdb.Layout, cell: kdb.Cell, pdk: Pdk) -> LefMacro:
         return ((b.left - ox) * um, (b.bottom - oy) * um, (b.right - ox) * um, (b.top - oy) * um)
 
     pins: dict[str, LefPin] = {}
-    for pl in sorted(n for n in pdk.layers if n.endswith("_pin")):
+    for pl in sorted(n for n in pdk.layers if n.endswith(("_pin", "_label"))):
         idx = layout.find_layer(*pdk.gds(pl))
         route = _routing_of(pdk, pl)
         if idx is None or route is None:
