@@ -141,76 +141,145 @@ class RomGeometry:
                 Shape("licon", (cx - ct, gc - ct, cx + ct, gc + ct), 1, n, 0, self.py),
                 Shape("li", (cx - pl, gc - lw, cx + pl, gc + lw), 1, n, 0, self.py)]
 
-    def engine(self, cols: int, rows: int, fold: bool = False) -> list[Shape]:
+    def engine(self, cols: int, rows: int, fold: bool = False, taps: "TapPlan | None" = None) -> list[Shape]:
         """Everything but the programming layer for a cols × rows array (rows even).
         fold: the odd wordlines (gate 1) end on pads right of the ground rail instead of left
-        of the array, so that each side's row periphery has one wordline per island pitch."""
-        if fold:
-            return self._engine_folded(cols, rows)
+        of the array, so that each side's row periphery has one wordline per island pitch.
+        taps: where its substrate tap rows go (default: an array alone, ``tap_plan``)."""
+        plan = self.tap_plan(rows // 2) if taps is None else taps
+        isl, whole = self._engine_folded(cols) if fold else self._engine_flat(cols)
+        shapes = [replace(sh, box=(sh.box[0], sh.box[1] + s0 * self.py, sh.box[2], sh.box[3] + s0 * self.py),
+                          ny=count, dy=self.py) for s0, count in plan.runs() for sh in isl]
+        return shapes + whole(plan.slots) + self._implant_runs(cols, plan) + self._tap_rows(cols, plan)
+
+    def _engine_flat(self, cols: int):
+        """The unfolded array: per-island shapes (island 0; repeated over each run of islands) and a
+        function of the slot count giving the shapes that span all slots."""
         d, ct = self.d, self.contact // 2
-        n = rows // 2
         hx = self.px // 2
-        top = (n - 1) * self.py + self.island
-        right = (cols - 1) * self.px + d.diff_width // 2
-        a0, a1, b0, b1 = self._pads()
-        shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
-        lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         last_x = (cols - 1) * self.px
+        a0, a1, b0, b1 = self._pads()
+        isl = [Shape("bitpair", (0, 0, 0, 0), cols, 1, self.px, 0)]
+        lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         end = d.diff_width // 2 + d.poly_endcap   # wordline end beyond the last column's centre
         for g_lo, g_hi in self.gates:
             if end > hx:  # the bit-pair segment stops at the cell edge: extend to the endcap
-                shapes.append(Shape("poly", (last_x + hx, g_lo, last_x + end, g_hi), 1, n, 0, self.py))
+                isl.append(Shape("poly", (last_x + hx, g_lo, last_x + end, g_hi)))
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
             # wordline from its contact pad to the first column's segment
             gc = (g_lo + g_hi) // 2
-            shapes.append(Shape("poly", (p0, g_lo, -hx, g_hi), 1, n, 0, self.py))
-            shapes += self._wordline_pad(p0, p1, gc, n)
-        if self.has_npc:
-            npc = d.npc_enclosure
-            g0c = sum(self.gates[0]) // 2
-            g1c = sum(self.gates[1]) // 2
-            shapes.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc, (n - 1) * self.py + g1c + ct + npc)))
+            isl.append(Shape("poly", (p0, g_lo, -hx, g_hi)))
+            isl += self._wordline_pad(p0, p1, gc, 1)
         # ground: the source lines continue to a rail right of the array
-        last = last_x + hx
-        rail0 = last_x + max(hx, end) + 2 * d.contact_to_diff
-        rail1 = rail0 + 2 * self.contact
-        shapes.append(Shape("li", (last, self.source - lw, rail0, self.source + lw), 1, n, 0, self.py))
-        shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
-        if self.has_nsdm:
-            ns = d.nsdm_enclosure
-            shapes.append(Shape("nsdm", (-d.diff_width // 2 - ns, -ns, right + ns, top + ns)))
-        return shapes
+        rail0, rail1 = self.rail_x(cols)
+        isl.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw)))
 
-    def _engine_folded(self, cols: int, rows: int) -> list[Shape]:
+        def whole(slots: int) -> list[Shape]:
+            out = [self._rail(cols, slots)]
+            if self.has_npc:
+                npc = d.npc_enclosure
+                g0c, g1c = sum(self.gates[0]) // 2, sum(self.gates[1]) // 2
+                out.append(Shape("npc", (b0 + lic_x - npc, g0c - ct - npc, a1 - lic_x + npc,
+                                         (slots - 1) * self.py + g1c + ct + npc)))
+            return out
+        return isl, whole
+
+    def _engine_folded(self, cols: int):
         d, ct = self.d, self.contact // 2
-        n = rows // 2
         hx = self.px // 2
-        top = (n - 1) * self.py + self.island
         last_x = (cols - 1) * self.px
         end = d.diff_width // 2 + d.poly_endcap
         lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         (a0, a1), (b0, b1) = self.fold_pads(cols)
         rail0, rail1 = self.rail_x(cols)
-        shapes = [Shape("bitpair", (0, 0, 0, 0), cols, n, self.px, self.py)]
+        isl = [Shape("bitpair", (0, 0, 0, 0), cols, 1, self.px, 0)]
         (g0_lo, g0_hi), (g1_lo, g1_hi) = self.gates
         if end > hx:   # gate 0 ends in its endcap on the right
-            shapes.append(Shape("poly", (last_x + hx, g0_lo, last_x + end, g0_hi), 1, n, 0, self.py))
-        shapes.append(Shape("poly", (a0, g0_lo, -hx, g0_hi), 1, n, 0, self.py))
-        shapes.append(Shape("poly", (last_x + hx, g1_lo, b1, g1_hi), 1, n, 0, self.py))
+            isl.append(Shape("poly", (last_x + hx, g0_lo, last_x + end, g0_hi)))
+        isl.append(Shape("poly", (a0, g0_lo, -hx, g0_hi)))
+        isl.append(Shape("poly", (last_x + hx, g1_lo, b1, g1_hi)))
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
-            gc = (g_lo + g_hi) // 2
-            shapes += self._wordline_pad(p0, p1, gc, n)
-            if self.has_npc:
-                npc = d.npc_enclosure
-                shapes.append(Shape("npc", (p0 + lic_x - npc, gc - ct - npc, p1 - lic_x + npc,
-                                            (n - 1) * self.py + gc + ct + npc)))
-        shapes.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw), 1, n, 0, self.py))
-        shapes.append(Shape("li", (rail0, self.source - lw, rail1, (n - 1) * self.py + self.source + lw)))
-        if self.has_nsdm:
-            ns = d.nsdm_enclosure
-            right = last_x + d.diff_width // 2
-            shapes.append(Shape("nsdm", (-d.diff_width // 2 - ns, -ns, right + ns, top + ns)))
-        return shapes
+            isl += self._wordline_pad(p0, p1, (g_lo + g_hi) // 2, 1)
+        isl.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw)))
+
+        def whole(slots: int) -> list[Shape]:
+            out = [self._rail(cols, slots)]
+            for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
+                gc, npc = (g_lo + g_hi) // 2, d.npc_enclosure
+                if self.has_npc:
+                    out.append(Shape("npc", (p0 + lic_x - npc, gc - ct - npc, p1 - lic_x + npc,
+                                             (slots - 1) * self.py + gc + ct + npc)))
+            return out
+        return isl, whole
+
+    def _rail(self, cols: int, slots: int) -> Shape:
+        """The ground rail (li) right of the array, from the lowest slot's source line to the highest."""
+        rail0, rail1 = self.rail_x(cols)
+        lw = self.d.li_width // 2
+        return Shape("li", (rail0, self.source - lw, rail1, (slots - 1) * self.py + self.source + lw))
+
+    def _implant_runs(self, cols: int, plan: "TapPlan") -> list[Shape]:
+        """The n implant over each run of islands (a tap row between two runs takes the p implant)."""
+        if not self.has_nsdm:
+            return []
+        ns, h = self.d.nsdm_enclosure, self.d.diff_width // 2
+        right = (cols - 1) * self.px + h
+        return [Shape("nsdm", (-h - ns, s0 * self.py - ns, right + ns, (s0 + n - 1) * self.py + self.island + ns))
+                for s0, n in plan.runs()]
+
+    def _tap_rows(self, cols: int, plan: "TapPlan") -> list[Shape]:
+        """A substrate tap row in each tap slot: p+ tap diffusion over the array's width in its p
+        implant, a contact under each column, a ground line (li) on them to the ground rail, and the
+        bitlines continued over it (interior rows). Wordlines do not cross it."""
+        d, ct, h = self.d, self.contact // 2, self.d.diff_width // 2
+        right, lw = (cols - 1) * self.px + h, d.li_width // 2
+        e, rail0 = d.tap_implant + d.tap_inset, self.rail_x(cols)[0]
+        line = self.bitpair()[-1]                   # the bitline segment of one slot
+        out = []
+        for ts in plan.tap_slots():
+            y0, ys = ts * self.py, ts * self.py + self.source
+            out += [Shape("tap", (-h, y0 + d.tap_inset, right, y0 + self.island - d.tap_inset)),
+                    Shape("pimplant", (-h - e, y0 - d.tap_implant, right + e, y0 + self.island + d.tap_implant)),
+                    Shape("licon", (-ct, ys - ct, ct, ys + ct), cols, 1, self.px, 0),
+                    Shape("li", (-self.px // 2, ys - lw, rail0, ys + lw))]
+            if 0 <= ts < plan.slots:
+                out.append(replace(line, box=(line.box[0], line.box[1] + y0, line.box[2], line.box[3] + y0),
+                                   nx=cols, dx=self.px))
+        return out
+
+    # -- substrate tap rows --------------------------------------------------------------------
+    def tap_plan(self, islands: int, reach: tuple[int, int] | None = None) -> "TapPlan":
+        """Where the tap rows of an array of ``islands`` islands go: as few as keep every point of
+        its diffusion within the PDK's tap distance (less 10 dbu) of a tap (straight up or down: the
+        rows span the diffusion's width). ``reach``: the distances
+        from the lowest island's diffusion to the nearest tap below it and from the highest one's to
+        the nearest above (a macro's periphery); None: an array alone, tap rows at both edges.
+        The inner groups are even (blocks of four wordlines do not straddle their tap rows), the end
+        groups near half of what is left each (even where they can be)."""
+        v = self.d.tap_distance
+        if not v:
+            return TapPlan(islands)
+        s = self.py - self.island
+        lim = 2 * (v - 10)                        # 10 dbu short of the distance, on both sides
+        e_lo, e_hi = (s, s) if reach is None else reach
+
+        def most(e0: int, e1: int) -> int:       # the most islands between taps e0 below and e1 above
+            return (lim - e0 - e1 + s) // self.py
+
+        k = most(s, s) // 2 * 2
+        if k < 2 or min(most(e_lo, s), most(s, e_hi)) < 1:
+            raise PdkError(f"[bitcell] tap_distance {v * 1e-3:g} µm: shorter than two islands between tap rows "
+                           f"(island pitch {self.py * 1e-3:g} µm)")
+        if islands <= most(e_lo, e_hi):
+            return TapPlan(islands, (), reach is None)
+        for t in range(1, islands + 1):
+            rest = islands - (t - 1) * k                 # the two end groups share what the inner ones leave
+            lo, hi = max(1, rest - most(s, e_hi)), min(most(e_lo, s), rest - 1)
+            if lo <= hi:                                 # the bottom group's size: even if it can be, near half
+                b = min(max(-(-rest // 2), lo), hi)
+                b = next((c for c in (b, b - 1, b + 1) if lo <= c <= hi and c % 2 == 0), b)
+                return TapPlan(islands, tuple(b + j * k for j in range(t)), reach is None)
+        raise PdkError(f"no tap rows fit an array of {islands} islands")  # not reached: t = islands fits
 
     def engine_bbox(self, cols: int, rows: int) -> tuple[int, int, int, int]:
         xs, ys = [], []
@@ -218,18 +287,50 @@ class RomGeometry:
             x0, y0, x1, y1 = s.box
             if s.layer == "bitpair":
                 bx = [b.box for b in self.bitpair()]
-                x0, y0 = min(b[0] for b in bx), min(b[1] for b in bx)
-                x1, y1 = max(b[2] for b in bx), max(b[3] for b in bx)
+                x0, y0 = x0 + min(b[0] for b in bx), y0 + min(b[1] for b in bx)
+                x1, y1 = x1 + max(b[2] for b in bx), y1 + max(b[3] for b in bx)
             xs += [x0, x1 + (s.nx - 1) * s.dx]
             ys += [y0, y1 + (s.ny - 1) * s.dy]
         return min(xs), min(ys), max(xs), max(ys)
 
     # -- bit sites ------------------------------------------------------------------------
-    def site_xy(self, col: np.ndarray, row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Centre of the programming site of (column, wordline), engine coordinates."""
+    def site_xy(self, col: np.ndarray, row: np.ndarray, taps: "TapPlan | None" = None) -> tuple[np.ndarray, np.ndarray]:
+        """Centre of the programming site of (column, wordline), engine coordinates; ``taps``: the
+        array's tap rows (None: island r in slot r, as within a block)."""
         row = np.asarray(row)
         drain = np.asarray(self.drain)[row % 2]
-        return np.asarray(col) * self.px, (row // 2) * self.py + drain
+        slot = row // 2 if taps is None else taps.slot(row // 2)
+        return np.asarray(col) * self.px, slot * self.py + drain
+
+
+@dataclass(frozen=True)
+class TapPlan:
+    """Where an array's substrate tap rows go. The islands stand on a grid of slots one island
+    pitch apart; a tap row fills one slot. ``before``: for each tap row inside the array, the
+    number of islands below it; ``edges``: tap rows also in the slots just below island 0 and just
+    above the last island (an array with no periphery to tap its edges)."""
+    islands: int
+    before: tuple[int, ...] = ()
+    edges: bool = False
+
+    @property
+    def slots(self) -> int:
+        """Slots from island 0's to the last island's, tap rows inside included."""
+        return self.islands + len(self.before)
+
+    def slot(self, island):
+        """The slot of each island (numpy)."""
+        island = np.asarray(island)
+        return island + np.searchsorted(np.asarray(self.before, np.int64), island, side="right")
+
+    def tap_slots(self) -> list[int]:
+        inner = [b + j for j, b in enumerate(self.before)]
+        return inner + ([-1, self.slots] if self.edges else [])
+
+    def runs(self) -> list[tuple[int, int]]:
+        """(first slot, islands) of each run of islands between tap rows."""
+        bounds = [0, *self.before, self.islands]
+        return [(bounds[j] + j, bounds[j + 1] - bounds[j]) for j in range(len(bounds) - 1)]
 
 
 @dataclass(frozen=True)

@@ -68,12 +68,13 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     for i, (lb, place) in enumerate(zip(blocks.layers, placement.engines)):
         macro = macros[i] if macros else None
         eng = gdstk.Cell(macro.name if macro is not None else f"{prefix}_engine{i}")
+        taps = macro.taps if macro is not None else geom.tap_plan(place.rows // 2)
         if macro is not None:
             fill_macro(eng, macro, pdk, um, subcells, lib_cells, geom)
         else:
-            for s in geom.engine(place.cols, place.rows):
+            for s in geom.engine(place.cols, place.rows, taps=taps):
                 _add(eng, s, pdk, um, subcells)
-        _add_blocks(eng, lb, geom, prefix, block_cells, um, (prog_layer, prog_dtype))
+        _add_blocks(eng, lb, geom, prefix, block_cells, um, (prog_layer, prog_dtype), taps)
         top_cell.add(gdstk.Reference(eng, (place.origin[0] * um, place.origin[1] * um)))
         engine_cells.append(eng)
     x0, y0, x1, y1 = placement.die
@@ -85,39 +86,52 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     return lib
 
 
-def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cells: dict, um: float, prog):
+def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cells: dict, um: float, prog, taps):
+    """One cell per unique non-zero block (per phase: where the block straddles a tap row its
+    sites stand one slot further from that row on), one reference repeated over its uses."""
     k, b = lb.block, lb.bits
     bits = to_bits(lb.unique, b)                           # [U, K, b]
-    u_idx, row, col = np.nonzero(bits)
-    sx, sy = geom.site_xy(col, row)                           # site centres, block-local
-    starts = np.searchsorted(u_idx, np.arange(len(lb.unique) + 1))
-    # uses of each unique block: origins of block (n, j) in the engine
     n_idx, j_idx = np.divmod(np.arange(lb.index.size), lb.index.shape[1])
-    order = np.argsort(lb.index.ravel(), kind="stable")
-    use_starts = np.searchsorted(lb.index.ravel()[order], np.arange(len(lb.unique) + 1))
+    isl0 = j_idx * (k // 2)                               # first island of each use
+    shift = taps.slot(isl0[:, None] + np.arange(k // 2)[None, :]) - taps.slot(isl0)[:, None] - np.arange(k // 2)
+    phases, phase = np.unique(shift, axis=0, return_inverse=True)
+    phase = phase.ravel()
+    key = lb.index.ravel().astype(np.int64) * len(phases) + phase
+    order = np.argsort(key, kind="stable")
     ox = n_idx[order] * b * geom.px
-    oy = j_idx[order] * (k // 2) * geom.py
-    for u in range(len(lb.unique)):
-        s0, s1 = starts[u], starts[u + 1]
-        if s0 == s1:
-            continue  # an all-zero block draws nothing
-        digest = hashlib.sha256(np.ascontiguousarray(bits[u]).tobytes() + bytes([k, b])).hexdigest()[:12]
-        name = f"{prefix}_blk_{digest}"
-        cell = block_cells.get(name)
+    oy = taps.slot(isl0[order]) * geom.py
+    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    for a, z in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
+        u, ph = divmod(int(key[order[a]]), len(phases))
+        cell = _block_cell(bits[u], k, b, phases[ph], geom, prefix, block_cells, um, prog)
         if cell is None:
-            cell = gdstk.Cell(name)
-            px, py = sx[s0:s1], sy[s0:s1]
-            x0, y0, x1, y1 = geom.prog_box(int(px[0]), int(py[0]))
-            rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=prog[0], datatype=prog[1])
-            if s1 - s0 > 1:
-                rect.repetition = gdstk.Repetition(offsets=np.stack([px[1:] - px[0], py[1:] - py[0]], 1) * um)
-            cell.add(rect)
-            block_cells[name] = cell
-        a, z = use_starts[u], use_starts[u + 1]
+            continue  # an all-zero block draws nothing
         ref = gdstk.Reference(cell, (ox[a] * um, oy[a] * um))
         if z - a > 1:
             ref.repetition = gdstk.Repetition(offsets=np.stack([ox[a + 1:z] - ox[a], oy[a + 1:z] - oy[a]], 1) * um)
         eng.add(ref)
+
+
+def _block_cell(bits_u: np.ndarray, k: int, b: int, shift: np.ndarray, geom: RomGeometry, prefix: str,
+                block_cells: dict, um: float, prog):
+    """The cell of one block's bits [K, b] whose island i stands ``shift[i]`` slots further up."""
+    row, col = np.nonzero(bits_u)
+    if not len(row):
+        return None
+    tag = bytes([k, b]) + (shift.astype(np.int64).tobytes() if shift.any() else b"")
+    name = f"{prefix}_blk_{hashlib.sha256(np.ascontiguousarray(bits_u).tobytes() + tag).hexdigest()[:12]}"
+    cell = block_cells.get(name)
+    if cell is None:
+        cell = gdstk.Cell(name)
+        px, py = geom.site_xy(col, row)
+        py = py + shift[row // 2] * geom.py
+        x0, y0, x1, y1 = geom.prog_box(int(px[0]), int(py[0]))
+        rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=prog[0], datatype=prog[1])
+        if len(px) > 1:
+            rect.repetition = gdstk.Repetition(offsets=np.stack([px[1:] - px[0], py[1:] - py[0]], 1) * um)
+        cell.add(rect)
+        block_cells[name] = cell
+    return cell
 
 
 def write_library(lib: gdstk.Library, path: str | Path) -> int:
@@ -176,7 +190,7 @@ def std_cell(lib_cells: dict[str, gdstk.Cell], name: str) -> gdstk.Cell:
 def fill_macro(cell: gdstk.Cell, macro, pdk: Pdk, um: float, subcells: dict, lib_cells: dict[str, gdstk.Cell],
                geom: RomGeometry):
     """Draw a macro's array (folded) and periphery into ``cell`` (engine coordinates)."""
-    for s in geom.engine(macro.cols, macro.rows, fold=True):
+    for s in geom.engine(macro.cols, macro.rows, fold=True, taps=macro.taps):
         _add(cell, s, pdk, um, subcells)
     by_layer: dict[tuple[int, int], list] = {}
     for layer, box in macro.drawing.shapes:
@@ -205,7 +219,7 @@ def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None) -> gdstk.Libr
     fill_macro(cell, macro, pdk, um, {"bitpair": pair}, lib_cells, geom)
     if bits is not None:
         col, row = np.nonzero(bits)
-        sx, sy = geom.site_xy(col, row)
+        sx, sy = geom.site_xy(col, row, macro.taps)
         ly, dt = pdk.role_gds("mcon")
         for x, y in zip(sx.tolist(), sy.tolist()):
             x0, y0, x1, y1 = geom.prog_box(x, y)

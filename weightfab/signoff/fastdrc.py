@@ -44,6 +44,7 @@ from ..tech.pdk import Pdk
 from .drc import DrcReport, _check, _Layers, rule_result, run_drc
 from .periodic import (Items, Matcher, Refs, band_index, bands_of, clear_of, compact_boxes, compact_region, cuts_for,
                        extents, poly_kinds, shift_of, subset)
+from .taprows import runs_of
 from .readback import structural_arrays
 from .structure import IDENT, box_transform, read_structure
 
@@ -156,7 +157,7 @@ def _bit_arrays(st, pdk: Pdk):
         found = structural_arrays(st, p)
         if found and found[0].program_layer == layer:
             refs = []
-            for a in found:
+            for a in (run for j in found for run in runs_of(j)):     # a run between tap rows: one ArrayRef
                 r = next(r for r in st.arrays if r.nx == a.cols and 2 * r.ny == a.rows
                          and r.x <= a.x0 < r.x + r.dx * r.nx and r.y <= a.y0 < r.y + max(r.dy, 1) * r.ny)
                 refs.append((a, r))

@@ -85,7 +85,8 @@ def wordline_probes(macro, geom) -> dict[str, tuple[int, int]]:
     """A point on each wordline's Metal1 pad: even wordlines end on the left, odd on the right."""
     (a0, a1), (b0, b1) = geom.fold_pads(macro.cols)
     g0c, g1c = (sum(gg) // 2 for gg in geom.gates)
-    return {f"wl[{w}]": ((a0 + a1) // 2 if w % 2 == 0 else (b0 + b1) // 2, (w // 2) * geom.py + (g1c if w % 2 else g0c))
+    slot = macro.taps.slot(range(macro.rows // 2)).tolist()     # an island's slot (tap rows between)
+    return {f"wl[{w}]": ((a0 + a1) // 2 if w % 2 == 0 else (b0 + b1) // 2, slot[w // 2] * geom.py + (g1c if w % 2 else g0c))
             for w in range(macro.rows)}
 
 

@@ -22,6 +22,7 @@ from ..tech.pdk import Pdk
 from ..quant.quantize import QuantizedNetwork
 from ..rom.geometry import RomGeometry
 from ..rom.viastack import program, program_layers
+from .taprows import drop_tap_rows, join_tap_runs, physical, site_y
 from .structure import IDENT, read_structure
 
 
@@ -38,6 +39,7 @@ class Array:
     drains: tuple[int, int]  # drain-contact centre offsets of wordline 2r and 2r+1
     bbox: tuple[int, int, int, int]
     program_layer: str = ""  # the PDK layer the bits are programmed on, found on the layout
+    tap_slots: tuple[int, ...] = ()  # island slots (0 = island 0's) holding a substrate tap row (taprows.py)
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,7 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
             implants = implants.not_interacting(kdb.Region(top.begin_shapes_rec(li)))
     grow = None if marker == "nsdm" else _implicit_grow(pdk)
     arrays = [_measure(layout, top, pdk, path, islands, idx["licon"], poly.bbox(), grow) for poly in implants.each()]
-    arrays.sort(key=lambda a: (a.bbox[0], a.bbox[1]))
-    return arrays
+    return join_tap_runs(arrays)
 
 
 def _bitpair_sizes(pdk: Pdk) -> dict[tuple[int, int], tuple[int, int]]:
@@ -265,16 +266,17 @@ def _read_bits(path: str | Path, pdk: Pdk):
     st = _structure(path, pdk)
     arrays = structural_arrays(st, pdk) if st is not None else []
     if arrays:   # one numpy stamp per (block cell, placement group): no loop per placement or bit
-        bits, loose = _stamp(st, arrays, pdk.gds(_one_program_layer(arrays, pdk, path)))
+        bits, loose = _stamp(st, [physical(a) for a in arrays], pdk.gds(_one_program_layer(arrays, pdk, path)))
         dbu = pdk.dbu_um
     else:
         layout, top = read_layout(path)
         arrays = find_arrays(layout, top, pdk, path)
         prog = layout.find_layer(*pdk.gds(_one_program_layer(arrays, pdk, path)))
         pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
-        bits, claimed = _assign(arrays, pts)
+        bits, claimed = _assign([physical(a) for a in arrays], pts)
         loose, dbu = pts[~claimed], layout.dbu
-    loose = _in_arrays(loose, arrays)
+    bits, on_taps = drop_tap_rows(arrays, bits)
+    loose = np.concatenate([_in_arrays(loose, arrays), on_taps])
     stray = [(int(px), int(py)) for px, py in loose[:MAX_LISTED]]
     return arrays, bits, stray, len(loose), dbu
 
@@ -451,8 +453,7 @@ def structural_arrays(st, pdk: Pdk) -> list[Array]:
                 continue
         arrays.append(Array(x0, y0, px, py, r.nx, 2 * r.ny, (int(cy[0]) - int(d[0, 1]), int(cy[2]) - int(d[0, 1])),
                             bbox, prog))
-    arrays.sort(key=lambda a: (a.bbox[0], a.bbox[1]))
-    return arrays
+    return join_tap_runs(arrays)
 
 
 def _implant_boxes(st, pdk: Pdk) -> np.ndarray | None:
@@ -506,7 +507,7 @@ def verify_layout(path: str | Path, qnet: QuantizedNetwork, pdk: Pdk) -> VerifyR
         matched += expect.size - len(diff)
         for ch, w, t in diff[:MAX_LISTED]:
             x = a.x0 + (ch * nb + t) * a.px
-            y = a.y0 + (w // 2) * a.py + a.drains[w % 2]
+            y = site_y(a, w)
             mismatches.append(Mismatch(i, layer.name, int(ch), int(w), int(t),
                                        "missing" if expect[ch, w, t] else "extra", x * dbu, y * dbu))
         weights.append(from_bits(got[:, :m, :], nb))

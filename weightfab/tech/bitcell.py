@@ -30,6 +30,9 @@ class Bitcell:
     poly_pad_y: float          # wordline contact pad, across it
     poly_pad_space: float      # gap between the staggered wordline pads
     contact_to_diff: float     # poly contact to diffusion
+    tap_distance: float = 0.0  # latch-up: the farthest any n diffusion may lie from a substrate tap
+    tap_inset: float = 0.0     # a tap row's diffusion inside the island extent of its slot (each side)
+    tap_implant: float = 0.0   # its p implant beyond that extent (meets the n implant of the islands)
     npc_enclosure: float = 0.0   # only where the PDK maps the npc role
     nsdm_enclosure: float = 0.0  # only where the PDK maps the nsdm role
 
@@ -50,5 +53,7 @@ class Bitcell:
 
 
 FIELD_NAMES = tuple(f.name for f in fields(Bitcell))
-BITCELL_OPTIONAL = {"npc": "npc_enclosure", "nsdm": "nsdm_enclosure"}  # role -> key, only with that role
-BITCELL_KEYS = tuple(n for n in FIELD_NAMES if n not in BITCELL_OPTIONAL.values())
+# role -> keys, only with that role (tap: the substrate tap rows of the arrays, rom/geometry.py)
+BITCELL_OPTIONAL = {"npc": ("npc_enclosure",), "nsdm": ("nsdm_enclosure",),
+                    "tap": ("tap_distance", "tap_inset", "tap_implant")}
+BITCELL_KEYS = tuple(n for n in FIELD_NAMES if not any(n in keys for keys in BITCELL_OPTIONAL.values()))

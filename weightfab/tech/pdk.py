@@ -45,9 +45,12 @@ DERIVED_OPS = ("and", "not", "interacting")
 # The ROM's drawing roles (named after the SKY130 layers they were first drawn on), mapped to a
 # PDK's own layers by its [roles] table: diff = active, poly = gate poly, licon = contact,
 # li = first routing layer, mcon = the via above it (the programming layer), met1 = bitline metal,
-# nsdm = n+ implant, npc = poly-contact implant, boundary = placement boundary.
-DRAWN_LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "npc", "boundary")
-OPTIONAL_ROLES = ("nsdm", "npc")  # a PDK where n+ is implicit, or without NPC, leaves them out
+# nsdm = n+ implant, npc = poly-contact implant, boundary = placement boundary, tap = substrate-tap
+# diffusion and pimplant = its p+ implant (the arrays' tap rows).
+DRAWN_LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "npc", "tap", "pimplant", "boundary")
+# a PDK where n+ is implicit, or without NPC, leaves them out; without tap and pimplant the arrays
+# hold no substrate taps
+OPTIONAL_ROLES = ("nsdm", "npc", "tap", "pimplant")
 
 
 @dataclass(frozen=True)
@@ -237,7 +240,9 @@ def load_pdk(name_or_path: str | Path) -> Pdk:
     rules = _load_rules(file, data["rules"], set(layers) | set(derived))
 
     cell = dict(data["bitcell"])
-    with_roles = {key for role, key in BITCELL_OPTIONAL.items() if role in roles}
+    if ("tap" in roles) != ("pimplant" in roles):
+        raise PdkError(f"{file} [roles]: 'tap' and 'pimplant' go together (the arrays' substrate tap rows)")
+    with_roles = {key for role, keys in BITCELL_OPTIONAL.items() if role in roles for key in keys}
     _check_keys(f"{file} [bitcell]", cell, set(BITCELL_KEYS) | {"programming_layer"} | with_roles)
     prog = cell.pop("programming_layer")
     if prog not in layers:

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass, field
 
 from ...errors import WeightfabError
-from ..geometry import RomGeometry
+from ..geometry import RomGeometry, TapPlan
 from .cellgen import LAYERS, Gen, Tech, draw_row, draw_row_taps, draw_row_wells, plan_row
 from .draw import Drawing, Label
 from .sensegen import SenseGeom, rail_ys, sense_row, tap_reach
@@ -88,7 +88,7 @@ class _Frame:
     geom: RomGeometry
     name: str
     cols: int
-    n_isl: int
+    n_isl: int                      # slots from island 0's to the last island's (tap rows inside included)
     pl: object                      # RowPlan of the left column (x grows right from xL)
     pr: object                      # RowPlan of the right column (x grows left from xR)
     nd: int                         # first non-decoder slot of the left plan
@@ -102,12 +102,18 @@ class _Frame:
     ext: dict = field(default_factory=dict)     # left bus net -> ys its line must reach
     rys: dict = field(default_factory=dict)     # right bus net -> ys
     ys: dict = field(default_factory=dict)      # left column rows: ("buf", i, half) / ("pre", k, j) -> y
+    taps: TapPlan | None = None
+
+    def islands(self):
+        """(island, slot) of every island: the decoder rows stand in the islands' slots; a tap
+        row's slot holds none (its taps and wells continue through it)."""
+        return enumerate(self.taps.slot(range(self.taps.islands)).tolist())
 
     def reach(self, net: str, y: int):
         self.ext.setdefault(net, []).append(y)
 
 
-def _frame(pdk, geom: RomGeometry, cols: int, rows: int, name: str) -> _Frame:
+def _frame(pdk, geom: RomGeometry, cols: int, rows: int, name: str, taps: TapPlan) -> _Frame:
     t = Tech.from_pdk(pdk, geom.py)
     lg = generic_logic(rows)
     g = Gen(Drawing(), t, LAYERS[pdk.name])
@@ -119,9 +125,9 @@ def _frame(pdk, geom: RomGeometry, cols: int, rows: int, name: str) -> _Frame:
     band_left = -sg.P // 2 - tap_reach(t) - t.nwt    # the sense rows' n-well reaches this far left
     xL = min(a0 - MARGIN, band_left - 2 * t.nwn - t.pitch) - pl.width   # left column origin (x grows right)
     xR = b1 + 2 * MARGIN + pr.width                   # right column origin (x grows left)
-    n_isl = rows // 2
+    n_isl = taps.slots
     return _Frame(g, t, lg, geom, name, cols, n_isl, pl, pr, nd, sg, xL, xR, b1 + MARGIN,
-                  (n_isl - 1) * geom.py + geom.island, g0c + t.band, g1c + t.band)
+                  (n_isl - 1) * geom.py + geom.island, g0c + t.band, g1c + t.band, taps=taps)
 
 
 def _left_column(f: _Frame) -> tuple[int, int]:
@@ -155,26 +161,26 @@ def _left_column(f: _Frame) -> tuple[int, int]:
             f.reach(net, y + t.band)
         f.reach(f"p{k}[{j}]", y - t.band)
     (a0, a1), _ = f.geom.fold_pads(f.cols)
-    for r in range(f.n_isl):
-        y = f.y_row0 + r * t.pitch
+    for r, q in f.islands():
+        y = f.y_row0 + q * t.pitch
         chain = lg.wl_chain(2 * r)
         draw_row(g, pl, xL, y, chain, f"wl[{2 * r}]", f"wn{2 * r}", "clk", None, (a0 + a1) // 2 - xL)
         for _, net in chain:
             f.reach(net, y + t.band)
-    return y_gap, f.y_row0 + (f.n_isl - 1) * t.pitch
+    return y_gap, f.y_row0 + (f.n_isl - 1) * t.pitch   # the last island's slot is the last slot
 
 
 def _right_column(f: _Frame):
     """The odd wordlines' decoder rows (mirrored); the p lines they take, by row."""
     t, lg = f.t, f.lg
     _, (b0, b1) = f.geom.fold_pads(f.cols)
-    for r in range(f.n_isl):
-        y = f.yr0 + r * t.pitch
+    for r, q in f.islands():
+        y = f.yr0 + q * t.pitch
         draw_row(f.g, f.pr, f.xR, y, lg.wl_chain(2 * r + 1), f"wl[{2 * r + 1}]", f"wn{2 * r + 1}", "clk", None,
                  f.xR - (b0 + b1) // 2, mirror=True)
     for k, ch in enumerate(lg.chunks):
         for j in range(1 << len(ch)):
-            f.rys[f"p{k}[{j}]"] = [f.yr0 + r * t.pitch + t.band for r in range(f.n_isl)
+            f.rys[f"p{k}[{j}]"] = [f.yr0 + q * t.pitch + t.band for r, q in f.islands()
                                    if dict(lg.wl_chain(2 * r + 1)).get(k) == f"p{k}[{j}]"] or [f.yr0 + t.band]
 
 
@@ -223,8 +229,8 @@ def _array_edges(f: _Frame, y_gnd: int) -> tuple[int, int]:
     end = geom.d.diff_width // 2 + geom.d.poly_endcap
     if end > geom.px // 2:
         lo1, hi1 = geom.gates[1]
-        for r in range(f.n_isl):
-            g.r("poly", -end, r * geom.py + lo1, -geom.px // 2, r * geom.py + hi1)
+        for _, q in f.islands():
+            g.r("poly", -end, q * geom.py + lo1, -geom.px // 2, q * geom.py + hi1)
     rail0, rail1 = geom.rail_x(f.cols)
     hb = t.pad_h // 2
     g.r("m1", rail0, y_gnd - hb, rail1, geom.source)
@@ -313,7 +319,8 @@ def _pins(f: _Frame, pin_layer: str, y_pin: int, bottom_edge: int, top_edge: int
 
 def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str):
     from .macro import Macro
-    f = _frame(pdk, geom, cols, rows, name)
+    reach = sense_tap_reach(pdk, geom) if rows // 2 > 2 else None
+    f = _frame(pdk, geom, cols, rows, name, geom.tap_plan(rows // 2, reach) if reach else TapPlan(rows // 2))
     t = f.t
     y_gap, y_top_row = _left_column(f)
     _right_column(f)
@@ -334,9 +341,39 @@ def build_generic_macro(pdk, geom: RomGeometry, cols: int, rows: int, name: str)
     array_bbox = (-geom.px // 2, -gap, (cols - 1) * geom.px + geom.px // 2, f.top + gap)
     (a0, a1), _ = geom.fold_pads(cols)
     marks = {"decoder_contact": (f.xL + f.pl.gates[0], f.y_row0 + t.band),
-             "wl_pads": [((a0 + a1) // 2, r * geom.py + (f.y_row0 - t.band)) for r in range(min(2, f.n_isl))],
+             "wl_pads": [((a0 + a1) // 2, q * geom.py + (f.y_row0 - t.band)) for r, q in list(f.islands())[:2]],
              "ground": (rail0, rail1, y_gnd)}
-    return Macro(f"{name}_macro", cols, rows, f.g.dw, f.lg, bbox, array_bbox, pins, marks)
+    return Macro(f"{name}_macro", cols, rows, f.g.dw, f.lg, bbox, array_bbox, pins, marks, f.taps)
+
+
+_REACH: dict = {}
+
+
+def sense_tap_reach(pdk, geom: RomGeometry) -> tuple[int, int]:
+    """How far the sense rows' substrate taps stand from the array (dbu): from the lowest island's
+    diffusion down to the nearest p-tap diffusion under the array, and from the highest one's up to
+    the nearest above it; measured on a 4 x 4 macro (the rows keep their distance at every size)."""
+    key = (str(pdk.path), pdk.name, geom.px, geom.py, geom.island)
+    if key not in _REACH:
+        _REACH[key] = _measure_reach(pdk, geom)
+    return _REACH[key]
+
+
+def _measure_reach(pdk, geom: RomGeometry) -> tuple[int, int]:
+    m = build_generic_macro(pdk, geom, 4, 4, "probe")
+    act, pp, nw = (LAYERS[pdk.name][k] for k in ("act", "pp", "nw"))
+    boxes = {k: [b for ly, b in m.drawing.shapes if ly == k] for k in (act, pp, nw)}
+
+    def inside(b, outer):
+        return any(o[0] <= b[0] and o[1] <= b[1] and o[2] >= b[2] and o[3] >= b[3] for o in outer)
+    x_hi, top = 3 * geom.px, m.array_bbox[3] - (geom.py - geom.island) // 2
+    taps = [b for b in boxes[act] if inside(b, boxes[pp]) and not any(
+        n[0] < b[2] and n[2] > b[0] and n[1] < b[3] and n[3] > b[1] for n in boxes[nw]) and b[0] <= x_hi and b[2] >= 0]
+    below = [-b[3] for b in taps if b[3] <= 0]
+    above = [b[1] - top for b in taps if b[1] >= top]
+    if not below or not above:
+        raise WeightfabError(f"{pdk.name}: the sense rows hold no substrate tap below and above the array")
+    return min(below), min(above)
 
 
 def _vline(g: Gen, t: Tech, x: int, y0: int, y1: int):

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..geometry import RomGeometry
+from ..geometry import RomGeometry, TapPlan
 from .bands import (BUS_PITCH, GAP as GAP_BAND, M1_RAILS, PITCH, TEMPLATE, X1, XL, Band, draw_band,
                     draw_column_fill, rails_x)
 from .draw import M1_W, M2_W, Drawing, Ref
@@ -39,6 +39,7 @@ TAP_BUS = 480                 # a column's outer end to the first bus line, over
 GAP_SEG = 640                 # between two segments of the logic column: the joining bars (met1 0.48) 0.14 µm clear
                               # of the via pads of the bands above and below (0.095 / 0.055 µm into them)
 C_PHASE = (-40, 20)           # column C's offset from the island grid (see _c_phase)
+SENSE_PTAP = 4635             # a sense row's p-tap strip to the array edge (its v: -(0.52 + 1.08 + 2.72 + 0.315) µm)
 RISER_VSS, RISER_VDD = 500, 460   # bus-right's last line to the VSS riser, VSS riser to VDD riser (met2 pads 0.32)
 CH_TOP, CH_TOP_STACK = 270, 660  # island 0's band bottom to the channel's first track (mcon; upper programming layers)
 CH_PITCH = 340                # channel tracks: a track passes 0.14 µm under the via pad ending the bus line above
@@ -56,6 +57,11 @@ class Macro:
     array_bbox: tuple[int, int, int, int]
     pins: dict[str, tuple[str, int, int]] = field(default_factory=dict)   # name -> (layer, x, y)
     marks: dict = field(default_factory=dict)   # places of note (for tests and seeded faults), dbu
+    taps: TapPlan | None = None                 # the array's substrate tap rows (None: TapPlan(rows // 2), none)
+
+    def __post_init__(self):
+        if self.taps is None:
+            self.taps = TapPlan(self.rows // 2)
 
 
 class _Bus:
@@ -72,12 +78,16 @@ class _Bus:
                 dw.rect("met1", x - M1_W // 2, min(ys) - 160, x + M1_W // 2, max(ys) + 160)
 
 
-def _column(dw: Drawing, bands: list[Band], x0: int, s: int, slot0: int, y_base: int, bus_in: _Bus,
+def _column(dw: Drawing, bands: list[Band | None], x0: int, s: int, slot0: int, y_base: int, bus_in: _Bus,
             bus_out: _Bus | None, out_to=None) -> tuple[int, int]:
-    """Draw a column of bands from slot ``slot0``; returns its (y0, y1)."""
+    """Draw a column of bands from slot ``slot0``; returns its (y0, y1). A band None leaves its
+    slot empty (beside a tap row of the array: rails, wells and tap strips continue through it)."""
     y = y_base + slot0 * PITCH
     y0, cells = y, []
     for i, b in enumerate(bands):
+        if b is None:
+            y += PITCH
+            continue
         target = out_to(i, y) if out_to else None
         for net in b.inputs:
             bus_in.ys[net].append(y + _in_y(b, net))
@@ -108,7 +118,15 @@ class _Decoders:
     ins0: list[str]                               # the macro's input pins (bus0)
 
 
-def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, name: str,
+def _right_tracks(lg: Logic, n_isl: int, name: str) -> tuple[list[str], list[str], list[str | None]]:
+    """Bus3's nets (the group lines), the ones D-right takes, and the channel's tracks top to bottom."""
+    bl = [lg.p_net(0, j) for j in range(1 << len(lg.groups[0]))] + [lg.p_net(1, j) for j in range(1 << len(lg.groups[1]))]
+    used = {i for r in range(n_isl) for i in lg.wl_inputs(2 * r + 1)}
+    groups = [n for n in bl if n in used]                         # in bus3's order
+    return bl, groups, _track_order(groups, _Bus(0, 1, bl)) + [f"{name}_clk"]   # the clock's crossing lowest
+
+
+def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, taps: TapPlan, name: str,
               y_base: int) -> _Decoders:
     """The logic column L (segments A, B, C) with its buses, and the final decode on both sides."""
     (a0, a1), (b0, b1) = geom.fold_pads(cols)
@@ -120,7 +138,7 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
     # -- buses and one logic column L left of D: A (flowing right), B (left), C (right), stacked
     # bottom to top, so that A's outputs (bus1) and C's (bus3) are on L's right, B's (bus2) and
     # the pins (bus0) on its left
-    bl = [lg.p_net(0, j) for j in range(1 << len(lg.groups[0]))] + [lg.p_net(1, j) for j in range(1 << len(lg.groups[1]))]
+    bl, groups, tracks = _right_tracks(lg, taps.islands, name)
     bus3 = _Bus(x_d + XL + TAP_BUS, -BUS_PITCH, bl)
     lits = [f"a{i}" for i in range(lg.n)] + [f"ab{i}" for i in range(lg.n)] + ["ce"]
     bus1 = _Bus(min(bus3.x.values()) - BUS_GAP, -BUS_PITCH, lits)
@@ -137,11 +155,9 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
         p, q = lg.wl_inputs(w)
         return Band("nand2_1", (p, q), f"wl[{w}]", f"wlb[{w}]")
 
-    left = [wl_band(2 * r) for r in range(n_isl)]
-    right = [wl_band(2 * r + 1) for r in range(n_isl)]
-    used = {i for b in right for i in b.inputs}
-    groups = [n for n in bl if n in used]                         # in bus3's order
-    tracks = _track_order(groups, bus3) + [f"{name}_clk"]        # the clock's crossing lowest
+    at = dict(zip(taps.slot(range(taps.islands)).tolist(), range(taps.islands)))   # slot -> island
+    left = [wl_band(2 * at[q]) if q in at else None for q in range(taps.slots)]
+    right = [wl_band(2 * at[q] + 1) if q in at else None for q in range(taps.slots)]
     busr = _Bus(x_dr - XL - TAP_BUS, BUS_PITCH, groups + [f"{name}_clk"], _slots(groups + [f"{name}_clk"], tracks))
     # L stands over the channel: nothing but the clock's track (from bus0) passes under it, 0.14 µm
     # below the lowest via pad of an address buffer (0.16 µm over its band's bottom)
@@ -153,7 +169,7 @@ def _decoders(dw: Drawing, geom: RomGeometry, lg: Logic, cols: int, n_isl: int, 
         _join_segments(dw, x_l, lo, hi)
     cols_yr["L"] = (ya[0], yc[1])
 
-    # -- final decode on both sides, one band per island
+    # -- final decode on both sides, one band per island (band i in slot i: wordline at i·py)
     cols_yr["DL"] = _column(dw, left, x_d, 1, 0, y_base, bus3, None,
                             out_to=lambda i, y: (xl_pad, i * geom.py + g0c))
     cols_yr["DR"] = _column(dw, right, x_dr, -1, 0, y_base, busr, None,
@@ -243,10 +259,7 @@ def _ground_and_channel(dw: Drawing, geom: RomGeometry, cols: int, y_base: int, 
         dw.stack(src.x[net], yk, li=False)
         dw.stack(busr.x[net], yk, li=False)
         dw.wire("met2", src.x[net], yk, busr.x[net], yk)
-    # depth below island 0's diffusion: the sense row's highest met2 (the bitlines' jumps, 0.93 µm
-    # under its v = 0) 0.16 µm under the lowest track, its precharge under the channel; at least
-    # 0.07 µm (its li 0.17 µm under the array's ground li)
-    return max(-(ch0 - (len(dec.right_nets) - 1) * CH_PITCH) - 700, 70)
+    return _channel_depth(ch0, len(dec.right_nets))
 
 
 def _power(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, x_hi: int) -> tuple[int, int]:
@@ -301,14 +314,31 @@ def _pins(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, y_vdd: int, y_vss:
     return pins
 
 
+def _tap_plan(geom: RomGeometry, lg: Logic, n_isl: int, name: str) -> TapPlan:
+    """The array's tap rows, counting the sense rows' p-tap strips: their edge is 4.635 µm (the
+    row's v) from the array's diffusion above it and that plus the channel's depth below it."""
+    n_tracks = len(_right_tracks(lg, n_isl, name)[2])
+    gap = (geom.py - geom.island) // 2
+    ch0 = -gap - (CH_TOP if geom.stack is None else CH_TOP_STACK)
+    return geom.tap_plan(n_isl, (SENSE_PTAP + _channel_depth(ch0, n_tracks), SENSE_PTAP))
+
+
+def _channel_depth(ch0: int, n_tracks: int) -> int:
+    """The channel's depth below island 0's diffusion: the sense row's highest met2 (the bitlines'
+    jumps, 0.93 µm under its v = 0) 0.16 µm under the lowest track, its precharge under the
+    channel; at least 0.07 µm (its li 0.17 µm under the array's ground li)."""
+    return max(-(ch0 - (n_tracks - 1) * CH_PITCH) - 700, 70)
+
+
 def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     dw = Drawing()
     lg = logic(rows, name)
     n_isl = rows // 2
+    taps = _tap_plan(geom, lg, n_isl, name)
     gap = (geom.py - geom.island) // 2
     y_base = -gap                                   # band grid origin: island 0's band bottom
-    top = (n_isl - 1) * geom.py + geom.island      # top edge of the top island's diffusion
-    dec = _decoders(dw, geom, lg, cols, n_isl, name, y_base)
+    top = (taps.slots - 1) * geom.py + geom.island  # top edge of the top island's diffusion
+    dec = _decoders(dw, geom, lg, cols, taps, name, y_base)
     bus0, busr = dec.buses[0], dec.buses[4]
     ch = _ground_and_channel(dw, geom, cols, y_base, dec)
 
@@ -333,10 +363,10 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     (a0, a1), _ = geom.fold_pads(cols)
     g0c = sum(geom.gates[0]) // 2
     marks = {"decoder_contact": (x_d + _x_pin("nand2_1", "A", True), y_base + 1180),
-             "wl_pads": [((a0 + a1) // 2, r * geom.py + g0c) for r in range(min(2, n_isl))],
+             "wl_pads": [((a0 + a1) // 2, int(taps.slot(r)) * geom.py + g0c) for r in range(min(2, n_isl))],
              "ntap_left": (x_d + NTAP[0], x_d + NTAP[1]), "ptap_left": (x_d + PTAP[0], x_d + PTAP[1]),
              "decoder_left": (x_d + XL, y_base, x_d, dec.yr["DL"][1])}
-    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks)
+    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks, taps)
 
 
 DROP = 265     # array edge to the centre of a bitline's drop stack (upper programming layers)
