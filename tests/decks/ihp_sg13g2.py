@@ -81,9 +81,12 @@ _TABLE = {
  "pSD.c1": dict(draw=lambda d: [("diff", 0, 0, 0.5, 1), ("psd", -d, -0.05, 0.55, 1.05)]),
  "pSD.d": dict(draw=lambda s: [("psd", 0, 0, 1, 1), ("diff", 1 + s, 0, 1.5 + s, 1)]),
  "pSD.d1": dict(draw=lambda s: [("nwell", -1, -1, 3, 2), ("psd", 0, 0, 1, 1), ("diff", 1 + s, 0, 1.5 + s, 1)]),
+ # a maximum: N+Activ whose far end is s from a substrate tie; fails one grid step past 20 µm
+ "LU.b": dict(draw=lambda s: [("diff", 0, 0, 0.5, 1), ("psd", -0.2, -0.2, 0.7, 1.2), ("diff", 1, 0, round(0.5 + s, 6), 1)],
+              off=(20.005,), beyond=(25,)),
 }
 
 
-CASES = {name: Case(c["draw"], legal=c.get("legal"), beyond=tuple(c.get("beyond", ())),
+CASES = {name: Case(c["draw"], legal=c.get("legal"), off=c.get("off"), beyond=tuple(c.get("beyond", ())),
                     extra=extras(*c.get("extra", [])), extra_legal=tuple(c.get("extra_legal", [])))
          for name, c in _TABLE.items()}

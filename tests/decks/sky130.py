@@ -200,6 +200,12 @@ CASES: dict[str, Case] = {
     "psd.5b": Case(enclosed("psdm", "tap", bottom=0.2, right=0.2, top=0.2), beyond=(-0.05,)),
     "nsd.5b": Case(enclosed("nsdm", "tap", extra=(("nwell", -1.0, -1.0, 2.0, 2.0),),
                             bottom=0.2, right=0.2, top=0.2), beyond=(-0.05,)),
+    # weightfab's own tap distance: an n diffusion whose far end is d from a p-tap; fails past 15 µm
+    "latchup.15": Case(lambda d: [("tap", 0.0, 0.0, 0.5, 1.0), ("psdm", -0.2, -0.2, 0.7, 1.2)]
+                       + implanted([("diff", 1.0, 0.0, round(0.5 + d, 6), 1.0)]), off=(15.005,), beyond=(20.0,),
+                       extra_legal=(lambda: [("tap", 14.75, 0.0, 15.25, 1.0), ("psdm", 14.55, -0.2, 15.45, 1.2)]
+                                    + implanted([("diff", 0.0, 0.0, 14.25, 1.0)])     # 14.75 µm both sides
+                                    + implanted([("diff", 15.75, 0.0, 29.99, 1.0)]),)),
 }
 
 

@@ -42,9 +42,10 @@ from ..tech.pdk import Pdk, load_pdk
 from ..quant.quantize import QuantizedNetwork
 from . import extract as ex
 from .readback import Array, find_arrays, read_bits
+from .taprows import island_slots, site_y
 from ..rom.viastack import program, stack_roles
 
-LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
+LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "pimplant")
 DEFAULT_MAX_BITS = 8192        # a whole engine up to this many bits, else a 64 × 64 window
 DEFAULT_WINDOW = 64
 MAX_ERRORS = 200               # error strings kept (error_count has them all)
@@ -179,7 +180,8 @@ def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
     isl0, isl1 = row0 // 2, (row0 + nrows - 1) // 2 + 1
     island = _island_length(layout, top, idx["diff"], a)
     gap = (py - island) // 2
-    ylo, yhi = a.y0 + isl0 * py - gap, a.y0 + (isl1 - 1) * py + island + gap
+    slot = island_slots(a)                          # tap rows stand in slots of their own
+    ylo, yhi = a.y0 + int(slot[isl0]) * py - gap, a.y0 + int(slot[isl1 - 1]) * py + island + gap
     xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
     arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
     lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
@@ -248,7 +250,7 @@ class _Checker:
     def at(self, col: int, w: int) -> str:
         a, um = self.a, self.um
         x = a.x0 + col * a.px
-        y = a.y0 + (w // 2) * a.py + a.drains[w % 2]
+        y = site_y(a, w)
         return f"engine {self.engine} wordline {w} column {col} ({x * um:.3f}, {y * um:.3f}) µm"
 
 
@@ -311,13 +313,21 @@ def _sites(c: _Checker):
         x, y = int(round(d.x / um)), int(round(d.y / um))
         col, rx = divmod(x - a.x0 + px // 2, px)
         isl, ry = divmod(y - a.y0, py)
-        w = 2 * isl + (1 if ry > (a.drains[0] + a.drains[1]) / 2 else 0)
+        isl = _island_of_slot(a, isl)
+        w = 2 * isl + (1 if ry > (a.drains[0] + a.drains[1]) / 2 else 0) if isl >= 0 else -1
         if rx != px // 2 or not 0 <= col < a.cols or not 0 <= w < a.rows:
             c.err(f"engine {c.engine}: transistor at ({d.x:.3f}, {d.y:.3f}) µm is not on a bit site")
             continue
         if c.col0 <= col < c.col0 + c.ncols and c.row0 <= w < c.row0 + c.nrows:
             dev_by_site.setdefault((col, w), []).append(dev)
     return dev_by_site, (t_s, t_g, t_d)
+
+
+def _island_of_slot(a: Array, slot: int) -> int:
+    """The island standing in ``slot`` of array ``a`` (-1: a tap row's slot, or outside)."""
+    slots = island_slots(a)
+    i = int(np.searchsorted(slots, slot))
+    return i if i < len(slots) and slots[i] == slot else -1
 
 
 def _check_devices(c: _Checker, dev_by_site, terms, ground, pad_count, bitline, bl_index):
@@ -339,7 +349,7 @@ def _check_devices(c: _Checker, dev_by_site, terms, ground, pad_count, bitline, 
         gate_of_wl.setdefault(w, set()).add(None if g is None else g.cluster_id)
         s_net, d_net = dev.net_for_terminal(t_s), dev.net_for_terminal(t_d)
         sd = {None if s_net is None else s_net.cluster_id, None if d_net is None else d_net.cluster_id}
-        drain = c.probe("sd", a.x0 + col * a.px, a.y0 + (w // 2) * a.py + a.drains[w % 2])
+        drain = c.probe("sd", a.x0 + col * a.px, site_y(a, w))
         if drain is None or drain not in sd:
             c.err(f"{c.at(col, w)}: the drain diffusion is not a terminal of the site's transistor")
             continue

@@ -28,7 +28,7 @@ from ..rom.viastack import stack_roles
 from ..tech.pdk import Pdk
 from .drc import read_layout
 
-ROLES = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm")
+ROLES = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "pimplant")   # pimplant: the arrays' tap rows
 P_LAYERS = ("psdm", "nwell", "via", "met2", "hvtp")  # PDK layer names: p devices (where both listed), met2
 # routing, the high-threshold implant (PMOS under it are PMOS_HVT: the standard cells' pfet_01v8_hvt)
 CONDUCTORS = ("sd_n", "sd_p", "poly", "licon", "li", "mcon", "met1", "via", "met2")
@@ -88,13 +88,13 @@ def extract(regions: dict[str, kdb.Region], dbu: float, pdk: Pdk, name: str = "T
     for n in ROLES + P_LAYERS:
         regs.setdefault(n, kdb.Region())
     pdiff = regs["diff"] & regs["psdm"] & regs["nwell"]
-    ndiff = (regs["diff"] & regs["nsdm"]) if pdk.has("nsdm") else (regs["diff"] - regs["psdm"])
+    ndiff = (regs["diff"] & regs["nsdm"]) if pdk.has("nsdm") else (regs["diff"] - regs["psdm"] - regs["pimplant"])
     ndiff -= pdiff
     regs["gate_n"], regs["sd_n"] = ndiff & regs["poly"], ndiff - regs["poly"]
     regs["gate_p"], regs["sd_p"] = pdiff & regs["poly"], pdiff - regs["poly"]
     regs["gate_ph"] = regs["gate_p"] & regs["hvtp"]
     regs["gate_p"] = regs["gate_p"] - regs["hvtp"]
-    stray = regs["diff"] - ndiff - pdiff
+    stray = regs["diff"] - ndiff - pdiff - regs["pimplant"]     # a substrate tap (p implant, no well) is no device
     l2n = kdb.LayoutToNetlist(name, dbu)
     for n, r in regs.items():
         l2n.register(r, n)
