@@ -15,15 +15,16 @@ from pathlib import Path
 import klayout.db as kdb
 import numpy as np
 
-from ..mapping.dedup import from_bits, to_bits
+from ..mapping.dedup import to_bits
 from .drc import read_layout
 from ..errors import LayoutReadError
 from ..tech.pdk import Pdk
 from ..quant.quantize import QuantizedNetwork
 from ..rom.geometry import RomGeometry
 from ..rom.viastack import program, program_layers
+from .sites import Grid, claim, pieces, stamp
 from .taprows import drop_tap_rows, join_tap_runs, physical, site_y
-from .structure import IDENT, read_structure
+from .structure import read_structure
 
 
 @dataclass(frozen=True)
@@ -265,7 +266,7 @@ def _read_bits(path: str | Path, pdk: Pdk):
     not regular references (a flattened copy, another writer) is read geometrically with KLayout."""
     st = _structure(path, pdk)
     arrays = structural_arrays(st, pdk) if st is not None else []
-    if arrays:   # one numpy stamp per (block cell, placement group): no loop per placement or bit
+    if arrays:   # block cells mapped to sites once, placed by broadcasting (sites.py): no loop per placement
         bits, loose = _stamp(st, [physical(a) for a in arrays], pdk.gds(_one_program_layer(arrays, pdk, path)))
         dbu = pdk.dbu_um
     else:
@@ -277,6 +278,7 @@ def _read_bits(path: str | Path, pdk: Pdk):
         loose, dbu = pts[~claimed], layout.dbu
     bits, on_taps = drop_tap_rows(arrays, bits)
     loose = np.concatenate([_in_arrays(loose, arrays), on_taps])
+    loose = loose[np.lexsort((loose[:, 1], loose[:, 0]))]     # listed by position, whichever path read them
     stray = [(int(px), int(py)) for px, py in loose[:MAX_LISTED]]
     return arrays, bits, stray, len(loose), dbu
 
@@ -298,119 +300,22 @@ def _structure(path, pdk: Pdk):
 
 def _stamp(st, arrays: list[Array], layer) -> tuple[list[np.ndarray], np.ndarray]:
     """Bits of each array from a file read by structure.py, and the programming-shape centres (x2)
-    that are on no site. Each cell's own shapes are mapped to (column, wordline) once; its
-    placements then add their column and island offsets by broadcasting, into one flat buffer of
-    every array's bits. Placements that fall outside an array or off its pitch take the general
-    per-group path (``_stamp_one``)."""
-    order = sorted(range(len(arrays)), key=lambda i: arrays[i].bbox[0])
-    starts = np.array([2 * arrays[i].bbox[0] for i in order], np.int64)
-    size = np.array([arrays[i].cols * arrays[i].rows for i in order], np.int64)
-    par = np.array([[2 * arrays[i].x0, 2 * arrays[i].y0, arrays[i].rows, arrays[i].cols] for i in order], np.int64)
-    base = np.concatenate([[0], np.cumsum(size)])
-    buf = np.zeros(int(base[-1]), np.uint8)
-    views = {order[j]: buf[base[j]:base[j + 1]] for j in range(len(order))}
-    a0 = arrays[0]
-    uniform = all((a.px, a.py, a.drains) == (a0.px, a0.py, a0.drains) for a in arrays)
-    loose = [np.zeros((0, 2), np.int64)]
-    for name, groups in st.places.items():
-        c2, _ = st._own_centres(name, layer)
-        if not len(c2):
-            continue
-        rest = [g for g in groups if g[0] != IDENT] if uniform else groups
-        org = np.concatenate([g[1] for g in groups if g[0] == IDENT]) if uniform and len(rest) < len(groups) else None
-        if org is not None:
-            rest += _stamp_cell(a0, par, base, buf, starts, c2, org, loose)
-        for m, o in rest:
-            full = c2 if m == IDENT else c2 @ np.array(m, np.int64).reshape(2, 2).T
-            # a cell whose own shapes span several arrays (a flattened layout; a macro with its
-            # periphery) is split by the array each shape falls in at the first placement
-            part = np.searchsorted(starts, 2 * o[0, 0] + full[:, 0], side="right")
-            for pk in np.unique(part):
-                local = full[part == pk]
-                k = np.searchsorted(starts, 2 * o[:, 0] + local[0, 0], side="right") - 1
-                for kk in np.unique(k):
-                    sel = o[k == kk]
-                    if kk < 0:
-                        loose.append((2 * sel[:, None, :] + local[None]).reshape(-1, 2))
-                    else:
-                        loose.append(_stamp_one(arrays[order[kk]], views[order[kk]], sel, local))
-    bits = [views[i].reshape(a.cols, a.rows) for i, a in enumerate(arrays)]
-    return bits, np.concatenate(loose)
-
-
-def _stamp_cell(a0: Array, par, base, buf, starts, c2, org, loose) -> list:
-    """The fast path of ``_stamp`` for one cell (identity placements ``org``, arrays of one pitch):
-    returns the placements it leaves to the general path, as (matrix, origins) groups."""
-    k = np.searchsorted(starts, 2 * org[:, 0] + c2[0, 0], side="right") - 1
-    kc = np.maximum(k, 0)
-    p = par[kc]
-    u, r = np.divmod(2 * org[:, 0] - p[:, 0], 2 * a0.px)
-    v, q = np.divmod(2 * org[:, 1] - p[:, 1], 2 * a0.py)
-    r0, q0 = int(r[0]), int(q[0])
-    cq, rxq = np.divmod(r0 + c2[:, 0], 2 * a0.px)
-    iq, ryq = np.divmod(q0 + c2[:, 1], 2 * a0.py)
-    rowq = np.where(ryq == 2 * a0.drains[0], 2 * iq, np.where(ryq == 2 * a0.drains[1], 2 * iq + 1, -1))
-    if not ((rxq == 0) & (rowq >= 0)).all():
-        return [(IDENT, org)]
-    good = ((k >= 0) & (r == r0) & (q == q0) & (u >= -cq.min()) & (u < p[:, 3] - cq.max())
-            & (2 * v >= -rowq.min()) & (2 * v < p[:, 2] - rowq.max()))
-    g = good.nonzero()[0]
-    rows = p[g, 2]
-    idx = (base[kc[g]] + u[g] * rows + 2 * v[g])[:, None] + cq[None, :] * rows[:, None] + rowq[None, :]
-    buf[idx.ravel()] = 1
-    return [(IDENT, org[~good])] if len(g) < len(org) else []
-
-
-def _stamp_one(a: Array, flat: np.ndarray, org: np.ndarray, local: np.ndarray) -> np.ndarray:
-    """Set the bits of ``local`` (cell centres x2) placed at ``org`` in array ``a``; returns the
-    centres (x2) that are on no site of it."""
-    u, r = np.divmod(2 * org[:, 0] - 2 * a.x0, 2 * a.px)
-    v, q = np.divmod(2 * org[:, 1] - 2 * a.y0, 2 * a.py)
-    key = r * (2 * a.py) + q
-    out = []
-    for kv in ([key[0]] if key.min() == key.max() else np.unique(key)):
-        o = slice(None) if len(out) == 0 and key.min() == key.max() else key == kv
-        r0, q0 = divmod(int(kv), 2 * a.py)
-        cq, rxq = np.divmod(r0 + local[:, 0], 2 * a.px)
-        iq, ryq = np.divmod(q0 + local[:, 1], 2 * a.py)
-        rowq = np.where(ryq == 2 * a.drains[0], 2 * iq, np.where(ryq == 2 * a.drains[1], 2 * iq + 1, -1))
-        uo, vo = u[o], 2 * v[o]
-        site = (rxq == 0) & (rowq >= 0)
-        if (site.all() and uo.min() + cq.min() >= 0 and uo.max() + cq.max() < a.cols
-                and vo.min() + rowq.min() >= 0 and vo.max() + rowq.max() < a.rows):
-            flat[((uo * a.rows + vo)[:, None] + (cq * a.rows + rowq)[None, :]).ravel()] = 1
-            continue
-        col, row = uo[:, None] + cq[None, :], vo[:, None] + rowq[None, :]
-        ok = site[None, :] & (col >= 0) & (col < a.cols) & (row >= 0) & (row < a.rows)
-        flat[(col * a.rows + row)[ok]] = 1
-        out.append((2 * org[o][:, None, :] + local[None, :, :])[~ok])
-    return np.concatenate(out) if out else np.zeros((0, 2), np.int64)
+    that are on no site: each block cell's shapes are mapped to sites once and placed at all its
+    placements by broadcasting (sites.py)."""
+    g = Grid.of(arrays)
+    buf = g.buffer()
+    loose = stamp(g, buf, *pieces(st, layer))
+    return g.bits(buf), loose
 
 
 def _assign(arrays: list[Array], pts: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
     """Bits [cols, rows] of each array from the programming-shape centres (x2) ``pts``, and which
-    centres landed on a site. One vectorised pass: each centre is given the array whose implant
-    box starts left of it (arrays do not overlap in x), then its column and wordline."""
-    bits = [np.zeros((a.cols, a.rows), np.uint8) for a in arrays]
-    claimed = np.zeros(len(pts), bool)
-    if not arrays or not len(pts):
-        return bits, claimed
-    order = sorted(range(len(arrays)), key=lambda i: arrays[i].bbox[0])
-    starts = np.array([2 * arrays[i].bbox[0] for i in order], np.int64)
-    k = np.searchsorted(starts, pts[:, 0], side="right").astype(np.uint16 if len(arrays) < 65535 else np.int64)
-    perm = np.argsort(k, kind="stable")           # a radix sort on small integer keys
-    bounds = np.searchsorted(k[perm], np.arange(len(arrays) + 2))
-    for j, i in enumerate(order):
-        a, sl = arrays[i], perm[bounds[j + 1]:bounds[j + 2]]
-        x, y = pts[sl, 0], pts[sl, 1]
-        col, rx = np.divmod(x - 2 * a.x0, 2 * a.px)
-        isl, ry = np.divmod(y - 2 * a.y0, 2 * a.py)
-        row = np.where(ry == 2 * a.drains[0], 2 * isl, np.where(ry == 2 * a.drains[1], 2 * isl + 1, -1))
-        ok = ((x <= 2 * a.bbox[2]) & (y >= 2 * a.bbox[1]) & (y <= 2 * a.bbox[3]) & (rx == 0) & (row >= 0)
-              & (col >= 0) & (col < a.cols) & (row < a.rows))
-        bits[i][col[ok], row[ok]] = 1
-        claimed[sl[ok]] = True
-    return bits, claimed
+    centres landed on a site (sites.claim: each centre given the array whose implant box starts
+    left of it, then its column and wordline)."""
+    g = Grid.of(arrays)
+    buf = g.buffer()
+    claimed = claim(g, buf, pts)
+    return g.bits(buf), claimed
 
 
 def _one_program_layer(arrays: list[Array], pdk: Pdk, path) -> str:
@@ -495,23 +400,43 @@ def verify_layout(path: str | Path, qnet: QuantizedNetwork, pdk: Pdk) -> VerifyR
     total = matched = 0
     for i, (a, b, layer) in enumerate(zip(arrays, bits, layers)):
         n, m = layer.shape
-        nb = layer.bits
-        if a.cols != n * nb or not m <= a.rows < m + 256:
+        if a.cols != n * layer.bits or not m <= a.rows < m + 256:
             raise LayoutReadError(f"{path}: array {i} is {a.cols} bitlines x {a.rows} wordlines; layer '{layer.name}' "
-                                  f"needs {n * nb} x {m} (+padding): the layout was made for another model shape")
-        expect = np.zeros((n, a.rows, nb), np.uint8)
-        expect[:, :m, :] = to_bits(layer.weight, nb)
-        got = b.reshape(n, nb, a.rows).transpose(0, 2, 1)     # column n·bits + t, wordline m
-        diff = np.argwhere(expect != got)
-        total += expect.size
-        matched += expect.size - len(diff)
-        for ch, w, t in diff[:MAX_LISTED]:
-            x = a.x0 + (ch * nb + t) * a.px
-            y = site_y(a, w)
-            mismatches.append(Mismatch(i, layer.name, int(ch), int(w), int(t),
-                                       "missing" if expect[ch, w, t] else "extra", x * dbu, y * dbu))
-        weights.append(from_bits(got[:, :m, :], nb))
+                                  f"needs {n * layer.bits} x {m} (+padding): the layout was made for another model shape")
+        w, wrong = _weights(b.reshape(n, layer.bits, a.rows), layer.weight)
+        weights.append(w)
+        total += n * a.rows * layer.bits
+        matched += n * a.rows * layer.bits - wrong
+        if wrong:
+            mismatches += _mismatches(i, a, b, layer, dbu)
     for sx, sy in stray:
         mismatches.append(Mismatch(-1, "", -1, -1, -1, "stray", sx / 2 * dbu, sy / 2 * dbu))
     return VerifyResult(str(path), total, matched, mismatches, weights, arrays, time.perf_counter() - t0,
                         arrays[0].program_layer if arrays else "", total - matched + n_stray)
+
+
+def _weights(got: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, int]:
+    """The integers [channels, wordlines] that the bits ``got`` [channel, bit, wordline] (column
+    channel·bits + bit, LSB first, two's complement) hold, as dedup.from_bits reads them, and how
+    many bits differ from ``weight`` (padding wordlines must be empty): one pass per bit plane."""
+    n, nb, rows = got.shape
+    m = weight.shape[1]
+    code = np.asarray(weight).astype(np.int16) & ((1 << nb) - 1)
+    u = np.zeros((n, m), np.int16)
+    wrong = int(np.count_nonzero(got[:, :, m:]))
+    for t in range(nb):
+        plane = got[:, t, :m]
+        wrong += int(np.count_nonzero(plane != ((code >> t) & 1)))
+        u |= plane.astype(np.int16) << t
+    return np.where(u >= 1 << (nb - 1), u - (1 << nb), u).astype(np.int8), wrong
+
+
+def _mismatches(i: int, a: Array, b: np.ndarray, layer, dbu: float) -> list[Mismatch]:
+    """The first MAX_LISTED bits of array ``a`` that differ from ``layer``, by channel, wordline, bit."""
+    n, m = layer.shape
+    nb = layer.bits
+    expect = np.zeros((n, a.rows, nb), np.uint8)
+    expect[:, :m, :] = to_bits(layer.weight, nb)
+    diff = np.argwhere(expect != b.reshape(n, nb, a.rows).transpose(0, 2, 1))[:MAX_LISTED]
+    return [Mismatch(i, layer.name, int(ch), int(w), int(t), "missing" if expect[ch, w, t] else "extra",
+                     (a.x0 + (ch * nb + t) * a.px) * dbu, site_y(a, int(w)) * dbu) for ch, w, t in diff]
