@@ -80,6 +80,33 @@ def clip(layout: kdb.Layout, top: kdb.Cell, index: int | None, box: kdb.Box | No
     return kdb.Region(top.begin_shapes_rec_touching(index, box)) & kdb.Region(box)
 
 
+def _derive(regs: dict[str, kdb.Region], pdk: Pdk) -> kdb.Region:
+    """Add the device layers (gate_n/sd_n/gate_p/gate_ph/sd_p) to ``regs``; returns the stray diffusion."""
+    pdiff = regs["diff"] & regs["psdm"] & regs["nwell"]
+    ndiff = (regs["diff"] & regs["nsdm"]) if pdk.has("nsdm") else (regs["diff"] - regs["psdm"])
+    ndiff -= pdiff
+    regs["gate_n"], regs["sd_n"] = ndiff & regs["poly"], ndiff - regs["poly"]
+    regs["gate_p"], regs["sd_p"] = pdiff & regs["poly"], pdiff - regs["poly"]
+    regs["gate_ph"] = regs["gate_p"] & regs["hvtp"]
+    regs["gate_p"] = regs["gate_p"] - regs["hvtp"]
+    return regs["diff"] - ndiff - pdiff
+
+
+def _devices_and_nets(l2n: kdb.LayoutToNetlist, regs: dict[str, kdb.Region], pdk: Pdk, empty) -> None:
+    """Device extraction and the conductor stack (``empty``: makes an empty layer of l2n's kind)."""
+    for kind, g, sd in (("NMOS", "gate_n", "sd_n"), ("PMOS", "gate_p", "sd_p"), ("PMOS_HVT", "gate_ph", "sd_p")):
+        if not regs[g].is_empty():
+            l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor(kind), {"SD": regs[sd], "G": regs[g], "P": regs["poly"]})
+    # an upper programming layer (rom/viastack.py): li reaches mcon through the stack's vias and pads
+    chain = ("li", *stack_roles(pdk), "mcon")
+    for n in CONDUCTORS + chain[1:-1]:
+        if n not in regs:
+            regs[n] = empty(n)
+        l2n.connect(regs[n])
+    for a, b in [v for v in VIAS if v != ("li", "mcon")] + list(zip(chain, chain[1:])):
+        l2n.connect(regs[a], regs[b])
+
+
 def extract(regions: dict[str, kdb.Region], dbu: float, pdk: Pdk, name: str = "TOP",
             texts: dict[str, kdb.Texts] | None = None) -> Extraction:
     """Extract NMOS/PMOS devices and nets from flat regions (keys: the drawing roles, optionally
@@ -87,29 +114,47 @@ def extract(regions: dict[str, kdb.Region], dbu: float, pdk: Pdk, name: str = "T
     regs = {n: r.merged() for n, r in regions.items()}
     for n in ROLES + P_LAYERS:
         regs.setdefault(n, kdb.Region())
-    pdiff = regs["diff"] & regs["psdm"] & regs["nwell"]
-    ndiff = (regs["diff"] & regs["nsdm"]) if pdk.has("nsdm") else (regs["diff"] - regs["psdm"] - regs["pimplant"])
-    ndiff -= pdiff
-    regs["gate_n"], regs["sd_n"] = ndiff & regs["poly"], ndiff - regs["poly"]
-    regs["gate_p"], regs["sd_p"] = pdiff & regs["poly"], pdiff - regs["poly"]
-    regs["gate_ph"] = regs["gate_p"] & regs["hvtp"]
-    regs["gate_p"] = regs["gate_p"] - regs["hvtp"]
-    stray = regs["diff"] - ndiff - pdiff - regs["pimplant"]     # a substrate tap (p implant, no well) is no device
+    stray = _derive(regs, pdk)
     l2n = kdb.LayoutToNetlist(name, dbu)
     for n, r in regs.items():
         l2n.register(r, n)
-    for kind, g, sd in (("NMOS", "gate_n", "sd_n"), ("PMOS", "gate_p", "sd_p"), ("PMOS_HVT", "gate_ph", "sd_p")):
-        if not regs[g].is_empty():
-            l2n.extract_devices(kdb.DeviceExtractorMOS3Transistor(kind), {"SD": regs[sd], "G": regs[g], "P": regs["poly"]})
-    # an upper programming layer (rom/viastack.py): li reaches mcon through the stack's vias and pads
-    chain = ("li", *stack_roles(pdk), "mcon")
-    for n in CONDUCTORS + chain[1:-1]:
-        l2n.connect(regs.setdefault(n, kdb.Region()))
-    for a, b in [v for v in VIAS if v != ("li", "mcon")] + list(zip(chain, chain[1:])):
-        l2n.connect(regs[a], regs[b])
+    _devices_and_nets(l2n, regs, pdk, lambda n: kdb.Region())
     for layer, tx in (texts or {}).items():
         l2n.register(tx, f"{layer}_text")
         l2n.connect(regs[layer], tx)
+    l2n.extract_netlist()
+    return Extraction(l2n, regs, stray)
+
+
+def label_target(pdk: Pdk, lname: str) -> str:
+    """The conductor a pin label names (matched by GDS layer number; an upper programming layer
+    moves role met1 up the stack)."""
+    num = pdk.gds(lname)[0]
+    target = next((r for r in ("met1", "li", *stack_roles(pdk)[1::2]) if pdk.has(r) and num == pdk.role_gds(r)[0]), None)
+    if target is None and "met2" in pdk.layers and num == pdk.gds("met2")[0]:
+        target = "met2"
+    return target or "met1"
+
+
+def extract_cell(layout: kdb.Layout, cell: kdb.Cell, pdk: Pdk, label_layers: tuple[str, ...] = ()) -> Extraction:
+    """Hierarchical extraction of ``cell`` (KLayout's deep mode): every distinct cell is extracted
+    once and becomes a circuit, its placements subcircuits; the netlist is hierarchical
+    (:func:`flatten` makes it flat). Labels on ``label_layers`` name the nets they sit on."""
+    l2n = kdb.LayoutToNetlist(kdb.RecursiveShapeIterator(layout, cell, []))
+    l2n.threads = 1
+    idx = layer_indices(layout, pdk)
+    regs = {n: (l2n.make_layer(i, n) if i is not None else l2n.make_layer(n)) for n, i in idx.items()}
+    for n in ROLES + P_LAYERS:
+        if n not in regs:
+            regs[n] = l2n.make_layer(n)
+    stray = _derive(regs, pdk)
+    for n in ("gate_n", "sd_n", "gate_p", "sd_p", "gate_ph"):
+        l2n.register(regs[n], n)
+    _devices_and_nets(l2n, regs, pdk, l2n.make_layer)
+    for lname in label_layers:
+        li = layout.find_layer(*pdk.gds(lname))
+        if li is not None:
+            l2n.connect(regs[label_target(pdk, lname)], l2n.make_text_layer(li, f"{lname}_text"))
     l2n.extract_netlist()
     return Extraction(l2n, regs, stray)
 
@@ -121,15 +166,23 @@ def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tu
 
     ``label_layers``: PDK layer names whose texts name nets; a text names the net of the met1/li
     shape under it (its layer is matched by GDS layer number). Devices are ``NMOS``/``PMOS`` with
-    W and L in µm; shapes cut by the box edge keep only their inside part."""
+    W and L in µm; shapes cut by the box edge keep only their inside part. A whole cell is
+    extracted hierarchically (:func:`extract_cell`) and flattened; a box, flat."""
     layout, top = read_layout(path)
     if cell is not None:
         c = layout.cell(cell)
         if c is None:
             raise LayoutReadError(f"{path}: no cell named '{cell}'")
         top = c
-    clip_box = None if box is None else kdb.DBox(*box).to_itype(layout.dbu)
     idx = layer_indices(layout, pdk)
+    if box is None:
+        if all(idx[n] is None or top.bbox_per_layer(idx[n]).empty() for n in ("diff", "poly")):
+            raise LayoutReadError(f"{path}: cell '{top.name}' holds no diffusion or poly: nothing to extract")
+        ex = extract_cell(layout, top, pdk, label_layers)
+        netlist = flatten(ex.netlist)[0]           # built anew: independent of the extractor
+        del ex
+        return netlist
+    clip_box = kdb.DBox(*box).to_itype(layout.dbu)
     regions = {n: clip(layout, top, i, clip_box) for n, i in idx.items()}
     if not any(not regions[n].is_empty() for n in ("diff", "poly")):
         raise LayoutReadError(f"{path}: cell '{top.name}' holds no diffusion or poly: nothing to extract")
@@ -138,17 +191,108 @@ def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tu
         li = layout.find_layer(*pdk.gds(lname))
         if li is None:
             continue
-        tx = kdb.Texts(top.begin_shapes_rec(li))
-        if clip_box is not None:
-            tx = tx.interacting(kdb.Region(clip_box))
-        # the conductor on the pin's own metal (an upper programming layer moves role met1 up the stack)
-        target = next((r for r in ("met1", "li", *stack_roles(pdk)[1::2]) if pdk.has(r)
-                       and pdk.gds(lname)[0] == pdk.role_gds(r)[0]), None)
-        if target is None and "met2" in pdk.layers and pdk.gds(lname)[0] == pdk.gds("met2")[0]:
-            target = "met2"
-        target = target or "met1"
+        tx = kdb.Texts(top.begin_shapes_rec(li)).interacting(kdb.Region(clip_box))
+        target = label_target(pdk, lname)
         texts[target] = texts.get(target, kdb.Texts()) + tx
     ex = extract(regions, layout.dbu, pdk, top.name, texts)
     netlist = ex.l2n.netlist().dup()          # owned by the caller, independent of the extractor
     del ex
     return netlist
+
+
+@dataclass
+class _Template:
+    """One circuit, expanded: its nets (pin id or None), devices and the subcircuits' contents."""
+    pins: list[int | None]                          # per local net: the circuit's pin id, or None
+    devices: list[tuple]                            # (class name, params, DCplxTrans, [(terminal, net)])
+
+
+def _template(circuit: kdb.Circuit, cache: dict[int, _Template]) -> _Template:
+    """The circuit with its subcircuits expanded into it (cached per circuit)."""
+    got = cache.get(circuit.cell_index)
+    if got is not None:
+        return got
+    nets = list(circuit.each_net())
+    index = {n.cluster_id: k for k, n in enumerate(nets)}
+    pins = [None] * len(nets)
+    for p in circuit.each_pin():
+        n = circuit.net_for_pin(p.id())
+        if n is not None:
+            pins[index[n.cluster_id]] = p.id()
+    devices = []
+    for d in circuit.each_device():
+        dc = d.device_class()
+        params = [d.parameter(q.id()) for q in dc.parameter_definitions()]
+        terms = [(t.id(), index[d.net_for_terminal(t.id()).cluster_id]) for t in dc.terminal_definitions()
+                 if d.net_for_terminal(t.id()) is not None]
+        devices.append((dc.name, params, d.trans, terms))
+    for sc in circuit.each_subcircuit():
+        sub = _template(sc.circuit_ref(), cache)
+        local = []                                   # the child's nets in this circuit's numbering
+        for pin in sub.pins:
+            n = sc.net_for_pin(pin) if pin is not None else None
+            if n is None:
+                local.append(len(pins))
+                pins.append(None)
+            else:
+                local.append(index[n.cluster_id])
+        devices += [(c, p, sc.trans * t, [(tid, local[k]) for tid, k in terms]) for c, p, t, terms in sub.devices]
+    got = _Template(pins, devices)
+    cache[circuit.cell_index] = got
+    return got
+
+
+def flatten(netlist: kdb.Netlist) -> tuple[kdb.Netlist, dict[int, kdb.Net]]:
+    """A flat copy of a hierarchical netlist's top circuit, and its nets by the top circuit's cluster
+    ids. Nets inside a subcircuit get new cluster ids above the top's. (KLayout's ``Netlist.flatten``
+    is quadratic in the number of placements: minutes for 65,000 bit cells.)"""
+    top = netlist.top_circuit()
+    out = kdb.Netlist()
+    classes = {}
+    for dc in netlist.each_device_class():
+        copy = dc.dup()
+        out.add(copy)
+        classes[dc.name] = copy
+    c = kdb.Circuit()
+    c.name = top.name
+    out.add(c)
+    by_id: dict[int, kdb.Net] = {}
+    for n in top.each_net():
+        f = c.create_net(n.name or "")
+        f.cluster_id = n.cluster_id
+        by_id[n.cluster_id] = f
+    for p in top.each_pin():
+        q = c.create_pin(p.name())
+        n = top.net_for_pin(p.id())
+        if n is not None:
+            c.connect_pin(q, by_id[n.cluster_id])
+    next_id = max(by_id, default=0) + 1
+    cache: dict[int, _Template] = {}
+    own = [(d.device_class().name, [d.parameter(q.id()) for q in d.device_class().parameter_definitions()], d.trans,
+            [(t.id(), by_id[d.net_for_terminal(t.id()).cluster_id]) for t in d.device_class().terminal_definitions()
+             if d.net_for_terminal(t.id()) is not None]) for d in top.each_device()]
+    _place(c, classes, own)
+    for sc in top.each_subcircuit():
+        sub = _template(sc.circuit_ref(), cache)
+        nets = []
+        for pin in sub.pins:
+            n = sc.net_for_pin(pin) if pin is not None else None
+            if n is None:
+                n = c.create_net("")
+                n.cluster_id = next_id
+                next_id += 1
+                nets.append(n)
+            else:
+                nets.append(by_id[n.cluster_id])
+        _place(c, classes, [(k, p, sc.trans * t, [(tid, nets[i]) for tid, i in terms]) for k, p, t, terms in sub.devices])
+    return out, by_id
+
+
+def _place(c: kdb.Circuit, classes: dict, devices: list[tuple]) -> None:
+    for cname, params, trans, terms in devices:
+        d = c.create_device(classes[cname])
+        for k, v in enumerate(params):
+            d.set_parameter(k, v)
+        d.trans = trans
+        for tid, net in terms:
+            d.connect_terminal(tid, net)
