@@ -59,7 +59,7 @@ def test_wordline_ladder_resistance_and_nodes(wide):
     expect = wire_rc("tt").r_poly * length / width          # 48.2 ohm/sq x 44.16 µm / 0.15 µm
     segments = int(np.ceil(length / (8 * pitch)))          # 8 bit pitches per segment
     for g in amap.wordlines:
-        res = [d.parameter("R") for d in amap.wires.resistors[g]]
+        res = [d.parameter("R") for d in amap.wires.resistor_devices(g)]
         # the poly's end caps and pad lie beyond the 64 pitches: one more segment at most
         assert segments <= len(res) <= segments + 1, (g, len(res))
         assert len(amap.wires.members[g]) == len(res) + 1

@@ -268,17 +268,18 @@ def simulate_reads_reduced(netlist: kdb.Netlist, addresses, expected_words: np.n
     ``rows_per_deck`` addresses with all their bit devices and full RC, every other bit device
     folded into its bitline's load. ``bits`` [douts, rows]: the stored words, checked against the
     wordlines found."""
-    from .reduce import reduce_rows
+    from .reduce import array_map, reduce_rows
     addresses = np.asarray(addresses, np.int64)
     exp = np.asarray(expected_words, np.uint8).reshape(len(addresses), -1)
     parts, devices, seconds = [], [], 0.0
+    amap = array_map(netlist.top_circuit())          # once for all decks
     for i, idx in enumerate(read_chunks(addresses, rows_per_deck)):
-        red = reduce_rows(netlist, addresses[idx], bits=bits if i == 0 else None)
+        red = reduce_rows(netlist, addresses[idx], bits=bits if i == 0 else None, amap=amap)
         r = simulate_reads(red.netlist, addresses[idx], exp[idx], corner, bench)
         parts.append(r)
         devices.append(red.devices_after)
         seconds += r.seconds
     cat = lambda f: np.concatenate([getattr(p, f) for p in parts])   # noqa: E731
-    full = sum(1 for c in netlist.each_circuit() for _ in c.each_device())
+    full = sum(1 for _ in netlist.top_circuit().each_device())
     return ReadResult(addresses, cat("words"), exp, cat("access"), cat("energy"), corner, bench, max(devices), seconds,
                       {"netlist_devices": full, "reduced_decks": len(parts), "rows_per_deck": rows_per_deck})

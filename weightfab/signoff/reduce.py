@@ -46,24 +46,59 @@ def _key(net: kdb.Net) -> str:
     return net.expanded_name()
 
 
+class _Snap:
+    """One pass over a circuit's devices (the KLayout calls of a large netlist dominate): per device
+    its object, class name, id and the keys of the nets on its terminals (terminal id order)."""
+
+    def __init__(self, circuit: kdb.Circuit):
+        self.devices: list[kdb.Device] = []
+        self.cls: list[str] = []
+        self.ids: list[int] = []
+        self.nets: list[tuple] = []
+        self.terminal: dict[str, dict[str, int]] = {}      # class -> terminal name -> index
+        self.classes: dict[str, kdb.DeviceClass] = {}
+        for d in circuit.each_device():
+            dc = d.device_class()
+            name = dc.name
+            if name not in self.terminal:
+                self.classes[name] = dc
+                self.terminal[name] = {t.name: t.id() for t in dc.terminal_definitions()}
+            nets = []
+            for tid in range(len(self.terminal[name])):
+                n = d.net_for_terminal(tid)
+                nets.append(None if n is None else n.expanded_name())
+            self.devices.append(d)
+            self.cls.append(name)
+            self.ids.append(d.id())
+            self.nets.append(tuple(nets))
+
+    def of(self, i: int, terminal: str) -> str | None:
+        return self.nets[i][self.terminal[self.cls[i]][terminal]]
+
+
 class _Wires:
     """Nets joined through RWIRE resistors (one physical wire), union-find on net names."""
 
-    def __init__(self, circuit: kdb.Circuit):
+    def __init__(self, circuit: kdb.Circuit, snap: _Snap):
         self.parent: dict[str, str] = {}
+        self.snap = snap
         self.nets: dict[str, kdb.Net] = {_key(n): n for n in circuit.each_net()}
-        self.resistors: dict[str, list[kdb.Device]] = defaultdict(list)
-        for d in circuit.each_device():
-            if d.device_class().name == "RWIRE":
-                a, b = d.net_for_terminal(0), d.net_for_terminal(1)
-                if a is not None and b is not None:
-                    self._union(_key(a), _key(b))
-        for d in circuit.each_device():
-            if d.device_class().name == "RWIRE" and d.net_for_terminal(0) is not None:
-                self.resistors[self.find(_key(d.net_for_terminal(0)))].append(d)
+        self.resistors: dict[str, list[int]] = defaultdict(list)          # wire -> snapshot indices
+        rw = [i for i, c in enumerate(snap.cls) if c == "RWIRE"]
+        for i in rw:
+            a, b = snap.nets[i][0], snap.nets[i][1]
+            if a is not None and b is not None:
+                self._union(a, b)
+        for i in rw:
+            if snap.nets[i][0] is not None:
+                self.resistors[self.find(snap.nets[i][0])].append(i)
         self.members: dict[str, list[str]] = defaultdict(list)
         for k in sorted(self.nets):
             self.members[self.find(k)].append(k)
+
+    def resistor_devices(self, g: str) -> list[kdb.Device]:
+        """The RWIRE devices of wire ``g``."""
+        return [self.snap.devices[i] for i in self.resistors.get(g, [])]
 
     def find(self, k: str) -> str:
         root = k
@@ -80,11 +115,11 @@ class _Wires:
 
     def chain(self, g: str) -> list[str]:
         """The group's nets in ladder order (from one end), or its members when it is not a chain."""
-        adj: dict[str, list[tuple[str, kdb.Device]]] = defaultdict(list)
-        for d in self.resistors.get(g, []):
-            a, b = _key(d.net_for_terminal(0)), _key(d.net_for_terminal(1))
-            adj[a].append((b, d))
-            adj[b].append((a, d))
+        adj: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for i in self.resistors.get(g, []):
+            a, b = self.snap.nets[i][0], self.snap.nets[i][1]
+            adj[a].append((b, i))
+            adj[b].append((a, i))
         ends = sorted(k for k in self.members[g] if len(adj[k]) == 1)
         if len(ends) != 2 or any(len(v) > 2 for v in adj.values()):
             return list(self.members[g])
@@ -104,60 +139,58 @@ class ArrayMap:
     wordlines: list[str]                # wire (group) of each wordline
     bitlines: set[str]                  # wires that bit devices' drains sit on, with other devices
     drains: dict[int, str]              # bit device id -> its drain net name
-
-
-def _terminal_nets(d: kdb.Device) -> dict[str, kdb.Net | None]:
-    dc = d.device_class()
-    return {t.name: d.net_for_terminal(dc.terminal_id(t.name)) for t in dc.terminal_definitions()}
+    geometry: dict[int, tuple] = field(default_factory=dict)   # bit device id -> FOLD_PARAMS (filled on use)
 
 
 def array_map(circuit: kdb.Circuit, vss: str = "VSS") -> ArrayMap:
-    w = _Wires(circuit)
+    snap = _Snap(circuit)
+    w = _Wires(circuit, snap)
     gate_stats: dict[str, list] = defaultdict(lambda: [0, True])     # wire -> [NMOS gates, all bit-like]
-    mos = [d for d in circuit.each_device() if d.device_class().name in MOS]
-    for d in mos:
-        t = _terminal_nets(d)
-        if t["G"] is None:
+    mos = [i for i, c in enumerate(snap.cls) if c in MOS]
+    gate = {}
+    for i in mos:
+        g = snap.of(i, "G")
+        if g is None:
             continue
-        g = w.find(_key(t["G"]))
+        g = gate[i] = w.find(g)
         st = gate_stats[g]
-        sd_vss = any(t[x] is not None and t[x].name == vss for x in ("S", "D"))
-        if d.device_class().name == "NMOS" and sd_vss:
+        if snap.cls[i] == "NMOS" and vss in (snap.of(i, "S"), snap.of(i, "D")):
             st[0] += 1
         else:
             st[1] = False
     wl = {g for g, (n, ok) in gate_stats.items() if ok and n >= MIN_WL_GATES and w.nets[g].name not in ("VDD", vss)}
-    by_wl: dict[str, list[kdb.Device]] = defaultdict(list)
-    for d in mos:
-        t = _terminal_nets(d)
-        if t["G"] is not None and w.find(_key(t["G"])) in wl:
-            by_wl[w.find(_key(t["G"]))].append(d)
+    by_wl: dict[str, list[int]] = defaultdict(list)
+    for i, g in gate.items():
+        if g in wl:
+            by_wl[g].append(i)
     if not by_wl:
         raise WeightfabError(f"circuit '{circuit.name}': no wordlines found (no wire gates only NMOS devices tied to {vss})")
     drains: dict[int, str] = {}
     on_wire: dict[str, int] = defaultdict(int)
     for devs in by_wl.values():
-        for d in devs:
-            t = _terminal_nets(d)
-            dn = t["D"] if t["S"] is not None and t["S"].name == vss else t["S"]
+        for i in devs:
+            dn = snap.of(i, "D") if snap.of(i, "S") == vss else snap.of(i, "S")
             if dn is not None:
-                drains[d.id()] = _key(dn)
-                on_wire[w.find(_key(dn))] += 1
+                drains[snap.ids[i]] = dn
+                on_wire[w.find(dn)] += 1
     bit_ids = set(drains)
     bitlines = set()
-    for d in circuit.each_device():
-        if d.device_class().name not in MOS or d.id() in bit_ids:
+    for i in mos:
+        if snap.ids[i] in bit_ids:
             continue
-        for n in _terminal_nets(d).values():
-            if n is not None and w.find(_key(n)) in on_wire:
-                bitlines.add(w.find(_key(n)))
-    order = _row_order(by_wl)
-    return ArrayMap(w, [by_wl[g] for g in order], order, bitlines, drains)
+        for n in snap.nets[i]:
+            if n is not None and w.find(n) in on_wire:
+                bitlines.add(w.find(n))
+    order = _row_order(snap, by_wl)
+    return ArrayMap(w, [[snap.devices[i] for i in by_wl[g]] for g in order], order, bitlines, drains)
 
 
-def _row_order(by_wl: dict[str, list[kdb.Device]]) -> list[str]:
+def _row_order(snap: _Snap, by_wl: dict[str, list[int]]) -> list[str]:
     """Wordlines sorted across their length (the mean position of their devices on the other axis)."""
-    pos = {g: np.array([[d.trans.disp.x, d.trans.disp.y] for d in devs]) for g, devs in by_wl.items()}
+    pos = {}
+    for g, devs in by_wl.items():
+        disp = [snap.devices[i].trans.disp for i in devs]
+        pos[g] = np.array([[p.x, p.y] for p in disp])
     spread = np.mean([np.ptp(p, axis=0) for p in pos.values()], axis=0)
     across = 1 if spread[0] >= spread[1] else 0
     return sorted(pos, key=lambda g: (round(float(pos[g][:, across].mean()), 3), g))
@@ -196,10 +229,11 @@ def _coarsen(plan: _Plan, w: _Wires, g: str, sections: int, min_section_ohm: flo
     """Merge a ladder into ``sections`` sections (fewer, down to one, when a section would hold less
     than ``min_section_ohm``); the resistance between two sections is the ladder's between their middles."""
     chain = w.chain(g)
-    res = {frozenset((_key(d.net_for_terminal(0)), _key(d.net_for_terminal(1)))): d for d in w.resistors.get(g, [])}
+    sn = w.snap
+    res = {frozenset(sn.nets[i][:2]): i for i in w.resistors.get(g, [])}
     if len(chain) < 2 or len(res) != len(chain) - 1:
         return
-    r_of = np.array([res[frozenset((a, b))].parameter("R") for a, b in zip(chain, chain[1:])])
+    r_of = np.array([sn.devices[res[frozenset((a, b))]].parameter("R") for a, b in zip(chain, chain[1:])])
     sections = max(1, min(sections, int(r_of.sum() // min_section_ohm)))
     if len(chain) <= sections:
         return
@@ -207,17 +241,17 @@ def _coarsen(plan: _Plan, w: _Wires, g: str, sections: int, min_section_ohm: flo
     chunks = [(a, b) for a, b in zip(cuts, cuts[1:]) if b > a]
     inner = [float(r_of[a:b - 1].sum()) for a, b in chunks]
     for i, ((a, b), (c, _)) in enumerate(zip(chunks, chunks[1:])):
-        plan.r_new[res[frozenset((chain[b - 1], chain[c]))].id()] = inner[i] / 2 + float(r_of[b - 1]) + inner[i + 1] / 2
-    for d in res.values():
-        if d.id() not in plan.r_new:
-            plan.drop.add(d.id())
+        plan.r_new[sn.ids[res[frozenset((chain[b - 1], chain[c]))]]] = inner[i] / 2 + float(r_of[b - 1]) + inner[i + 1] / 2
+    for i in res.values():
+        if sn.ids[i] not in plan.r_new:
+            plan.drop.add(sn.ids[i])
     for a, b in chunks:
         plan.join(chain[a:b])
 
 
 def _collapse(plan: _Plan, w: _Wires, g: str) -> None:
     """A wordline that does not switch: one node, its resistors gone."""
-    plan.drop.update(d.id() for d in w.resistors.get(g, []))
+    plan.drop.update(w.snap.ids[i] for i in w.resistors.get(g, []))
     plan.join(list(w.members[g]))
 
 
@@ -231,12 +265,13 @@ class Reduction:
 
 
 def reduce_rows(netlist: kdb.Netlist, rows, bitline_segments: int = 4, bits: np.ndarray | None = None,
-                vss: str = "VSS", min_section_ohm: float = 50.0) -> Reduction:
+                vss: str = "VSS", min_section_ohm: float = 50.0, amap: ArrayMap | None = None) -> Reduction:
     """A copy of ``netlist`` (flat, one circuit) reduced to reads of ``rows`` (wordline indices).
     A bitline keeps at most ``bitline_segments`` RC sections of at least ``min_section_ohm`` each
-    (a section's resistance against the kilohms of the bit device and precharge that drive it)."""
+    (a section's resistance against the kilohms of the bit device and precharge that drive it).
+    ``amap``: the netlist's array_map when the caller reduces it more than once."""
     top = netlist.top_circuit()
-    amap = array_map(top, vss)
+    amap = amap or array_map(top, vss)
     if bits is not None:
         check_rows(amap, bits)
     keep = sorted({int(r) for r in rows})
@@ -249,91 +284,92 @@ def reduce_rows(netlist: kdb.Netlist, rows, bitline_segments: int = 4, bits: np.
     merged = 0
     for r in sorted(set(range(len(amap.rows))) - set(keep)):
         for d in amap.rows[r]:
-            plan.drop.add(d.id())
-            dn = amap.drains.get(d.id())
+            did = d.id()
+            plan.drop.add(did)
+            dn = amap.drains.get(did)
             if dn is not None and w.find(dn) in amap.bitlines:
-                geo = tuple(round(d.parameter(p), 6) for p in FOLD_PARAMS)
+                geo = amap.geometry.get(did)
+                if geo is None:
+                    geo = amap.geometry[did] = tuple(round(d.parameter(p), 6) for p in FOLD_PARAMS)
                 plan.folded[(dn, geo)] += 1
                 merged += 1
         _collapse(plan, w, amap.wordlines[r])
-    nl = _copy(netlist, top, plan, vss)
-    before = sum(1 for _ in top.each_device())
+    nl = _copy(netlist, top, plan, vss, w)
+    before = len(w.snap.devices)
     after = sum(1 for _ in nl.top_circuit().each_device())
     return Reduction(nl, keep, before, after, merged)
 
 
-def _copy(netlist: kdb.Netlist, top: kdb.Circuit, plan: _Plan, vss: str) -> kdb.Netlist:
+def _copy(netlist: kdb.Netlist, top: kdb.Circuit, plan: _Plan, vss: str, w: _Wires) -> kdb.Netlist:
     """The reduced circuit, built anew (removing devices one by one from a KLayout circuit is linear
     in its size): pins, kept devices on their joined nets, the folded bit devices, one wire
     capacitor per net (the sum of its parts); nets left with capacitors only are left out."""
-    nl = netlist.dup()            # the device classes; its circuit is replaced
-    classes = {x.name: x for x in nl.each_device_class()}
-    old = nl.top_circuit()
-    by_key = {_key(n): n for n in top.each_net()}
+    nl = kdb.Netlist()            # built anew (a dup would copy every device first)
+    classes = {}
+    for x in netlist.each_device_class():
+        classes[x.name] = x.dup()
+        nl.add(classes[x.name])
+    by_key, sn = w.nets, w.snap
     c = kdb.Circuit()
     c.name = top.name
     nl.add(c)
     nets: dict[str, kdb.Net] = {}
     used: set[str] = set()
 
-    def net(n: kdb.Net) -> kdb.Net:
-        k = plan.root(_key(n))
+    def net(key: str) -> kdb.Net:
+        k = plan.root(key)
         if k not in nets:
             nets[k] = c.create_net(by_key[k].name or "")
             nets[k].cluster_id = by_key[k].cluster_id       # unnamed nets keep their $<id> names
+        used.add(k)
         return nets[k]
 
     for pin in top.each_pin():
         p = c.create_pin(pin.name())
         n = top.net_for_pin(pin)
         if n is not None:
-            c.connect_pin(p, net(n))
-            used.add(plan.root(_key(n)))
+            c.connect_pin(p, net(_key(n)))
     caps: dict[str, float] = defaultdict(float)
-    cap_class = None
-    for d in top.each_device():
-        if d.id() in plan.drop:
+    for i, d in enumerate(sn.devices):
+        if sn.ids[i] in plan.drop:
             continue
-        dc = classes[d.device_class().name]
+        dc = classes[sn.cls[i]]
         if dc.name == "CWIRE":
-            cap_class = dc
-            caps[plan.root(_key(d.net_for_terminal(0)))] += d.parameter("C")
+            caps[plan.root(sn.nets[i][0])] += d.parameter("C")
             continue
         nd = c.create_device(dc, d.name)
-        for pd in dc.parameter_definitions():
-            nd.set_parameter(pd.name, d.parameter(pd.name))
-        if dc.name == "RWIRE" and d.id() in plan.r_new:
-            nd.set_parameter("R", plan.r_new[d.id()])
+        for k, _ in enumerate(dc.parameter_definitions()):
+            nd.set_parameter(k, d.parameter(k))
+        if dc.name == "RWIRE" and sn.ids[i] in plan.r_new:
+            nd.set_parameter("R", plan.r_new[sn.ids[i]])
         nd.trans = d.trans
-        for td in dc.terminal_definitions():
-            n = d.net_for_terminal(td.id())
-            if n is not None:
-                nd.connect_terminal(td.id(), net(n))
-                used.add(plan.root(_key(n)))
-    _fold(c, classes["NMOS"], by_key, plan, net, vss)
+        for tid, key in enumerate(sn.nets[i]):
+            if key is not None:
+                nd.connect_terminal(tid, net(key))
+    _fold(c, classes["NMOS"], plan, net, vss)
     vss_net = nets[plan.root(vss)]
+    cap_class = classes.get("CWIRE")
     for k, (key, value) in enumerate(sorted(caps.items())):
         if key in used and nets[key] is not vss_net:
             d = c.create_device(cap_class, f"cw{k}")
             d.connect_terminal("A", nets[key])
             d.connect_terminal("B", vss_net)
             d.set_parameter("C", value)
-    nl.remove(old)
     return nl
 
 
-def _fold(c: kdb.Circuit, nmos: kdb.DeviceClass, by_key: dict[str, kdb.Net], plan: _Plan, net, vss: str) -> None:
+def _fold(c: kdb.Circuit, nmos: kdb.DeviceClass, plan: _Plan, net, vss: str) -> None:
     """One NMOS per (bitline section, geometry) for the folded bit devices: gate and source on VSS,
     drain on the section, multiplier m = their count."""
     groups: dict[tuple, int] = defaultdict(int)
     for (dn, geo), m in plan.folded.items():
         groups[(plan.root(dn), geo)] += m
-    vss_net = net(by_key[vss])
+    vss_net = net(vss)
     for k, ((key, geo), m) in enumerate(sorted(groups.items())):
         d = c.create_device(nmos, f"moff{k}")
         for p, v in zip(FOLD_PARAMS, geo):
             d.set_parameter(p, v)
         d.connect_terminal("G", vss_net)
         d.connect_terminal("S", vss_net)
-        d.connect_terminal("D", net(by_key[key]))
+        d.connect_terminal("D", net(key))
         d.set_property("m", m)
