@@ -182,3 +182,21 @@ def test_block_cell_with_an_off_site_shape(chip, tmp_path):
     n, stray = agree(out, tmp_path)
     assert n == len(org) and stray == sorted((int(2 * x) + 2 * int(o[0]), int(2 * y) + 2 * int(o[1])) for o in org)
     assert kinds(verify_layout(out, res.qnet, PDK)) == ["stray"] * len(org)
+
+
+def test_shapes_read_for_some_layers_then_the_rest(chip):
+    """A structure read on the programming and implant layers only (as readback reads it) gives the
+    same shapes as one read on every layer, on those layers and, read on demand, on the others."""
+    path = chip[0]
+    some, full = rb._structure(path, PDK), rb._structure(path, PDK)
+    nsdm, diff, li = PDK.role_gds("nsdm"), PDK.role_gds("diff"), PDK.role_gds("li")
+    some.prefill(list(some.places), layers={PROG, nsdm})
+    full.prefill(list(full.places))
+    assert some.__dict__["_shape_cache"].keys() < full.__dict__["_shape_cache"].keys()
+    for layer in (PROG, nsdm, diff, li):
+        a, b = some.flat_shapes(layer), full.flat_shapes(layer)
+        assert len(a[0]) and np.array_equal(a[0], b[0]) and len(a[1]) == len(b[1])
+        for name in full.places:
+            x, y = some.own_shapes(name, layer), full.own_shapes(name, layer)
+            assert np.array_equal(x[0], y[0]) and len(x[1]) == len(y[1])
+    assert all(some.own_layers(n) == full.own_layers(n) for n in full.places)

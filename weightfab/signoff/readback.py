@@ -3,8 +3,10 @@
 No cell names, properties, labels or side files are used. The arrays are found from the
 implant (nsdm) areas; each array's column pitch, island pitch and origin are measured on
 the diffusion, and the drain-contact rows on the contacts of the first island. The
-programming shapes of the whole file are flattened with numpy, one transformation per
-instance group, and mapped to (column, wordline) sites. Only readback and DRC use KLayout.
+programming shapes are mapped to (column, wordline) sites with numpy: from the file's
+hierarchy, each block cell's shapes once, placed at all its placements by broadcasting
+(sites.py); from a file without regular arrays, flattened, one transformation per instance
+group. Only readback and DRC use KLayout.
 """
 from __future__ import annotations
 
@@ -265,6 +267,9 @@ def _read_bits(path: str | Path, pdk: Pdk):
     arrays and the programming shapes without a Python loop per placement; a file whose arrays are
     not regular references (a flattened copy, another writer) is read geometrically with KLayout."""
     st = _structure(path, pdk)
+    if st is not None:   # only the layers read here: an array's own contacts and metal stay unread
+        st.prefill(list(st.places), layers={pdk.gds(v) for v in {*program_layers(pdk), pdk.programming_layer}}
+                   | ({pdk.role_gds("nsdm")} if pdk.has("nsdm") else set()))
     arrays = structural_arrays(st, pdk) if st is not None else []
     if arrays:   # block cells mapped to sites once, placed by broadcasting (sites.py): no loop per placement
         bits, loose = _stamp(st, [physical(a) for a in arrays], pdk.gds(_one_program_layer(arrays, pdk, path)))

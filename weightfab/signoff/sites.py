@@ -94,7 +94,7 @@ def _sites(g: Grid, j: int, buf: np.ndarray, pts: np.ndarray) -> np.ndarray:
 def pieces(st, layer) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per (cell, orientation) placed in the file with shapes on ``layer``: the shapes' boxes
     [n, 4] in that orientation (a polygon by its bounding box) and the origins [P, 2]."""
-    st.prefill(list(st.places))
+    st.prefill(list(st.places), layers={layer})
     boxes, orgs = [], []
     for name, groups in st.places.items():
         b, ps = st.own_shapes(name, layer)

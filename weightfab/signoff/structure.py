@@ -79,13 +79,23 @@ class Structure:
         if name not in self.__dict__.get("_prefilled", ()):
             self.prefill([name, *self.places])
 
-    def prefill(self, names) -> None:
-        """Read the own shapes of cells ``names`` into the cache, every layer, all cells at once:
-        one pass over their polygons (repetitions kept as numpy offsets, not one gdstk polygon
-        per repeated shape), one numpy conversion for all four-point polygons."""
+    def _unread(self, names, layer: tuple[int, int]) -> list[str]:
+        """The cells of ``names`` whose own shapes on ``layer`` are not in the cache yet."""
+        done, part = self.__dict__.get("_prefilled", ()), self.__dict__.get("_prefilled_on", ())
+        return [n for n in names if n not in done and (n, layer) not in part]
+
+    def prefill(self, names, layers=None) -> None:
+        """Read the own shapes of cells ``names`` into the cache, every layer (or only ``layers``,
+        a set of (layer, datatype): a reader that needs a few layers skips the rest), all cells at
+        once: one pass over their polygons (repetitions kept as numpy offsets, not one gdstk
+        polygon per repeated shape), one numpy conversion for all four-point polygons."""
         cache = self.__dict__.setdefault("_shape_cache", {})
         done = self.__dict__.setdefault("_prefilled", set())
+        part = self.__dict__.setdefault("_prefilled_on", set())
         names = [n for n in dict.fromkeys(names) if n not in done]
+        if layers is not None:
+            layers = set(layers)
+            names = [n for n in names if any((n, ly) not in part for ly in layers)]
         if not names:
             return
         polys, counts = [], []
@@ -94,6 +104,8 @@ class Structure:
             ps = list(cell.polygons)
             for path in cell.paths:
                 ps += path.to_polygons()
+            if layers is not None:
+                ps = [q for q in ps if (q.layer, q.datatype) in layers]
             polys += ps
             counts.append(len(ps))
         offs = [_offsets(p.repetition, self.scale) for p in polys]
@@ -128,12 +140,16 @@ class Structure:
                      for i in order[s0 + nb:s1]]
             cache[(n, ly)] = (flat[s0:s0 + nb], other)
             own.setdefault(n, set()).add(ly)
-        done.update(names)
+        if layers is None:
+            done.update(names)
+        else:
+            part.update((n, ly) for n in names for ly in layers)
 
     def own_shapes(self, name: str, layer: tuple[int, int]):
         """The cell's own shapes on ``layer``, repetitions applied, cell coordinates: boxes [B, 4]
         int64 (x0, y0, x1, y1) and the other polygons (a list of [V, 2] int64); cached."""
-        self._ensure(name)
+        if self._unread([name], layer):
+            self._ensure(name)
         return self._shape_cache.get((name, layer), _EMPTY)
 
     def _own(self, name: str, layer: tuple[int, int]) -> list[np.ndarray]:
@@ -152,7 +168,7 @@ class Structure:
         every placement, top coordinates: boxes [N, 4] int64 (one numpy broadcast per cell and
         orientation) and the other polygons (a list of [V, 2] int64)."""
         names = list(self.places) if names is None else list(names)
-        self.prefill(names)
+        self.prefill(self._unread(names, layer))
         out, polys = [np.zeros((0, 4), np.int64)], []
         for name in names:
             b, ps = self.own_shapes(name, layer)
@@ -171,7 +187,7 @@ class Structure:
         """Centres x2 (integral) [P, 2] int64 of every shape on ``layer`` outside the regular
         arrays; with ``sizes``, also the shapes' sizes [P, 2] (dbu; (-1, -1) for a non-box)."""
         parts, total = [], 0
-        self.prefill(list(self.places))
+        self.prefill(self._unread(list(self.places), layer))
         for name, groups in self.places.items():
             c2, sz = self._own_centres(name, layer)
             if len(c2):
