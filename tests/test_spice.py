@@ -93,7 +93,7 @@ def test_removed_via_flips_exactly_that_bit(macro16, tmp_path):
     from weightfab.signoff.parasitics import extract_with_caps
     model, gds, bits, macro, geom = macro16
     col, row = map(int, np.argwhere(bits == 1)[0])
-    sx, sy = geom.site_xy(np.array([col]), np.array([row]))
+    sx, sy = geom.site_xy(np.array([col]), np.array([row]), macro.taps)
     bad = tmp_path / "cut.gds"
     remove_via(gds, bad, macro.name, int(sx[0]), int(sy[0]))
     pdk = load_pdk("sky130")

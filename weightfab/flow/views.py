@@ -11,6 +11,7 @@ Per engine ``<e>`` (the model's layer name):
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +21,6 @@ from ..errors import LayoutReadError, UsageError
 from ..signoff.readback import read_bits
 from ..tech.pdk import load_pdk
 from .simulate import PIN_LAYERS, REDUCE_ABOVE_ROWS, macro_cells, model_bits
-
-# extracted/reference SPICE and the Liberty characterisation run on macros up to this many bits
-# (a flat transistor netlist of a larger one is millions of devices: extraction takes too long)
-MAX_SPICE_BITS = 1 << 16
 
 
 @dataclass
@@ -80,16 +77,13 @@ def _engine_views(run: ViewsRun, layout: Path, pdk_, i: int, name: str, mbits: n
         run.files.append(p)
         info["lef"] = {"size_um": [round(lef.size[0], 3), round(lef.size[1], 3)], "pins": len(lef.pins)}
         nbits = sum(1 for pin in lef.pins if pin.name.startswith(f"{name}_addr["))
-        ext = None
-        if bits.size > MAX_SPICE_BITS:
-            run.notes.append(f"engine {i} '{name}': {bits.size:,} bits > {MAX_SPICE_BITS:,}: no SPICE netlists "
-                             "and no Liberty (bank the layer; simulate a smaller engine)")
-        else:
-            files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
-            run.files += files
-            if ext is None:
-                run.notes.append(f"engine {i} '{name}': no Liberty on {pdk_.name} (the characterisation runs "
-                                 "with the SKY130 device models only)")
+        t0 = time.perf_counter()
+        files, ext = _spice_views(layout, pdk_, cell, name, bits, out)
+        run.files += files
+        info["spice_seconds"] = round(time.perf_counter() - t0, 1)      # extraction and both netlists written
+        if ext is None:
+            run.notes.append(f"engine {i} '{name}': no Liberty on {pdk_.name} (the characterisation runs "
+                             "with the SKY130 device models only)")
         if liberty and ext is not None:
             lib = _liberty(ext, name, cell, bits, corners, lef.size[0] * lef.size[1], out)
             run.files += lib.pop("files")
@@ -112,7 +106,7 @@ def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float
     reduce = bits.shape[1] > REDUCE_ABOVE_ROWS
     info = {"files": [], "netlist": "reduced to the two words read" if reduce else "extracted", "tco_ns": {},
             "setup_ns": {}, "hold_ns": {}, "en_setup_ns": {}, "en_hold_ns": {}, "energy_pj": {}, "leakage_nw": {},
-            "pin_cap_ff": {}, "seconds": {}}
+            "pin_cap_ff": {}, "seconds": {}, "period_ns": {}}
     for c in corners:
         t = characterize(ext, bits[ports.douts], c, reduce=reduce)
         p = out / f"{cell}.{c}.lib"
@@ -128,6 +122,7 @@ def _liberty(ext, prefix: str, cell: str, bits: np.ndarray, corners, area: float
         info["en_hold_ns"][c] = round(t.en_hold * 1e9, 4)
         info["pin_cap_ff"][c] = {k: round(v * 1e15, 3) for k, v in t.pin_cap.items()}
         info["seconds"][c] = round(t.seconds, 1)
+        info["period_ns"][c] = round(t.period * 1e9, 3)
     return info
 
 

@@ -226,7 +226,7 @@ class SpiceRun:
 _MEAS = re.compile(r"^\s*([a-z_][\w]*)\s*=\s*([-+0-9.eE]+)", re.M | re.I)
 
 
-def run(deck: str, save: list[str] = (), timeout: float = 1800, workdir: str | Path | None = None) -> SpiceRun:
+def run(deck: str, save: list[str] = (), timeout: float = 4 * 3600, workdir: str | Path | None = None) -> SpiceRun:
     """Run ``deck`` (a complete netlist with ``.tran`` and ``.measure``s, no ``.end`` needed) in ngspice
     batch mode; ``save`` names the vectors written to a table (e.g. ``v(dout_0_)``, ``i(vvdd)``)."""
     import time as _time
