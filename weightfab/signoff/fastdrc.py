@@ -35,20 +35,20 @@ file is not a regular weightfab layout, is run by the full check on the file, so
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 
-import klayout.db as kdb
 import numpy as np
 
 from ..rom.viastack import program, program_layers
 from ..tech.pdk import Pdk
 from .drc import DrcReport, _check, _Layers, rule_result, run_drc
-from .periodic import (Items, Matcher, Refs, band_index, bands_of, clear_of, compact_boxes, compact_region, cuts_for,
-                       extents, poly_kinds, shift_of, subset)
+from .periodic import Items, Matcher, Refs, bands_of, cuts_for, extents, poly_kinds, stacks, subset
+from .template import Builder, Frame, Piece, compact_x, in_cores, piece_items, window
 from .taprows import runs_of
 from .readback import structural_arrays
 from .structure import IDENT, box_transform, read_structure
 
-DEEP_FROM = 20_000   # template shapes and instances from which the template is checked deep
+DEEP_FROM = 30_000   # flattened template shapes from which a template that its cells shrink twice is checked deep
 MONOTONE = {  # rule kind -> positions where the programming layer may appear (more shapes, more violations)
     "width": {"layer"}, "spacing": {"layer"}, "area": {"layer"}, "exact_size": {"layer"},
     "separation": {"layer", "other"}, "enclosure": {"other"}, "enclosure_adjacent": {"other"},
@@ -63,17 +63,24 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
         rep = run_drc(path, pdk, max_examples, progress=progress)
         return _with(rep, notes, t0)
     ctx, full_rules, top_name = plan
+    full_rules = set(full_rules) | _reach_rules(pdk, notes)
     results, fails = {}, []
     todo = [r for r in pdk.rules if r.name not in full_rules]
-    for (xc, yc), rules in _groups(ctx, todo).items():   # yc: per column band
-        ctx.cells = {}
-        layout, top = _template(ctx, rules, xc, yc)
+    for (xc, pieces), rules in _groups(ctx, todo).items():
+        names = sorted({n for r in rules for n in _bases(ctx.pdk, r) if n in ctx.items})
+        frame = Frame(pieces, xc, *ctx.yspan)
+        b = Builder(ctx, names, frame)
+        layout, top = b.build()
         L = _Layers(layout, top, ctx.pdk)
-        # a large template (a decoder's rows that differ, kept whole) runs deep: its cells'
-        # shapes are checked once per context; a small one flat, where hierarchy costs more
-        L.flat = sum(top.shapes(i).size() for i in layout.layer_indexes()) + top.child_instances() < DEEP_FROM
+        # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
+        # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
+        L.flat = b.flat < DEEP_FROM or b.flat < 2 * b.hier
+        cores = frame.cores() if frame.split else None
         for rule in rules:
-            res = rule_result(rule, _check(rule, L, layout.dbu), layout.dbu, 0, {})
+            found = _check(rule, L, layout.dbu)
+            res = rule_result(rule, found, layout.dbu, 0, {})
+            if res.count and cores is not None and not in_cores(found, cores):
+                res = replace(res, count=0, examples=())   # only beside a split piece's window edge
             if res.count:
                 fails.append(rule.name)
             results[rule.name] = res
@@ -93,7 +100,6 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
 
 
 def _with(rep: DrcReport, notes: list[str], t0: float) -> DrcReport:
-    from dataclasses import replace
     return replace(rep, mode="fast", notes=tuple(notes), seconds=time.perf_counter() - t0)
 
 
@@ -104,7 +110,11 @@ class _Ctx:
         self.st, self.pdk, self.arrays, self.items, self.refs = st, pdk, arrays, items, refs
         self.notes = notes
         self.match: dict = {}
-        self.cells: dict = {}
+        self.via = _via(pdk)
+        ys = [np.concatenate([it.boxes[:, [1, 3]], it.poly_bb[:, [1, 3]]]) for it in items.values()]
+        ys += [refs.bbox[:, [1, 3]], np.array([[r.y, r.y_end] for _, r in arrays], np.int64)]
+        ys = np.concatenate(ys)
+        self.yspan = (int(ys.min()), int(ys.max()))
 
 
 def _prove(path, pdk: Pdk, notes: list[str]):
@@ -147,6 +157,16 @@ def _prove(path, pdk: Pdk, notes: list[str]):
         has = np.array([ppdk.gds(n) in _cell_layers(st, c) for c, _ in refs.kinds], bool)
         items[n] = Items(b, ps, bb, kinds, np.flatnonzero(has[refs.kind]) if len(refs.kind) else refs.kind)
     return _Ctx(st, ppdk, arrays, items, refs, notes), full_rules, st.top
+
+
+def _reach_rules(pdk: Pdk, notes: list[str]) -> set[str]:
+    """The tap-distance rules (kind max_distance: 15-20 µm, far past any template's halo), checked on
+    the whole file in KLayout's deep mode: the arrays' bit cells once, the tap rows and the
+    periphery's taps as drawn."""
+    names = {r.name for r in pdk.rules if r.kind == "max_distance"}
+    if names:
+        notes.append(f"{', '.join(sorted(names))} (tap distance) checked deep on the file")
+    return names
 
 
 def _bit_arrays(st, pdk: Pdk):
@@ -373,165 +393,83 @@ def _on_sites(org, pc, lo, hi, res, par, box) -> np.ndarray:
 # -- rules, cuts and templates -------------------------------------------------------------------
 
 def _groups(ctx: _Ctx, rules) -> dict:
-    """Rules by their cuts: (x-cuts, ((band x0, band x1, y-cuts), ...)) -> rules, each rule cut on
-    the layers it reads; along y each column band (content separated by an empty gap wider than
-    the halo) is cut on its own."""
+    """Rules by their cuts: (x-cuts, pieces (template.Piece)) -> rules, each rule cut on the layers
+    it reads; along y each column band (content separated by an empty gap wider than the halo) is
+    cut on its own, or split at its arrays' x-edges where that removes more."""
     out: dict = {}
-    bit = [r for _, r in ctx.arrays]
+    bit = stacks([r for _, r in ctx.arrays])
     by_layers: dict = {}
     for rule in rules:
         by_layers.setdefault(tuple(sorted(n for n in _bases(ctx.pdk, rule) if n in ctx.items)), []).append(rule)
     for layers, rs in by_layers.items():
         out.setdefault(_cuts(ctx, layers, bit, _halo(ctx.pdk, rs)), []).extend(rs)
     nb = sorted({len(b) for _, b in out})
-    ny = sum(len(yc) for _, b in out for *_, yc in b)
+    ny = sum(len(pc.yc) for _, b in out for pc in b)
+    ns = sum(1 for _, b in out for pc in b if pc.halo)
     ctx.notes.append(f"templates: {len(out)}, x-cuts {'/'.join(str(n) for n in sorted({len(x) for x, _ in out}))}, "
-                     f"column bands {'/'.join(map(str, nb))}, y-cuts {ny} in all; "
+                     f"pieces {'/'.join(map(str, nb))} ({ns} split at arrays), y-cuts {ny} in all; "
                      f"{len(ctx.refs.kind):,} cell placements kept whole")
     return out
 
 
 def _halo(pdk: Pdk, rules) -> int:
     """How far (dbu) the cuts stay from anything that does not repeat, for ``rules``: four times
-    their largest distance plus 1 µm (an area rule reaches no farther than its polygon)."""
-    v = max((r.value for r in rules if r.kind != "area"), default=0.0)
+    their largest distance plus 1 µm (an area rule reaches no farther than its polygon; a
+    max_distance rule, ``layer`` not within v of ``other``, reaches v: twice that)."""
+    v = max((r.value * (0.5 if r.kind == "max_distance" else 1.0) for r in rules if r.kind != "area"), default=0.0)
     return round(4 * v / pdk.dbu_um) + round(1.0 / pdk.dbu_um)
 
 
-def _cuts(ctx: _Ctx, layers, bit, halo: int):
+def _matchers(ctx: _Ctx, layers, axis: int, key: tuple, pick):
+    """Matchers (and their caches) of ``layers`` along ``axis`` on the items ``pick`` chooses."""
     ms, cs = [], []
     for n in layers:
-        if (n, 0) not in ctx.match:
-            ctx.match[(n, 0)] = (Matcher(ctx.items[n], ctx.refs, 0), {})
-        ms.append(ctx.match[(n, 0)][0])
-        cs.append(ctx.match[(n, 0)][1])
-    xc = tuple(cuts_for(ms, cs, bit, 0, halo))
+        k = (n, axis) + key
+        if k not in ctx.match:
+            ctx.match[k] = (Matcher(pick(ctx.items[n]), ctx.refs, axis), {})
+        ms.append(ctx.match[k][0])
+        cs.append(ctx.match[k][1])
+    return ms, cs
+
+
+def _cuts(ctx: _Ctx, layers, bit, halo: int):
+    """(x-cuts, pieces) of ``layers``: x-cuts over the whole file, then per column band its y-cuts
+    (the band whole, or split at its arrays' x-edges)."""
+    xc = tuple(cuts_for(*_matchers(ctx, layers, 0, (), lambda it: it), bit, 0, halo))
     ext = [extents(ctx.items[n], ctx.refs) for n in layers] + [np.array([[r.x, r.x_end] for r in bit], np.int64)]
-    bands = []
+    pieces = []
     for b0, b1 in bands_of(np.concatenate(ext), halo):
         arrs = [r for r in bit if b0 <= r.x and r.x_end <= b1]
         yc = ()
         if arrs:
-            ms, cs = [], []
-            for n in layers:
-                key = (n, 1, b0, b1)
-                if key not in ctx.match:
-                    ctx.match[key] = (Matcher(subset(ctx.items[n], ctx.refs, b0, b1), ctx.refs, 1), {})
-                ms.append(ctx.match[key][0])
-                cs.append(ctx.match[key][1])
+            ms, cs = _matchers(ctx, layers, 1, (b0, b1), lambda it: subset(it, ctx.refs, b0, b1))
             yc = tuple(cuts_for(ms, cs, arrs, 1, halo))
-        bands.append((b0, b1, yc))
-    return xc, tuple(bands)
+        pieces += _split(ctx, layers, Piece(b0, b1, yc, 0), arrs, xc, halo)
+    return xc, tuple(pieces)
 
 
-def _trans(m, x: int, y: int) -> kdb.Trans:
-    for rot in range(4):
-        for mirror in (False, True):
-            c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][rot]
-            my = -1 if mirror else 1
-            if (c, -s * my, s, c * my) == tuple(m):
-                return kdb.Trans(rot, mirror, int(x), int(y))
-    raise ValueError(f"not an orthogonal orientation: {m}")
+def _split(ctx: _Ctx, layers, whole: Piece, arrs, xc, halo: int) -> list[Piece]:
+    """The column band ``whole``, or its parts between its arrays' x-edges, each with its own
+    y-cuts proven on the items its window meets (template.py), when they keep less: the content
+    beside an array (a row decoder's metal) may differ from row to row where the array repeats."""
+    seams = sorted({v for r in arrs for v in (r.x, r.x_end) if whole.c0 < v < whole.c1})
+    if not seams:
+        return [whole]
+    edges = [whole.c0, *seams, whole.c1]
+    parts = []
+    for c0, c1 in zip(edges[:-1], edges[1:]):
+        pc = Piece(c0, c1, (), halo)
+        lo, hi = window(pc, xc)
+        near = [r for r in arrs if compact_x([r.x_end], xc)[0] >= lo and compact_x([r.x], xc)[0] <= hi]
+        if near:
+            ms, cs = _matchers(ctx, layers, 1, (c0, c1, halo, xc), lambda it: piece_items(it, ctx.refs, pc, xc))
+            pc = pc._replace(yc=tuple(cuts_for(ms, cs, near, 1, halo)))
+        parts.append(pc)
+    height = ctx.yspan[1] - ctx.yspan[0]
 
-
-def _template(ctx: _Ctx, rules, xc, bands):
-    """The template of ``rules``: their layers compacted along the cuts (along y per column band),
-    kept cells as instances, the bit arrays with every site programmed."""
-    pdk, st = ctx.pdk, ctx.st
-    names = sorted({n for r in rules for n in _bases(pdk, r) if n in ctx.items})
-    layout = kdb.Layout()
-    layout.dbu = pdk.dbu_um
-    top = layout.create_cell("TEMPLATE")
-    idx = {n: layout.layer(*pdk.gds(n)) for n in names}
-    across = {(n, k): kdb.Region() for n in names for k in range(len(bands))}
-    for n in names:
-        it = ctx.items[n]
-        shapes = top.shapes(idx[n])
-        bi = band_index(it.boxes, bands)
-        for k, (_, _, yc) in enumerate(bands):
-            for x0, y0, x1, y1 in compact_boxes(it.boxes[bi == k], xc, yc).tolist():
-                shapes.insert(kdb.Box(x0, y0, x1, y1))
-        for p, (k, state, dx, dy) in zip(it.polys, _place(it.poly_bb, xc, bands)):
-            poly = kdb.Polygon([kdb.Point(int(x), int(y)) for x, y in p])
-            if state == 1:
-                shapes.insert(poly.moved(-dx, -dy))
-            elif state == 2:
-                across[(n, k)].insert(poly)
-    refs = ctx.refs
-    use = np.unique(np.concatenate([ctx.items[n].refs for n in names])) if names else np.zeros(0, np.int64)
-    for j, (k, state, dx, dy) in zip(use.tolist(), _place(refs.bbox[use], xc, bands)):
-        cell, m = refs.kinds[refs.kind[j]]
-        if state == 1:
-            c = _cell(ctx, layout, cell, names)
-            x, y = refs.origin[j]
-            top.insert(kdb.CellInstArray(c.cell_index(), _trans(m, x - dx, y - dy)))
-        elif state == 2:
-            for n in names:
-                g = pdk.gds(n)
-                for poly in st.cells[cell].get_polygons(layer=g[0], datatype=g[1]):
-                    pts = np.rint(poly.points * st.scale).astype(np.int64) @ np.array(m, np.int64).reshape(2, 2).T
-                    pts = pts + refs.origin[j]
-                    across[(n, k)].insert(kdb.Polygon([kdb.Point(int(x), int(y)) for x, y in pts]))
-    for (n, k), reg in across.items():
-        if not reg.is_empty():
-            top.shapes(idx[n]).insert(compact_region(compact_region(reg, xc, 0), bands[k][2], 1))
-    _bit_template(ctx, layout, top, names, xc, bands)
-    return layout, top
-
-
-def _place(bb: np.ndarray, xc, bands) -> list:
-    """Per bounding box: (band, 0 drop | 1 move | 2 across a cut, dx, dy)."""
-    k = band_index(bb, bands)
-    ix, cx = clear_of(bb, xc, 0, 2)
-    iy, cy = np.zeros(len(bb), bool), np.zeros(len(bb), bool)
-    dy = np.zeros(len(bb), np.int64)
-    for b, (_, _, yc) in enumerate(bands):
-        sel = k == b
-        i, c = clear_of(bb[sel], yc, 1, 3)
-        iy[sel], cy[sel], dy[sel] = i, c, shift_of(bb[sel, 1], yc)
-    dx = shift_of(bb[:, 0], xc)
-    state = np.where(ix | iy, 0, np.where(cx | cy, 2, 1))
-    return list(zip(k.tolist(), state.tolist(), dx.tolist(), dy.tolist()))
-
-
-def _cell(ctx: _Ctx, layout, name: str, names) -> kdb.Cell:
-    key = name
-    if key not in ctx.cells:
-        st, pdk = ctx.st, ctx.pdk
-        c = layout.create_cell(f"K{len(ctx.cells)}")
-        for n in names:
-            g = pdk.gds(n)
-            for poly in st.cells[name].get_polygons(layer=g[0], datatype=g[1]):
-                pts = np.rint(poly.points * st.scale).astype(np.int64)
-                c.shapes(layout.layer(*g)).insert(kdb.Polygon([kdb.Point(int(x), int(y)) for x, y in pts]))
-        ctx.cells[key] = c
-    return ctx.cells[key]
-
-
-def _bit_template(ctx: _Ctx, layout, top, names, xc, bands):
-    """The bit arrays, compacted, each with every site programmed."""
-    pdk, st = ctx.pdk, ctx.st
-    via, prog = _via(pdk), pdk.programming_layer
-    keys = {pdk.gds(n) for n in names}
-    cells = {}
-    for a, r in ctx.arrays:
-        if r.cell not in cells:
-            c = layout.create_cell(f"A{len(cells)}")
-            for poly in st.cells[r.cell].get_polygons():
-                key = (poly.layer, poly.datatype)
-                if key in keys:
-                    pts = np.rint(poly.points * st.scale).astype(np.int64)
-                    c.shapes(layout.layer(*key)).insert(kdb.Polygon([kdb.Point(int(x), int(y)) for x, y in pts]))
-            if prog in names:
-                sx = a.x0 - r.x
-                for dy in a.drains:   # every site programmed
-                    sy = a.y0 - r.y + dy
-                    c.shapes(layout.layer(*pdk.gds(prog))).insert(
-                        kdb.Box(sx - via // 2, sy - via // 2, sx + via // 2, sy + via // 2))
-            cells[r.cell] = c
-        yc = bands[int(band_index(np.array([[r.x, r.y, r.x_end, r.y_end]]), bands)[0])][2]
-        nx = r.nx - sum(b - a_ for a_, b in xc if r.x <= a_ < r.x_end) // max(r.dx, 1)
-        ny = r.ny - sum(b - a_ for a_, b in yc if r.y <= a_ < r.y_end) // max(r.dy, 1)
-        x, y = r.x - int(shift_of(np.array([r.x]), xc)[0]), r.y - int(shift_of(np.array([r.y]), yc)[0])
-        top.insert(kdb.CellInstArray(cells[r.cell].cell_index(), kdb.Trans(x, y), kdb.Vector(r.dx, 0),
-                                     kdb.Vector(0, r.dy), nx, ny))
+    def kept(pc, extra):
+        a, b = compact_x([pc.c0, pc.c1], xc).tolist()
+        return (b - a + extra) * (height - sum(v - u for u, v in pc.yc))
+    if sum(kept(pc, 2 * halo) for pc in parts) < kept(whole, 0):
+        return parts
+    return [whole]

@@ -154,49 +154,81 @@ class Strip:
     a: int
     b: int
     arrays: tuple   # array defect intervals
+    grid: int
 
 
-def strips(arrays, axis: int, p: int, halo: int) -> tuple[int, list[Strip]] | None:
-    """The array pitch along the axis and each array's cut candidate for period p (None when the
-    arrays do not share a pitch)."""
-    d0 = arrays[0].dx if axis == 0 else arrays[0].dy
-    if d0 <= 0 or any((r.dx if axis == 0 else r.dy) != d0 for r in arrays):
-        return None
-    m = math.ceil((halo + p) / d0) + 1
+@dataclass(frozen=True)
+class Stack:
+    """Equal runs of one bit array stacked along y at one spacing (the runs between tap rows):
+    its pitch along y is the spacing (``dy``, ``ny`` runs), its grid the runs' own row pitch."""
+    cell: str
+    x: int
+    y: int
+    nx: int
+    ny: int
+    dx: int
+    dy: int
+    grid: int
+    rows: int        # rows per run
+    runs: tuple = field(default=(), compare=False)   # the runs (ArrayRef)
+
+    @property
+    def x_end(self) -> int:
+        return self.x + self.nx * self.dx
+
+    @property
+    def y_end(self) -> int:
+        return self.y + (self.ny - 1) * self.dy + self.rows * self.grid
+
+
+def span(r, axis: int) -> tuple[int, int, int, int]:
+    """(start, end, pitch, grid) of an array (ArrayRef or Stack) along ``axis``."""
+    if axis == 0:
+        return r.x, r.x + r.nx * r.dx, r.dx, r.dx
+    if isinstance(r, Stack):
+        return r.y, r.y_end, r.dy, r.grid
+    return r.y, r.y + r.ny * r.dy, r.dy, r.dy
+
+
+def strips(arrays, axis: int, p: int, halo: int) -> list[Strip]:
+    """Each array's cut candidate for period p (arrays whose pitch divides p), a halo, the period
+    and one grid step inside its ends; the other arrays are defects: their ends, or their whole
+    range where p is not a multiple of their pitch."""
     out = []
     for r in arrays:
-        start, n = (r.x, r.nx) if axis == 0 else (r.y, r.ny)
-        if n - 2 * m < 2 * (p // d0):
+        start, end, d0, g = span(r, axis)
+        if d0 <= 0 or p % d0:
             continue
-        a, b = start + m * d0, start + (n - m) * d0
+        m = (math.ceil((halo + p) / g) + 1) * g
+        a, b = start + m, end - m
+        if b - a < 2 * p:
+            continue
         bad = []
         for o in arrays:
             if o is r:
                 continue
-            s, k, d = (o.x, o.nx, o.dx) if axis == 0 else (o.y, o.ny, o.dy)
-            e = s + k * d
-            if e <= a - m * d0 - halo or s >= b + m * d0 + halo:
+            s, e, d, _ = span(o, axis)
+            if e <= a - m - halo or s >= b + m + halo:
                 continue
-            if p % d:
+            if d <= 0 or p % d:
                 bad.append((s - halo - p, e + halo + p))
             else:
-                bad += [(s - halo - p - m * d, s + halo + p + m * d), (e - halo - p - m * d, e + halo + p + m * d)]
-        out.append(Strip(start, a, b, tuple(bad)))
-    return d0, out
+                bad += [(s - halo - p - m, s + halo + p + m), (e - halo - p - m, e + halo + p + m)]
+        out.append(Strip(start, a, b, tuple(bad), g))
+    return out
 
 
 def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
-    """The best cuts along ``axis`` for the layers of ``matchers``: per period the bands free of
-    defects (grown by halo + period), the period that removes the most; [] when none."""
+    """The best cuts along ``axis`` for the layers of ``matchers``: per period (a few multiples of
+    each array pitch) the bands free of defects (grown by halo + period), the period that removes
+    the most; [] when none."""
     best, best_len = [], 0
-    for t in PERIODS:
-        got = strips(arrays, axis, t * (arrays[0].dx if axis == 0 else arrays[0].dy), halo)
-        if got is None:
-            return []
-        d0, sts = got
-        p = t * d0
+    pitches = {span(r, axis)[2] for r in arrays} | {span(u, axis)[2] for r in arrays for u in getattr(r, "runs", ())}
+    for p in sorted({t * d for d in pitches - {0} for t in PERIODS}):
         cuts = []
-        for s in sts:
+        # a stack whose spacing does not divide p: its runs, each cut on its own
+        arrs = [u for r in arrays for u in (r.runs if isinstance(r, Stack) and p % span(r, axis)[2] else (r,))]
+        for s in strips(arrs, axis, p, halo):
             w0, w1 = s.a - halo, s.b + halo
             bad = [np.array(s.arrays, np.int64).reshape(-1, 2)]
             for mt, cache in zip(matchers, caches):
@@ -204,7 +236,7 @@ def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
                 if len(dv):
                     bad.append(dv + np.array([-(halo + p), halo + p]))
             for x0, x1 in subtract((s.a, s.b), merge_intervals(np.concatenate(bad))):
-                x0 = s.start + math.ceil((x0 - s.start) / d0) * d0
+                x0 = s.start + math.ceil((x0 - s.start) / s.grid) * s.grid
                 if x1 - x0 >= p:
                     cuts.append((x0, x0 + (x1 - x0) // p * p))
         cuts = _union(cuts, p)
@@ -212,6 +244,34 @@ def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
         if total > best_len:
             best, best_len = cuts, total
     return best
+
+
+def stacks(arrays) -> list:
+    """The arrays for the cuts: runs of one array stacked along y at one spacing (bit arrays
+    between tap rows) as one array of that spacing, each maximal sequence of three or more equal
+    runs (cell, x, columns, pitches, rows); every other array as it is."""
+    groups: dict = {}
+    for r in arrays:
+        groups.setdefault((r.cell, r.x, r.nx, r.dx, r.dy, r.ny), []).append(r)
+    out = []
+    for rs in groups.values():
+        rs = sorted(rs, key=lambda r: r.y)
+        i = 0
+        while i < len(rs):
+            j = i + 1
+            if j < len(rs):
+                step = rs[j].y - rs[i].y
+                while (j < len(rs) and rs[j].y - rs[j - 1].y == step and step >= rs[i].ny * rs[i].dy
+                       and rs[i].dy > 0 and step % rs[i].dy == 0):
+                    j += 1
+            if j - i >= 3:
+                r = rs[i]
+                out.append(Stack(r.cell, r.x, r.y, r.nx, j - i, r.dx, step, r.dy, r.ny, tuple(rs[i:j])))
+                i = j
+            else:
+                out.append(rs[i])
+                i += 1
+    return out
 
 
 def _union(cuts, p):

@@ -1,0 +1,262 @@
+"""The fast DRC's templates (fastdrc.py): the file's content for a set of rules, cut and glued, as a
+small KLayout layout, in *pieces*.
+
+A piece is an x-range of a column band with its own y-cuts. A whole column band (content set apart
+from the rest by an empty gap wider than the rules' reach) is one piece with nothing beyond its
+edges. A band may also be split at its arrays' x-edges when the arrays repeat along y but what is
+beside them does not (a row decoder whose metal differs from wordline to wordline would otherwise
+keep every array row in the metal rules' templates): each part, its *core*, is a piece of its own
+with a *window* that reaches ``halo`` beyond the core on both sides. The window holds every item
+(box, polygon, cell placement, array column) whose x-extent in the x-compacted template meets it,
+whole, and the piece's y-cuts are proven on exactly those items (periodic.py), so every window of
+the rules' reach inside the core and ``halo`` around it is a window of the file. Beyond the window
+content is missing, which can only make violations appear near the window's edges (a shape whose
+neighbour is left out), never hide one in the core: a violation counts when its marker touches a
+core (``core_boxes``), and cores tile the band. The pieces of one band are placed one above the
+other, far enough apart that no rule reaches from one to the next.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import klayout.db as kdb
+import numpy as np
+
+from .periodic import Items, Refs, clear_of, compact_boxes, compact_region, shift_of
+
+
+class Piece(NamedTuple):
+    c0: int          # core x-range, file coordinates
+    c1: int
+    yc: tuple        # y-cuts ((a, b), ...)
+    halo: int        # 0: a whole column band; else how far its window reaches beyond the core
+
+
+def compact_x(v, xc) -> np.ndarray:
+    v = np.asarray(v, np.int64)
+    return v - shift_of(v, xc)
+
+
+def window(pc: Piece, xc) -> tuple[int, int]:
+    """The piece's window along x in template (x-compacted) coordinates."""
+    a, b = compact_x([pc.c0, pc.c1], xc).tolist()
+    return a - pc.halo, b + pc.halo
+
+
+def select(bb: np.ndarray, pc: Piece, xc) -> np.ndarray:
+    """Which bounding boxes [N, 4] (file coordinates) belong to the piece: a whole band takes the
+    items that start in it; a split piece every item whose compacted x-extent meets its window."""
+    if not pc.halo:
+        return (bb[:, 0] >= pc.c0) & (bb[:, 0] <= pc.c1)
+    lo, hi = window(pc, xc)
+    return (compact_x(bb[:, 2], xc) >= lo) & (compact_x(bb[:, 0], xc) <= hi)
+
+
+class Frame:
+    """Where each piece goes in the template: split pieces one above the other (``step`` apart,
+    more than the content's height and twice the largest halo), whole bands where they are."""
+
+    def __init__(self, pieces, xc, y0: int, y1: int):
+        h = max([pc.halo for pc in pieces] + [1])
+        self.margin = 2 * h + 1000
+        self.step = (y1 - y0) + 2 * self.margin
+        self.y0, self.y1, self.xc = y0, y1, xc
+        self.oy, k = [], 0
+        for pc in pieces:
+            if pc.halo:
+                k += 1
+            self.oy.append(k * self.step if pc.halo else 0)
+        self.split = k > 0
+        self.pieces = pieces
+
+    def cores(self) -> np.ndarray:
+        """The cores [P, 4] in template coordinates (a whole band: its range and a margin)."""
+        out = []
+        for pc, oy in zip(self.pieces, self.oy):
+            a, b = compact_x([pc.c0, pc.c1], self.xc).tolist()
+            m = 0 if pc.halo else self.margin
+            out.append((a - m, self.y0 + oy - self.margin, b + m, self.y1 + oy + self.margin))
+        return np.array(out, np.int64).reshape(-1, 4)
+
+
+def in_cores(collections, cores: np.ndarray) -> int:
+    """How many markers of ``collections`` touch a core."""
+    n = 0
+    for c in collections:
+        if c.is_empty():
+            continue
+        for item in c.each():
+            b = item.bbox()
+            n += bool(((cores[:, 0] <= b.right) & (cores[:, 2] >= b.left) & (cores[:, 1] <= b.top)
+                       & (cores[:, 3] >= b.bottom)).any())
+    return n
+
+
+def place(bb: np.ndarray, xc, yc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per bounding box: 0 drop (inside a cut), 1 move, 2 across a cut; and its shift (dx, dy)."""
+    ix, cx = clear_of(bb, xc, 0, 2)
+    iy, cy = clear_of(bb, yc, 1, 3)
+    state = np.where(ix | iy, 0, np.where(cx | cy, 2, 1))
+    return state, shift_of(bb[:, 0], xc), shift_of(bb[:, 1], yc)
+
+
+def trans(m, x: int, y: int) -> kdb.Trans:
+    for rot in range(4):
+        for mirror in (False, True):
+            c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][rot]
+            my = -1 if mirror else 1
+            if (c, -s * my, s, c * my) == tuple(m):
+                return kdb.Trans(rot, mirror, int(x), int(y))
+    raise ValueError(f"not an orthogonal orientation: {m}")
+
+
+def _inside(cuts, a: int, b: int) -> int:
+    """How much of [a, b) the cuts remove."""
+    return sum(max(0, min(v, b) - max(u, a)) for u, v in cuts)
+
+
+def _polygon(pts) -> kdb.Polygon:
+    return kdb.Polygon([kdb.Point(int(x), int(y)) for x, y in pts])
+
+
+class Builder:
+    """One template: ``names`` layers of the context ``ctx`` (fastdrc._Ctx) in the pieces of ``frame``."""
+
+    def __init__(self, ctx, names, frame: Frame):
+        self.ctx, self.names, self.frame = ctx, names, frame
+        self.layout = kdb.Layout()
+        self.layout.dbu = ctx.pdk.dbu_um
+        self.top = self.layout.create_cell("TEMPLATE")
+        self.idx = {n: self.layout.layer(*ctx.pdk.gds(n)) for n in names}
+        self.cells: dict = {}
+        self.size: dict = {}      # cell -> its shapes
+        self.flat = 0             # shapes of the placements below the top cell, flattened
+
+    def build(self):
+        ctx, xc = self.ctx, self.frame.xc
+        refs = ctx.refs
+        use = np.unique(np.concatenate([ctx.items[n].refs for n in self.names])) if self.names else np.zeros(0, np.int64)
+        for pc, oy in zip(self.frame.pieces, self.frame.oy):
+            across = {n: kdb.Region() for n in self.names}
+            for n in self.names:
+                self._layer(n, pc, oy, across[n])
+            sel = use[select(refs.bbox[use], pc, xc)]
+            state, dx, dy = place(refs.bbox[sel], xc, pc.yc)
+            for j, s, u, v in zip(sel.tolist(), state.tolist(), dx.tolist(), dy.tolist()):
+                if s == 1:
+                    self._instance(j, u, v - oy)
+                elif s == 2:
+                    self._flat_ref(j, across)
+            for n, reg in across.items():
+                if not reg.is_empty():
+                    self.top.shapes(self.idx[n]).insert(
+                        compact_region(compact_region(reg, xc, 0), pc.yc, 1).moved(0, oy))
+            self._arrays(pc, oy)
+        own = sum(self.top.shapes(i).size() for i in self.layout.layer_indexes())
+        self.flat += own
+        self.hier = own + sum(self.size.values()) + self.top.child_instances()
+        return self.layout, self.top
+
+    def _layer(self, n: str, pc: Piece, oy: int, across: kdb.Region):
+        it, xc = self.ctx.items[n], self.frame.xc
+        shapes = self.top.shapes(self.idx[n])
+        b = it.boxes[select(it.boxes, pc, xc)]
+        for x0, y0, x1, y1 in compact_boxes(b, xc, pc.yc).tolist():
+            shapes.insert(kdb.Box(x0, y0 + oy, x1, y1 + oy))
+        sel = np.flatnonzero(select(it.poly_bb, pc, xc))
+        state, dx, dy = place(it.poly_bb[sel], xc, pc.yc)
+        for i, s, u, v in zip(sel.tolist(), state.tolist(), dx.tolist(), dy.tolist()):
+            if s == 1:
+                shapes.insert(_polygon(it.polys[i]).moved(-u, oy - v))
+            elif s == 2:
+                across.insert(_polygon(it.polys[i]))
+
+    def _instance(self, j: int, dx: int, dy: int):
+        refs = self.ctx.refs
+        cell, m = refs.kinds[refs.kind[j]]
+        x, y = refs.origin[j]
+        c = self._cell(cell)
+        self.flat += self.size[cell]
+        self.top.insert(kdb.CellInstArray(c.cell_index(), trans(m, x - dx, y - dy)))
+
+    def _flat_ref(self, j: int, across: dict):
+        ctx = self.ctx
+        st, refs = ctx.st, ctx.refs
+        cell, m = refs.kinds[refs.kind[j]]
+        mat = np.array(m, np.int64).reshape(2, 2).T
+        for n in self.names:
+            g = ctx.pdk.gds(n)
+            for poly in st.cells[cell].get_polygons(layer=g[0], datatype=g[1]):
+                pts = np.rint(poly.points * st.scale).astype(np.int64) @ mat + refs.origin[j]
+                across[n].insert(_polygon(pts))
+
+    def _cell(self, name: str) -> kdb.Cell:
+        if name not in self.cells:
+            st, pdk = self.ctx.st, self.ctx.pdk
+            c = self.layout.create_cell(f"K{len(self.cells)}")
+            for n in self.names:
+                g = pdk.gds(n)
+                for poly in st.cells[name].get_polygons(layer=g[0], datatype=g[1]):
+                    c.shapes(self.layout.layer(*g)).insert(_polygon(np.rint(poly.points * st.scale).astype(np.int64)))
+            self.cells[name] = c
+            self.size[name] = sum(c.shapes(i).size() for i in self.layout.layer_indexes())
+        return self.cells[name]
+
+    def _bit_cell(self, a, r) -> kdb.Cell:
+        """The bit array's cell with every site programmed (its layers among ``names``)."""
+        key = ("A", r.cell)
+        if key not in self.cells:
+            ctx = self.ctx
+            pdk, st = ctx.pdk, ctx.st
+            via, prog = ctx.via, pdk.programming_layer
+            keys = {pdk.gds(n) for n in self.names}
+            c = self.layout.create_cell(f"A{len(self.cells)}")
+            for poly in st.cells[r.cell].get_polygons():
+                k = (poly.layer, poly.datatype)
+                if k in keys:
+                    c.shapes(self.layout.layer(*k)).insert(_polygon(np.rint(poly.points * st.scale).astype(np.int64)))
+            if prog in self.names:
+                sx = a.x0 - r.x
+                for dy in a.drains:   # every site programmed
+                    sy = a.y0 - r.y + dy
+                    c.shapes(self.layout.layer(*pdk.gds(prog))).insert(
+                        kdb.Box(sx - via // 2, sy - via // 2, sx + via // 2, sy + via // 2))
+            self.cells[key] = c
+            self.size[key] = sum(c.shapes(i).size() for i in self.layout.layer_indexes())
+        return self.cells[key]
+
+    def _arrays(self, pc: Piece, oy: int):
+        """The bit arrays of the piece, compacted (a split piece: the columns its window meets)."""
+        xc = self.frame.xc
+        for a, r in self.ctx.arrays:
+            nx = r.nx - _inside(xc, r.x, r.x_end) // max(r.dx, 1)
+            ny = r.ny - _inside(pc.yc, r.y, r.y_end) // max(r.dy, 1)
+            if nx <= 0 or ny <= 0:      # a run of a stack cut away whole
+                continue
+            x = int(compact_x([r.x], xc)[0])
+            j0, j1 = 0, nx
+            if not pc.halo:
+                if not pc.c0 <= r.x <= pc.c1:
+                    continue
+            else:
+                lo, hi = window(pc, xc)
+                bb = self.ctx.st.cells[r.cell].bounding_box()
+                cb0, cb1 = round(bb[0][0] * self.ctx.st.scale), round(bb[1][0] * self.ctx.st.scale)
+                dx = max(r.dx, 1)
+                j0 = max(0, -((x + cb1 - lo) // dx))
+                j1 = min(nx, (hi - cb0 - x) // dx + 1)
+                if j1 <= j0:
+                    continue
+            y = r.y - int(shift_of(np.array([r.y]), pc.yc)[0]) + oy
+            c = self._bit_cell(a, r)
+            self.flat += self.size[("A", r.cell)] * (j1 - j0) * ny
+            self.top.insert(kdb.CellInstArray(c.cell_index(), kdb.Trans(x + j0 * r.dx, y), kdb.Vector(r.dx, 0),
+                                              kdb.Vector(0, r.dy), j1 - j0, ny))
+
+
+def piece_items(items: Items, refs: Refs, pc: Piece, xc) -> Items:
+    """The items of one piece (``select``)."""
+    pk = select(items.poly_bb, pc, xc)
+    rk = select(refs.bbox[items.refs], pc, xc)
+    return Items(items.boxes[select(items.boxes, pc, xc)], [p for p, k in zip(items.polys, pk) if k],
+                 items.poly_bb[pk], items.poly_kind[pk], items.refs[rk])
