@@ -159,7 +159,7 @@ def test_removed_via_flips_that_bit_on_the_reduced_netlist(tall):
     gds, bits, macro, geom, _, d = tall
     ones = np.argwhere(bits[:, 16:] == 1) + [0, 16]
     col, row = map(int, ones[len(ones) // 2])
-    sx, sy = geom.site_xy(np.array([col]), np.array([row]))
+    sx, sy = geom.site_xy(np.array([col]), np.array([row]), macro.taps)
     cut = d / "cut.gds"
     remove_via(gds, cut, macro.name, int(sx[0]), int(sy[0]))
     nl = extract_with_caps(cut, load_pdk("sky130"), macro.name, PINS)
@@ -180,3 +180,28 @@ def test_rows_per_deck_must_be_positive(tall):
     gds, _, _, _, _, d = tall
     r = run_cli("simulate", gds, "--model", d / "layer.onnx", "--reduced", "--rows-per-deck", 0)
     one_line_error(r, "--rows-per-deck must be at least 1, not 0")
+
+
+# -- hierarchical extraction (extract.py): flattened in one pass -----------------------------------
+def test_flatten_equals_klayouts_and_the_flat_extraction(wide):
+    """The macro extracted hierarchically (each distinct cell once) and flattened by extract.flatten
+    is the netlist KLayout's own Netlist.flatten gives, and the one a flat extraction of the same
+    cell gives (NetlistComparer: same devices with the same W/L, same nets)."""
+    from weightfab.signoff.drc import read_layout
+    from weightfab.signoff.extract import extract_cell, extract_netlist, flatten
+    gds, cell = wide[4]
+    pdk = load_pdk("sky130")
+    layout, _ = read_layout(gds)
+    c = layout.cell(cell)
+    ex = extract_cell(layout, c, pdk, PINS)
+    assert sum(1 for _ in ex.netlist.top_circuit().each_subcircuit()) > 0       # it is hierarchical
+    ours, nets, _ = flatten(ex.netlist)
+    theirs = ex.netlist.dup()
+    theirs.flatten()
+    b = c.dbbox()
+    flat = extract_netlist(gds, pdk, cell, (b.left - 1, b.bottom - 1, b.right + 1, b.top + 1), PINS)   # a box: flat
+    n = sum(1 for _ in ours.top_circuit().each_device())
+    assert n == sum(1 for _ in theirs.top_circuit().each_device()) == sum(1 for _ in flat.top_circuit().each_device()) > 1000
+    for other in (theirs, flat):
+        assert kdb.NetlistComparer().compare(ours, other), "flattened netlist differs"
+    assert all(nets[k].cluster_id == k for k in list(nets)[:50])
