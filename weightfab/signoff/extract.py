@@ -83,13 +83,13 @@ def clip(layout: kdb.Layout, top: kdb.Cell, index: int | None, box: kdb.Box | No
 def _derive(regs: dict[str, kdb.Region], pdk: Pdk) -> kdb.Region:
     """Add the device layers (gate_n/sd_n/gate_p/gate_ph/sd_p) to ``regs``; returns the stray diffusion."""
     pdiff = regs["diff"] & regs["psdm"] & regs["nwell"]
-    ndiff = (regs["diff"] & regs["nsdm"]) if pdk.has("nsdm") else (regs["diff"] - regs["psdm"])
+    ndiff = (regs["diff"] & regs["nsdm"]) if pdk.has("nsdm") else (regs["diff"] - regs["psdm"] - regs["pimplant"])
     ndiff -= pdiff
     regs["gate_n"], regs["sd_n"] = ndiff & regs["poly"], ndiff - regs["poly"]
     regs["gate_p"], regs["sd_p"] = pdiff & regs["poly"], pdiff - regs["poly"]
     regs["gate_ph"] = regs["gate_p"] & regs["hvtp"]
     regs["gate_p"] = regs["gate_p"] - regs["hvtp"]
-    return regs["diff"] - ndiff - pdiff
+    return regs["diff"] - ndiff - pdiff - regs["pimplant"]    # a substrate tap (p implant, no well) is no device
 
 
 def _devices_and_nets(l2n: kdb.LayoutToNetlist, regs: dict[str, kdb.Region], pdk: Pdk, empty) -> None:
