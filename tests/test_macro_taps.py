@@ -89,3 +89,27 @@ def test_missing_tap_row_fails_fast_and_full(name, model, tmp_path):
     counts = [{r.name: r.count for r in rep.rules} for rep in (fast, full)]
     assert counts[0][RULE[name]] > 0, counts[0]
     assert counts[0] == counts[1], (fast.notes, counts)
+
+
+def test_readback_across_tap_rows_and_a_via_on_one(tmp_path):
+    """A SKY130 16 x 64 macro (one tap row): every bit reads back across the row; a via put on the
+    tap row's slot, where a drain would be, is a stray shape, not a bit."""
+    from weightfab.rom.periphery.macro import build_macro
+    from weightfab.rom.writer import macro_library, write_library
+    pdk = load_pdk("sky130")
+    geom = RomGeometry.from_pdk(pdk)
+    m = build_macro(geom, 16, 64, "e0")
+    assert len(m.taps.before) == 1
+    bits = np.random.default_rng(2).integers(0, 2, (16, 64)).astype(np.uint8)
+    path = tmp_path / "m.gds"
+    write_library(macro_library(m, pdk, bits), path)
+    arrays, got, stray, _ = read_bits(path, pdk)
+    assert len(arrays) == 1 and arrays[0].rows == 64 and arrays[0].tap_slots == (m.taps.before[0],)
+    assert not stray and np.array_equal(got[0], bits)
+    layout = kdb.Layout()
+    layout.read(str(path))
+    x, y = 3 * geom.px, m.taps.before[0] * geom.py + geom.drain[0]      # column 3, on the tap row
+    layout.cell("e0_macro").shapes(layout.find_layer(*pdk.role_gds("mcon"))).insert(kdb.Box(*geom.prog_box(x, y)))
+    layout.write(str(tmp_path / "v.gds"))
+    arrays, got, stray, _ = read_bits(tmp_path / "v.gds", pdk)
+    assert np.array_equal(got[0], bits) and stray == [(2 * x, 2 * y)]
