@@ -23,6 +23,7 @@ import numpy as np
 
 IDENT = (1, 0, 0, 1)  # 2x2 matrix (a, b, c, d): x' = a x + b y, y' = c x + d y
 _EMPTY = (np.zeros((0, 4), np.int64), [])
+_ORIGIN = np.zeros((1, 2))   # the offsets of a shape or reference without a repetition
 
 
 @dataclass(frozen=True)
@@ -81,8 +82,8 @@ class Structure:
 
     def _unread(self, names, layer: tuple[int, int]) -> list[str]:
         """The cells of ``names`` whose own shapes on ``layer`` are not in the cache yet."""
-        done, part = self.__dict__.get("_prefilled", ()), self.__dict__.get("_prefilled_on", ())
-        return [n for n in names if n not in done and (n, layer) not in part]
+        done, part = self.__dict__.get("_prefilled", ()), self.__dict__.get("_prefilled_on", {}).get(layer, ())
+        return [n for n in names if n not in done and n not in part]
 
     def prefill(self, names, layers=None) -> None:
         """Read the own shapes of cells ``names`` into the cache, every layer (or only ``layers``,
@@ -91,11 +92,12 @@ class Structure:
         polygon per repeated shape), one numpy conversion for all four-point polygons."""
         cache = self.__dict__.setdefault("_shape_cache", {})
         done = self.__dict__.setdefault("_prefilled", set())
-        part = self.__dict__.setdefault("_prefilled_on", set())
+        part = self.__dict__.setdefault("_prefilled_on", {})     # layer -> cells read on it
         names = [n for n in dict.fromkeys(names) if n not in done]
         if layers is not None:
             layers = set(layers)
-            names = [n for n in names if any((n, ly) not in part for ly in layers)]
+            missing = set().union(*(set(names) - part.get(ly, set()) for ly in layers))
+            names = [n for n in names if n in missing]
         if not names:
             return
         polys, counts = [], []
@@ -108,10 +110,11 @@ class Structure:
                 ps = [q for q in ps if (q.layer, q.datatype) in layers]
             polys += ps
             counts.append(len(ps))
-        offs = [_offsets(p.repetition, self.scale) for p in polys]
-        nrep = np.fromiter(map(len, offs), np.int64, len(offs))
+        raw = [r.get_offsets() if r is not None and r.size else _ORIGIN for r in (p.repetition for p in polys)]
+        nrep = np.fromiter(map(len, raw), np.int64, len(raw))
         item = np.repeat(np.arange(len(polys)), nrep)          # expanded shape -> polygon
-        off = np.concatenate(offs) if offs else np.zeros((0, 2), np.int64)
+        off = np.rint(np.concatenate(raw).reshape(-1, 2) * self.scale).astype(np.int64) if raw \
+            else np.zeros((0, 2), np.int64)                    # every polygon's in one pass
         lens = np.fromiter((len(p.points) for p in polys), np.int64, len(polys))
         four = np.flatnonzero(lens == 4)
         q = np.rint(np.array([polys[i].points for i in four], np.float64).reshape(-1, 4, 2) * self.scale).astype(np.int64)
@@ -137,13 +140,14 @@ class Structure:
             j = order[s0]
             n, ly = names[cell[j]], layers[code[item[j]]]
             other = [np.rint(np.asarray(polys[item[i]].points) * self.scale).astype(np.int64) + off[i]
-                     for i in order[s0 + nb:s1]]
+                     for i in order[s0 + nb:s1]] if s1 > s0 + nb else []
             cache[(n, ly)] = (flat[s0:s0 + nb], other)
             own.setdefault(n, set()).add(ly)
         if layers is None:
             done.update(names)
         else:
-            part.update((n, ly) for n in names for ly in layers)
+            for ly in layers:
+                part.setdefault(ly, set()).update(names)
 
     def own_shapes(self, name: str, layer: tuple[int, int]):
         """The cell's own shapes on ``layer``, repetitions applied, cell coordinates: boxes [B, 4]
@@ -233,15 +237,10 @@ def box_transform(b: np.ndarray, m) -> np.ndarray:
     return np.concatenate([np.minimum(p0, p1), np.maximum(p0, p1)], axis=1)
 
 
-def _offsets(rep, scale: float) -> np.ndarray:
-    """Offsets [R, 2] int64 of a gdstk repetition (one zero offset when there is none)."""
-    if rep is None or rep.size == 0:
-        return np.zeros((1, 2), np.int64)
-    return np.rint(np.asarray(rep.get_offsets()) * scale).astype(np.int64).reshape(-1, 2)
-
-
 def _matrix(ref) -> tuple[int, int, int, int] | None:
     """The 2x2 integer matrix of a reference's orientation, None if not orthogonal or magnified."""
+    if ref.rotation == 0 and not ref.x_reflection and ref.magnification == 1:
+        return IDENT
     if abs(ref.magnification - 1.0) > 1e-12:
         return None
     q = ref.rotation / (np.pi / 2)
@@ -302,26 +301,56 @@ def read_structure(path: str | Path, dbu_um: float) -> Structure | None:
         plain, rest = _plain(cell.references, scale)
         if plain is not None:
             _place_plain(*plain, groups, pending)
-        for ref in rest:
-            if not isinstance(ref.cell, gdstk.Cell):
-                return None
-            m = _matrix(ref)
-            if m is None:
-                return None
-            o = np.rint(np.asarray(ref.origin) * scale).astype(np.int64)
-            reg = _regular(ref.repetition, scale)
-            if reg is not None and m == IDENT and all(g[0] == IDENT for g in groups):
-                for _, org in groups:
-                    for p in org:
-                        arrays.append(ArrayRef(ref.cell.name, int(p[0] + o[0]), int(p[1] + o[1]), *reg))
-                continue
-            _place(pending.setdefault(ref.cell.name, []), m, _offsets(ref.repetition, scale) + o, groups)
+        if not _place_refs(rest, scale, groups, pending, arrays):
+            return None
     for name, groups in places.items():   # one (matrix, origins) group per orientation
         merged: dict = {}
         for m, org in groups:
             merged.setdefault(m, []).append(org)
         places[name] = [(m, np.concatenate(v)) for m, v in merged.items()]
     return Structure(str(path), dbu_um, tops[0].name, cells, _join(arrays), places, scale)
+
+
+def _place_refs(refs, scale: float, groups, pending: dict, arrays: list) -> bool:
+    """Place the references ``refs`` (other than plain ones) of a cell placed at ``groups``: a
+    regular array of a cell placed unrotated in unrotated parents is an ArrayRef, any other
+    reference is expanded from its repetition, the offsets of all of them scaled and rounded in one
+    numpy pass (a block cell's reference is one of tens of thousands). False where a reference
+    cannot be read here (not a cell, magnified or non-orthogonal)."""
+    if not refs:
+        return True
+    kids = [r.cell for r in refs]
+    if not all(isinstance(c, gdstk.Cell) for c in kids):
+        return False
+    ms = [_matrix(r) for r in refs]
+    if any(m is None for m in ms):
+        return False
+    o = np.rint(np.array([r.origin for r in refs], np.float64).reshape(-1, 2) * scale).astype(np.int64)
+    ident = all(g[0] == IDENT for g in groups)
+    raw, take = [], []
+    for i, rep in enumerate([r.repetition for r in refs]):     # one read each: gdstk copies it per read
+        reg = _regular(rep, scale)
+        if reg is not None and ms[i] == IDENT and ident:
+            for _, org in groups:
+                for p in org:
+                    arrays.append(ArrayRef(kids[i].name, int(p[0] + o[i, 0]), int(p[1] + o[i, 1]), *reg))
+            continue
+        raw.append(rep.get_offsets() if rep is not None and rep.size else _ORIGIN)
+        take.append(i)
+    if take:
+        n = np.fromiter(map(len, raw), np.int64, len(raw))
+        offs = np.rint(np.concatenate(raw).reshape(-1, 2) * scale).astype(np.int64) + np.repeat(o[take], n, axis=0)
+        once = len(groups) == 1 and groups[0][0] == IDENT and len(groups[0][1]) == 1
+        if once:                          # the parent placed once, unrotated: its origin added here
+            offs += groups[0][1][0]
+        a = 0
+        for i, b in zip(take, np.cumsum(n).tolist()):
+            if once:
+                pending.setdefault(kids[i].name, []).append((ms[i], offs[a:b]))
+            else:
+                _place(pending.setdefault(kids[i].name, []), ms[i], offs[a:b], groups)
+            a = b
+    return True
 
 
 def _place(dest: list, m, offs: np.ndarray, groups) -> None:
