@@ -94,9 +94,9 @@ class Structure:
         done = self.__dict__.setdefault("_prefilled", set())
         part = self.__dict__.setdefault("_prefilled_on", {})     # layer -> cells read on it
         names = [n for n in dict.fromkeys(names) if n not in done]
-        if layers is not None:
-            layers = set(layers)
-            missing = set().union(*(set(names) - part.get(ly, set()) for ly in layers))
+        wanted = None if layers is None else set(layers)
+        if wanted is not None:
+            missing = set().union(*(set(names) - part.get(ly, set()) for ly in wanted))
             names = [n for n in names if n in missing]
         if not names:
             return
@@ -106,8 +106,8 @@ class Structure:
             ps = list(cell.polygons)
             for path in cell.paths:
                 ps += path.to_polygons()
-            if layers is not None:
-                ps = [q for q in ps if (q.layer, q.datatype) in layers]
+            if wanted is not None:
+                ps = [q for q in ps if (q.layer, q.datatype) in wanted]
             polys += ps
             counts.append(len(ps))
         raw = [r.get_offsets() if r is not None and r.size else _ORIGIN for r in (p.repetition for p in polys)]
@@ -143,10 +143,10 @@ class Structure:
                      for i in order[s0 + nb:s1]] if s1 > s0 + nb else []
             cache[(n, ly)] = (flat[s0:s0 + nb], other)
             own.setdefault(n, set()).add(ly)
-        if layers is None:
+        if wanted is None:                                     # every layer read: the cells are done
             done.update(names)
         else:
-            for ly in layers:
+            for ly in wanted:
                 part.setdefault(ly, set()).update(names)
 
     def own_shapes(self, name: str, layer: tuple[int, int]):
