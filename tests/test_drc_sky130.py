@@ -40,7 +40,7 @@ def write_gds(path: Path, rects: list[Rect]) -> Path:
         assert x0 < x1 and y0 < y1, f"degenerate {layer} rectangle {(x0, y0, x1, y1)}"
         for v in (x0, y0, x1, y1):
             assert abs(v / STEP - round(v / STEP)) < 1e-6, f"{layer} coordinate {v} is off the {STEP} µm grid"
-        gl, gd = PDK.gds(layer)
+        gl, gd = PDK.role_gds(layer) if PDK.has(layer) else PDK.gds(layer)   # roles (pimplant = psdm) or layers
         cell.add(gdstk.rectangle((x0, y0), (x1, y1), layer=gl, datatype=gd))
     lib.write_gds(str(path))
     return path

@@ -172,5 +172,7 @@ def test_rom_mutations_cover_every_rule_kind_of_the_deck(name):
     kind = {r.name: r.kind for r in pdk.rules}
     named = {r for m in ROM_MUTATIONS.get(name, []) for r in m[3]}
     assert named <= set(kind), f"mutations name rules not in the {name} deck: {sorted(named - set(kind))}"
-    missing = {r.kind for r in pdk.rules} - {kind[r] for r in named}
+    # max_distance (the tap-distance rule) is seeded on a compiled macro with a tap row taken out,
+    # in both DRC modes: tests/test_macro_taps.py
+    missing = {r.kind for r in pdk.rules} - {kind[r] for r in named} - {"max_distance"}
     assert not missing, f"{name}: rule kinds without a seeded violation in the ROM: {sorted(missing)}"
