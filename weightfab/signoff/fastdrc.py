@@ -28,6 +28,12 @@ standard cells and wires. The fast mode turns that into a proof per file:
 4. Rules with equal cuts share one template (their layers only, every site programmed), checked
    flat: it is small whatever the model size.
 
+The tap-distance rules (kind max_distance: n diffusion within v of a substrate tap) are local too:
+whether a point is within v of a tap depends on the disc of radius v around it, and the cuts stay
+2v + 1 µm from anything that does not repeat on the rule's layers. So an array's tap rows (a stack
+of runs one tap row apart) are proven once per period, a missing or moved tap row (or a periphery
+tap) stops the cuts and stays in the template as drawn, and the file is never read again.
+
 A rule its template fails, a programming rule when step 2 cannot bound it, or every rule when the
 file is not a regular weightfab layout, is run by the full check on the file, so the report
 (counts, markers) is always the full check's wherever anything is found; the notes say which.
@@ -63,7 +69,6 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
         rep = run_drc(path, pdk, max_examples, progress=progress)
         return _with(rep, notes, t0)
     ctx, full_rules, top_name = plan
-    full_rules = set(full_rules) | _reach_rules(pdk, notes)
     results, fails = {}, []
     todo = [r for r in pdk.rules if r.name not in full_rules]
     for (xc, pieces), rules in _groups(ctx, todo).items():
@@ -157,16 +162,6 @@ def _prove(path, pdk: Pdk, notes: list[str]):
         has = np.array([ppdk.gds(n) in _cell_layers(st, c) for c, _ in refs.kinds], bool)
         items[n] = Items(b, ps, bb, kinds, np.flatnonzero(has[refs.kind]) if len(refs.kind) else refs.kind)
     return _Ctx(st, ppdk, arrays, items, refs, notes), full_rules, st.top
-
-
-def _reach_rules(pdk: Pdk, notes: list[str]) -> set[str]:
-    """The tap-distance rules (kind max_distance: 15-20 µm, far past any template's halo), checked on
-    the whole file in KLayout's deep mode: the arrays' bit cells once, the tap rows and the
-    periphery's taps as drawn."""
-    names = {r.name for r in pdk.rules if r.kind == "max_distance"}
-    if names:
-        notes.append(f"{', '.join(sorted(names))} (tap distance) checked deep on the file")
-    return names
 
 
 def _bit_arrays(st, pdk: Pdk):
