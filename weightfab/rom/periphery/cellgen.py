@@ -320,19 +320,29 @@ def draw_row(g: Gen, p: RowPlan, x0: int, yc: int, chain: list[tuple[int, str]],
 
 def draw_row_taps(g: Gen, p: RowPlan, x0: int, y: int, mirror: bool = False):
     """Taps between two rows (y = the gap's centre): a p-tap under each VSS line, an n-tap under
-    the VDD line, each contacted and joined to its line by a Via1."""
+    the VDD line, each contacted and joined to its line by a Via1. The p-tap under the first VSS
+    line is a strip along the whole NMOS chain (to the chain's end contact, contacted there too
+    and joined by Metal1): a chain as long as a 12-bit decoder's (37.7 µm on GF180MCU) would
+    otherwise hold its middle over 20 µm from both VSS taps (DF.14). The gap holds no poly and
+    no Metal1 of the rows (their gates and bands end ``band`` + a poly pad's half from the row's
+    centre), so the strip meets nothing the one-tap gap did not."""
     t = g.t
     s = -1 if mirror else 1
     ha, hl = t.act // 2, tap_half(t)
     for xl, kind in ((p.x_vss, "p"), (p.x_vss2, "p"), (p.x_vdd, "n")):
         x = x0 + s * xl
-        g.r("act", x - ha, y - hl, x + ha, y + hl)
+        x_end = x0 + s * p.x_node if xl == p.x_vss else x
+        a, b = min(x, x_end), max(x, x_end)
+        g.r("act", a - ha, y - hl, b + ha, y + hl)
         if kind == "p":
             e = t.psdpw
-            g.r("pp", x - ha - e, y - hl - e, x + ha + e, y + hl + e)
+            g.r("pp", a - ha - e, y - hl - e, b + ha + e, y + hl + e)
         else:
             g.nplus(x - ha, y - hl, x + ha, y + hl)
         g.sd_pad(x, y, via=True)
+        if x_end != x:
+            g.sd_pad(x_end, y)
+            g.r("m1", a, y - t.pad_h // 2, b, y + t.pad_h // 2)
 
 
 def tap_half(t: Tech) -> int:

@@ -25,7 +25,7 @@ from .cellgen import LAYERS, Gen, Tech, draw_row, draw_row_taps, draw_row_wells,
 from .draw import Drawing, Label
 from .sensegen import SenseGeom, rail_ys, sense_row, tap_reach
 
-MAX_BITS = 10
+MAX_BITS = 12                   # 4096 wordlines per macro (six predecode chunks)
 READBACK_CLEAR = 1600           # dbu, see _sense_rows
 MARGIN = 600                    # dbu: array pads to the columns, columns to the macro's edge
 DONE = ("ihp-sg13g2", "gf180mcu")   # PDKs whose generic floorplan passes DRC and LVS (tests/test_macro_generic.py)

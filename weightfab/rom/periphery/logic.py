@@ -1,7 +1,8 @@
 """The row periphery's logic: address buffers, clock gating, predecoders and the final decode,
 as lists of bands (two-cell AND/buffer stages), one list per column of the floorplan.
 
-Address bits n = max(4, ceil(log2 rows)), at most 10 (1024 wordlines per macro). Group 1 holds
+Address bits n = max(4, ceil(log2 rows)), at most 12 (4096 wordlines per macro; the group lines
+the odd wordlines' decoder takes then cross under the array on 97 met2 channel tracks). Group 1 holds
 bits [0, n1) and is gated by ce = clk & en; group 2 holds bits [n1, n). Each group is predecoded
 in chunks of at most two bits (column B: AND of the chunk's literals, and ce for group 1's
 first chunk; a one-bit chunk is one buffer band, whose two cells give the bit and its
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from ...errors import WeightfabError
 from .bands import Band
 
-MAX_BITS = 10
+MAX_BITS = 12
 
 
 def lit(bit: int, value: int) -> str:

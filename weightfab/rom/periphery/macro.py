@@ -316,11 +316,18 @@ def _pins(dw: Drawing, dec: _Decoders, ends: dict, x_lo: int, y_vdd: int, y_vss:
 
 def _tap_plan(geom: RomGeometry, lg: Logic, n_isl: int, name: str) -> TapPlan:
     """The array's tap rows, counting the sense rows' p-tap strips: their edge is 4.635 µm (the
-    row's v) from the array's diffusion above it and that plus the channel's depth below it."""
+    row's v) from the array's diffusion above it and that plus the channel's depth below it.
+    A reach below of more than the tap distance counts as the distance (less the plan's 10 dbu):
+    the bottom group is then held within it of the tap row above it alone, as the plan holds
+    an end group's middle within it of both ends (a 12-bit decoder's channel, 97 tracks, is
+    32.3 µm deep)."""
     n_tracks = len(_right_tracks(lg, n_isl, name)[2])
     gap = (geom.py - geom.island) // 2
     ch0 = -gap - (CH_TOP if geom.stack is None else CH_TOP_STACK)
-    return geom.tap_plan(n_isl, (SENSE_PTAP + _channel_depth(ch0, n_tracks), SENSE_PTAP))
+    below = SENSE_PTAP + _channel_depth(ch0, n_tracks)
+    if geom.d.tap_distance:
+        below = min(below, geom.d.tap_distance - 10)
+    return geom.tap_plan(n_isl, (below, SENSE_PTAP))
 
 
 def _channel_depth(ch0: int, n_tracks: int) -> int:
