@@ -23,7 +23,7 @@ def _gate_estimate(netlist: kdb.Netlist, name: str, cox: float = 8.3e-15) -> flo
     top = macro_pins(netlist).circuit
     w = array_map(top).wires
     c = 0.0
-    terms = [t for k in w.members[w.find(name)] for t in w.nets[k].each_terminal()]
+    terms = [t for k in w.members(w.find(name)) for t in w.net(k).each_terminal()]
     for t in terms:
         d = t.device()
         name_ = d.device_class().terminal_definitions()[t.terminal_id()].name
