@@ -5,7 +5,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import outcome_error
+from ..errors import VerifyError, outcome_error
+from ..flow.readtime import reads_ok
 from .main import _guard, _print_drc
 from .options import FILE, merge_options, model_inputs, pdk_option, rounding_option, warn, weight_format
 
@@ -33,9 +34,14 @@ from .options import FILE, merge_options, model_inputs, pdk_option, rounding_opt
 @click.option("--no-periphery", is_flag=True, help="Draw the bit arrays alone (no decoders, sensing, pins).")
 @click.option("--views", "views_dir", type=click.Path(file_okay=False, path_type=Path),
               help="Also write each macro's LEF, Liberty (ngspice tt/ss/ff), Verilog and SPICE views here.")
+@click.option("--simulate", "corners", metavar="CORNERS", help="Also read each macro in ngspice at these "
+              "corners (tt, ss, ff; comma-separated; SKY130) and report access time and energy per read; "
+              "minutes per engine.")
+@click.option("--reads", default=8, show_default=True, type=int, help="Random addresses per --simulate read.")
 @_guard
 def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input_scale, input_offset, report, lyrdb,
-                no_drc, no_verify, full_drc, quiet, merge_tol, merge_budget, html, program_layer, protect, no_periphery, views_dir):
+                no_drc, no_verify, full_drc, quiet, merge_tol, merge_budget, html, program_layer, protect, no_periphery,
+                views_dir, corners, reads):
     """Compile MODEL.onnx into a DRC-checked, read-back-verified ROM layout."""
     from ..flow.compile import compile as run
     from ..flow.progress import Progress
@@ -45,7 +51,7 @@ def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input
                   input_scale=input_scale, input_offset=input_offset, drc=not no_drc, verify=not no_verify,
                   report=report, lyrdb=lyrdb, merge_tol=merge_tol, merge_budget=merge_budget, on_warning=warn,
                   program_layer=program_layer, protect=protect, periphery=not no_periphery, full_drc=full_drc,
-                  progress=progress, html=html)
+                  progress=progress, html=html, simulate=corners or (), reads=reads)
     print_result(res, model, output)
     if res.html:
         h = res.html
@@ -53,6 +59,8 @@ def compile_cmd(model, output, pdk, weights, block, rounding, calib, data, input
     err = outcome_error(res.drc, None if res.verify is None else res.verify.ok, str(output))
     if err is not None:
         raise err
+    if res.reads is not None and not reads_ok(res.reads):
+        raise VerifyError(f"{output}: a simulated read is wrong or misses its clock (see the 'read' lines)")
     if views_dir:
         from .views import write_views
         write_views(output, model, views_dir, pdk=pdk, weights=weights, rounding=rounding, calib=calib)
@@ -64,6 +72,16 @@ def short_name(name: str, width: int = 24) -> str:
         return name
     head = (width - 1) // 2
     return f"{name[:head]}…{name[len(name) - (width - 1 - head):]}"
+
+
+def read_line(cell: str, r: dict) -> str:
+    """One line per simulated macro: each corner's reads, access time and energy, at the clock met."""
+    def corner(c: dict) -> str:
+        right = "right" if c["ok"] else f"WRONG ({c['bit_errors']} bits)"
+        return (f"{c['corner']} {c['reads']} reads {right}, access {c['access_time_ns']:.3f} ns, "
+                f"{c['energy_per_read_pj']:.2f} pJ/read")
+    clock = f"{r['period_ns']:g} ns clock" + ("" if r["meets_clock"] else " NOT met")
+    return f"read {cell} (ngspice, {r['netlist']} netlist, {clock}): " + "; ".join(corner(c) for c in r["corners"])
 
 
 def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
@@ -92,6 +110,8 @@ def print_result(res, model: Path, output: Path, echo=click.echo) -> None:
     echo(f"programming layer {pr['layer']}: a model changes 1 mask ({pr['layer']}), shares "
          f"{len(pr['masks_shared'])} with every model of this shape; per programming layer (bitcell, arrays-only die): "
          + ", ".join(f"{c['layer']} {c['bitcell_area_um2']:.4g} µm²/bit {c['die_area_mm2']:.4f} mm²" for c in pr["choices"]))
+    for i, r in sorted((res.reads or {}).items()):
+        echo(read_line(rep["layers"][i]["macro"]["cell"], r))
     if res.drc is not None:
         _print_drc(res.drc, echo, res.pdk)
     else:

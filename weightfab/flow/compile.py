@@ -29,6 +29,7 @@ from ..rom.periphery.macro import build_macros, figures as macro_figures
 from ..faults.protect import parse_protect, with_shadows
 from ..rom.viastack import program, programming_report
 from ..signoff.readback import verify_layout
+from .readtime import check_simulate, parse_corners, read_macros, reads_ok
 
 LYRDB_END = "</report-database>"
 
@@ -56,10 +57,12 @@ class CompileResult:
     macro_notes: list[str] = field(default_factory=list)  # why an engine has no periphery
     periphery: bool = True            # macros were asked for (drawn where the PDK supports them)
     html: dict | None = None          # what the HTML page holds (bytes, pictures, seconds), when written
+    reads: dict | None = None         # engine -> simulated read (flow/readtime.py), when --simulate
 
     @property
     def ok(self) -> bool:
-        return (self.drc is None or self.drc.clean) and (self.verify is None or self.verify.ok)
+        return ((self.drc is None or self.drc.clean) and (self.verify is None or self.verify.ok)
+                and (self.reads is None or reads_ok(self.reads)))
 
     def report(self) -> dict:
         """The machine-readable report (what --report writes as JSON)."""
@@ -81,6 +84,8 @@ class CompileResult:
                 "macro": macro_figures(self.macros[len(layers)] if self.macros else None,
                                        self.macro_notes[len(layers)] if self.macro_notes else "", um),
             })
+            if self.reads and len(layers) - 1 in self.reads:
+                layers[-1]["macro"]["read"] = self.reads[len(layers) - 1]
         die = self.placement.die
         w, h = (die[2] - die[0]) * um, (die[3] - die[1]) * um
         cell_area = g.px * g.py / 2 * um * um
@@ -212,11 +217,16 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             merge_tol: int | None = None, merge_budget: float | None = None,
             on_warning: Callable[[str], None] | None = None, program_layer: str | None = None,
             protect: str | None = None, periphery: bool = True, full_drc: bool = False,
-            progress=None, html: str | Path | None = None) -> CompileResult:
+            progress=None, html: str | Path | None = None, simulate: tuple[str, ...] = (),
+            reads: int = 8) -> CompileResult:
     """Compile an ONNX model into a ROM layout; see the README for what each option does and for
-    where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises."""
+    where outputs land (flow/outputs.py). ``on_warning`` hears each warning as it arises.
+    ``simulate``: corners at which each macro is read in ngspice (flow/readtime.py), ``reads``
+    random addresses each."""
     model, output = Path(model), Path(output)
     markers = _check_usage(model, output, pdk, calib, data, report, lyrdb, drc, html)
+    simulate = parse_corners(simulate) if isinstance(simulate, str) else parse_corners(",".join(simulate))
+    check_simulate(simulate, str(pdk), periphery, reads, program_layer, protect)
     check_merge_options(merge_tol, merge_budget, data is not None)
     check_scale(input_scale, input_offset)
     warnings: list[str] = []
@@ -271,13 +281,19 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
             verify_result = verify_layout(staged, qnet, pdk_)     # the file this run wrote
             verify_result.file = str(output)
             clock.lap("verify")
+        read = None
+        if simulate:                                              # SPICE reads of the file this run wrote
+            read = read_macros(staged, model, [i for i, m in enumerate(macros) if m], simulate, reads=reads,
+                               pdk=pdk, weights=weights, rounding=rounding, calib=calib,
+                               progress=None if progress is None else progress.step)
+            clock.lap("simulate")
         accuracy = None
         if inputs.data_x is not None:
             accuracy = _accuracy(net, qref, qnet, merged, verify_result, inputs.data_x, inputs.data_y)
             clock.lap("accuracy")
         result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
                                accuracy, verify_result, clock.t, merged, inputs.summary(), warnings,
-                               drawn_layers=drawn, macros=macros, macro_notes=notes, periphery=periphery)
+                               drawn_layers=drawn, macros=macros, macro_notes=notes, periphery=periphery, reads=read)
         if report:
             write_json(result.report(), out.stage(report))
         if html:                                                  # report/html.py: pictures of the staged file
