@@ -45,3 +45,29 @@ def test_simulate_usage_errors_before_any_work(tmp_path, args, expect):
 
 def test_corner_list():
     assert parse_corners("tt, ss,tt") == ("tt", "ss") and parse_corners(None) == ()
+
+
+class _Run:
+    """A stand-in for flow.simulate.SimulateRun: one corner, reads right from ``right_from`` seconds of
+    period on, access ``access`` seconds."""
+
+    def __init__(self, period, access, right_from):
+        from types import SimpleNamespace
+        self.results = [SimpleNamespace(ok=period >= right_from, access=np.array([access]))]
+
+
+@pytest.mark.parametrize("access, right_from, expect", [
+    (0.8e-9, 0.0, [10.0]),                 # meets the first clock
+    (5.0e-9, 0.0, [10.0, 20.0]),           # right at 10 ns but later than 0.4 of it
+    (1.0e-9, 35e-9, [10.0, 20.0, 40.0]),   # wrong until the precharge phase is long enough
+    (1.0e-6, 0.0, [10.0, 20.0, 40.0, 80.0, 160.0, 320.0]),   # never: stops after 5 doublings
+])
+def test_clock_period_is_doubled_until_every_read_meets_it(monkeypatch, access, right_from, expect):
+    import weightfab.flow.simulate as sim
+    from weightfab.flow.readtime import find_period
+    calls = []
+    monkeypatch.setattr(sim, "simulate", lambda *a, period, **kw: calls.append(period) or _Run(period, access, right_from))
+    run, period, tried = find_period("x.gds", "m.onnx", 0, ("tt",))
+    assert tried == expect and period == pytest.approx(expect[-1] * 1e-9) and len(calls) == len(expect)
+    _, period, tried = find_period("x.gds", "m.onnx", 0, ("tt",), 7e-9)
+    assert tried == [7.0] and period == 7e-9

@@ -18,7 +18,8 @@ from .main import _guard
 @click.option("--corner", "corners", multiple=True, type=click.Choice(["tt", "ss", "ff"]),
               help="Device corner (repeatable); default tt.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random addresses.")
-@click.option("--period", type=float, default=10.0, show_default=True, help="Clock period in ns.")
+@click.option("--period", type=float, default=None, help="Clock period in ns; default: from 10 ns, doubled (up to "
+              "320 ns) while a read is wrong or later than 0.4 of the period.")
 @click.option("--pdk", default="sky130", show_default=True)
 @click.option("--weights", default="int8", show_default=True)
 @click.option("--rounding", default="optimized", show_default=True)
@@ -36,14 +37,18 @@ from .main import _guard
 def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weights, rounding, calib, flat, rows_per_deck, netlist_out, json_out):
     """Simulate reads of random addresses of one engine in ngspice (SKY130 models, 1.8 V, 25 C);
     exit 0 when every sensed bit equals the stored one, 3 otherwise."""
-    from ..flow.simulate import simulate
+    from ..flow.readtime import find_period
 
+    if period is not None and period <= 0:
+        from ..errors import UsageError
+        raise UsageError(f"--period must be positive, not {period:g}")
     if pdk != "sky130":
         from ..errors import UsageError
         raise UsageError(f"simulate needs the SKY130 device models: --pdk {pdk} has none in this flow")
-    run = simulate(layout, model, engine=engine, reads=reads, corners=tuple(corners) or ("tt",), seed=seed,
-                   pdk=pdk, weights=weights, rounding=rounding, calib=calib, period=period * 1e-9,
-                   reduce=None if flat is None else flat == "reduced", rows_per_deck=rows_per_deck)
+    run, clock, tried = find_period(layout, model, engine, tuple(corners) or ("tt",),
+                                    None if period is None else period * 1e-9, reads=reads, seed=seed, pdk=pdk,
+                                    weights=weights, rounding=rounding, calib=calib,
+                                    reduce=None if flat is None else flat == "reduced", rows_per_deck=rows_per_deck)
     out = netlist_out or layout.with_suffix(f".{run.layer}.spice")
     out.write_text(run.spice)
     click.echo(f"engine {run.engine} '{run.layer}': {run.netlist_kind} netlist"
@@ -53,6 +58,8 @@ def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weigh
         e = run.results[0].extra
         click.echo(f"  read on reduced netlists: {e['reduced_decks']} decks of up to {e['rows_per_deck']} addresses, "
                    f"at most {run.results[0].devices:,} devices each")
+    if period is None:
+        click.echo(f"  clock period {clock * 1e9:g} ns (tried {', '.join(f'{t:g}' for t in tried)} ns)")
     for r in run.results:
         s = r.summary()
         status = "ok" if r.ok else f"{s['bit_errors']} bit errors"
@@ -62,6 +69,8 @@ def simulate_cmd(layout, model, engine, reads, corners, seed, period, pdk, weigh
                    f"ngspice {s['seconds']:.0f} s")
         for k, a, j, v in r.errors[:10]:
             click.echo(f"    read {k} address {a} dout[{j}]: sensed {v}, stored {1 - v}")
+        if len(r.errors) > 10:
+            click.echo(f"    (the first 10 of {len(r.errors)} listed)")
     if run.model_mismatch:
         click.echo(f"  {len(run.model_mismatch)} sensed bits differ from the quantized model")
     if json_out:

@@ -52,17 +52,29 @@ def _meets(run, period: float) -> bool:
     return all(r.ok and float(r.access.max()) <= SLACK * period for r in run.results)
 
 
-def read_engine(layout: Path, model: Path, engine: int, corners: tuple[str, ...], **kw) -> dict:
-    """One engine read at every corner at the first period (from START_PERIOD, doubling) that all
-    corners meet; the report's ``macro.read`` entry. ``kw`` goes to flow.simulate.simulate."""
+def find_period(layout: Path, model: Path, engine: int | None, corners: tuple[str, ...], period: float | None = None,
+                **kw):
+    """(SimulateRun, period s, periods tried in ns): the run at ``period`` when given, else at the
+    first period from START_PERIOD, doubling, that every corner meets. ``kw`` goes to
+    flow.simulate.simulate."""
     from .simulate import simulate
-    t0, period, tried = time.perf_counter(), START_PERIOD, []
+    if period is not None:
+        return simulate(layout, model, engine=engine, corners=corners, period=period, **kw), period, [round(period * 1e9, 3)]
+    period, tried = START_PERIOD, []
     for _ in range(DOUBLINGS + 1):
         run = simulate(layout, model, engine=engine, corners=corners, period=period, **kw)
         tried.append(round(period * 1e9, 3))
-        if _meets(run, period):
+        if _meets(run, period) or len(tried) > DOUBLINGS:
             break
         period *= 2
+    return run, period, tried
+
+
+def read_engine(layout: Path, model: Path, engine: int, corners: tuple[str, ...], **kw) -> dict:
+    """One engine read at every corner at the clock found by ``find_period``; the report's
+    ``macro.read`` entry."""
+    t0 = time.perf_counter()
+    run, period, tried = find_period(layout, model, engine, corners, **kw)
     s = run.summary()
     return {"meets_clock": _meets(run, period), "period_ns": round(period * 1e9, 3), "periods_tried_ns": tried,
             "netlist": s["netlist"], "conditions": s["conditions"], "corners": s["corners"],
