@@ -15,7 +15,8 @@ def test_compile_reports_a_simulated_read(tmp_path):
     model = mlp_model(tmp_path / "m.onnx", sizes=(16, 2))
     np.savez(tmp_path / "m.calib.npz", x=np.random.default_rng(0).normal(size=(8, 16)).astype(np.float32))
     gds, rep = tmp_path / "m.gds", tmp_path / "m.json"
-    r = run_cli("compile", model, "-o", gds, "--report", rep, "--simulate", "tt", "--reads", 2)
+    r = run_cli("compile", model, "-o", gds, "--report", rep, "--simulate", "tt", "--reads", 2,
+                "--html", tmp_path / "m.html")
     assert r.returncode == 0, r.stdout + r.stderr
     layer = json.loads(rep.read_text())["layers"][0]
     read = layer["macro"]["read"]
@@ -27,6 +28,8 @@ def test_compile_reports_a_simulated_read(tmp_path):
     line = next(l for l in r.stdout.splitlines() if l.startswith("read "))
     assert layer["macro"]["cell"] in line and f"access {tt['access_time_ns']:.3f} ns" in line
     assert "simulate" in json.loads(rep.read_text())["timings_s"]
+    page = (tmp_path / "m.html").read_text(encoding="utf-8")   # the macros table of the HTML report
+    assert f"tt: {tt['access_time_ns']:.3f} ns, {tt['energy_per_read_pj']:.2f} pJ, 2 reads right" in page
 
 
 @pytest.mark.parametrize("args, expect", [

@@ -118,6 +118,10 @@ def test_page_is_self_contained_with_every_table(compiled):
     acc = {r[0]: r[1] for r in page.tables["accuracy"][1:]}
     assert acc["chip (weights read back from the layout)"] == f"{100 * rep['accuracy']['chip']:.2f}%"
     assert {"merge", "pdks", "timings", "skipped"} <= set(page.tables)
+    macros = page.tables["macros"]                          # the periphery's figures, as the report has them
+    assert [r[0] for r in macros[1:]] == [l["macro"]["cell"] for l in rep["layers"]]
+    assert macros[1][4] == f"{rep['layers'][0]['macro']['bits_per_um2']:.4f}"
+    assert all(r[6] == "not simulated (compile --simulate)" for r in macros[1:])
     reuse = {r[0]: r for r in page.tables["reuse"][1:]}   # read back from the layout, agrees with the compile
     for l in rep["layers"]:
         assert int(reuse[l["name"]][1].replace(",", "")) == l["blocks"]

@@ -182,6 +182,26 @@ def _layers_table(rep: dict) -> str:
     return _table(head, rows, set(range(2, 10)), "layers", total)
 
 
+def _macros_table(rep: dict) -> str:
+    """Each engine's macro: size, array and periphery areas, density, and its simulated read when
+    the compile ran one (--simulate)."""
+    head = ["macro", "size µm", "array µm²", "periphery µm²", "bits/µm²", "address bits", "simulated read"]
+    rows = []
+    for l in rep.get("layers", []):
+        m = l.get("macro") or {}
+        if not m.get("drawn"):
+            rows.append([l["name"], "not drawn: " + m.get("why_not", ""), "", "", "", "", ""])
+            continue
+        r = m.get("read")
+        read = "not simulated (compile --simulate)" if r is None else f"{r['period_ns']:g} ns clock" + (
+            "" if r["meets_clock"] else " NOT met") + "".join(
+            f"; {c['corner']}: {c['access_time_ns']:.3f} ns, {c['energy_per_read_pj']:.2f} pJ, "
+            f"{c['reads']} reads {'right' if c['ok'] else 'WRONG'}" for c in r["corners"])
+        rows.append([m["cell"], f"{m['width_um']:.1f} x {m['height_um']:.1f}", f"{m['array_um2']:,.0f}",
+                     f"{m['periphery_um2']:,.0f}", f"{m['bits_per_um2']:.4f}", m["address_bits"], read])
+    return _table(head, rows, {2, 3, 4, 5}, "macros")
+
+
 def _accuracy_section(rep: dict) -> str:
     a = rep.get("accuracy")
     if not a:
@@ -335,6 +355,7 @@ def build_html(rep: dict, layout: Path, pdk: Pdk | None) -> tuple[str, dict]:
         "<h2>Bit cells</h2>", figs["zoom"],
         "<h2>Block reuse</h2>", figs["reuse"],
         "<h2>Layers</h2>", _layers_table(rep),
+        *(["<h2>ROM macros</h2>", _macros_table(rep)] if any("macro" in l for l in rep.get("layers", [])) else []),
         "<h2>Accuracy</h2>", _accuracy_section(rep),
     ]
     if rep.get("merge"):
