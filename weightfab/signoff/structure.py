@@ -110,20 +110,16 @@ class Structure:
                 ps = [q for q in ps if (q.layer, q.datatype) in wanted]
             polys += ps
             counts.append(len(ps))
-        raw = [r.get_offsets() if r is not None and r.size else _ORIGIN for r in (p.repetition for p in polys)]
-        nrep = np.fromiter(map(len, raw), np.int64, len(raw))
-        item = np.repeat(np.arange(len(polys)), nrep)          # expanded shape -> polygon
-        off = np.rint(np.concatenate(raw).reshape(-1, 2) * self.scale).astype(np.int64) if raw \
-            else np.zeros((0, 2), np.int64)                    # every polygon's in one pass
-        lens = np.fromiter((len(p.points) for p in polys), np.int64, len(polys))
+        off, item = self._offsets(polys)
+        pts = [p.points for p in polys]
+        lens = np.fromiter(map(len, pts), np.int64, len(pts))
+        first = np.cumsum(lens) - lens                         # each polygon's first point in ``every``
+        every = np.rint(np.concatenate(pts) * self.scale).astype(np.int64) if pts else np.zeros((0, 2), np.int64)
         four = np.flatnonzero(lens == 4)
-        q = np.rint(np.array([polys[i].points for i in four], np.float64).reshape(-1, 4, 2) * self.scale).astype(np.int64)
-        d = q - np.roll(q, -1, axis=1)
-        rect = ((d[:, :, 0] == 0) ^ (d[:, :, 1] == 0)).all(axis=1)
+        q = every.reshape(-1, 4, 2) if len(four) == len(polys) else every[first[four, None] + np.arange(4)]
         boxes = np.zeros((len(polys), 4), np.int64)
-        boxes[four] = np.concatenate([q.min(axis=1), q.max(axis=1)], axis=1)
         is_box = np.zeros(len(polys), bool)
-        is_box[four[rect]] = True
+        boxes[four], is_box[four] = _rectangles(q)
         table: dict = {}
         code = np.array([table.setdefault((p.layer, p.datatype), len(table)) for p in polys], np.int64)
         layers = list(table)
@@ -139,7 +135,7 @@ class Structure:
         for s0, s1, nb in zip(starts.tolist(), ends.tolist(), nbox.tolist()):
             j = order[s0]
             n, ly = names[cell[j]], layers[code[item[j]]]
-            other = [np.rint(np.asarray(polys[item[i]].points) * self.scale).astype(np.int64) + off[i]
+            other = [every[first[item[i]]:first[item[i]] + lens[item[i]]] + off[i]
                      for i in order[s0 + nb:s1]] if s1 > s0 + nb else []
             cache[(n, ly)] = (flat[s0:s0 + nb], other)
             own.setdefault(n, set()).add(ly)
@@ -148,6 +144,24 @@ class Structure:
         else:
             for ly in wanted:
                 part.setdefault(ly, set()).update(names)
+
+    def _offsets(self, polys) -> tuple[np.ndarray, np.ndarray]:
+        """The offsets (dbu) [E, 2] of every placement of the polygons' repetitions (one zero
+        offset for a polygon without one) and the polygon of each [E]; a GDSII file has none, and
+        only the polygons with a repetition are asked for their offsets."""
+        if not self.path.lower().endswith(".oas"):     # GDSII has no repetitions of shapes
+            return np.zeros((len(polys), 2), np.int64), np.arange(len(polys))
+        reps = [p.repetition for p in polys]
+        size = np.fromiter((0 if r is None else r.size for r in reps), np.int64, len(reps))
+        nrep = np.maximum(size, 1)
+        item = np.repeat(np.arange(len(polys)), nrep)
+        off = np.zeros((len(item), 2), np.int64)
+        has = np.flatnonzero(size)
+        if len(has):
+            at = (np.cumsum(nrep) - nrep)[has]
+            raw = np.rint(np.concatenate([reps[i].get_offsets() for i in has.tolist()]) * self.scale).astype(np.int64)
+            off[np.repeat(at, size[has]) + _ramp(size[has])] = raw
+        return off, item
 
     def own_shapes(self, name: str, layer: tuple[int, int]):
         """The cell's own shapes on ``layer``, repetitions applied, cell coordinates: boxes [B, 4]
@@ -226,6 +240,22 @@ class Structure:
             sz = np.concatenate([b[:, 2:] - b[:, :2], np.full((len(bb), 2), -1, np.int64)])
             cache[key] = (c2, sz)
         return cache[key]
+
+
+def _rectangles(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Four-point polygons [N, 4, 2]: their bounding boxes [N, 4] and whether each is a rectangle
+    (every edge along x or along y, none of length 0)."""
+    x, y = q[:, :, 0], q[:, :, 1]
+    lo = np.stack([x.min(axis=1), y.min(axis=1)], 1)
+    hi = np.stack([x.max(axis=1), y.max(axis=1)], 1)
+    dx, dy = x - np.roll(x, -1, axis=1), y - np.roll(y, -1, axis=1)
+    rect = ((dx == 0) ^ (dy == 0)).all(axis=1)
+    return np.concatenate([lo, hi], axis=1), rect
+
+
+def _ramp(n: np.ndarray) -> np.ndarray:
+    """0..n[0]-1, 0..n[1]-1, ... concatenated."""
+    return np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
 
 
 def box_transform(b: np.ndarray, m) -> np.ndarray:
