@@ -162,8 +162,8 @@ def read_deck(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float = VD
     T = stim.period
     ramp = stim.in_slew / 0.8
     pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
-    lines = [f"* {len(stim.t_rise)} clock cycles of {top.name}", model_header(corner),
-             write_spice(netlist, top.name, ports.names),
+    lines = [f"* {len(stim.t_rise)} clock cycles of {top.name}", model_header(corner, primitive=True),
+             write_spice(netlist, top.name, ports.names, primitive=True),
              f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0",
              f"Vclk {node(prefix + '_clk')} 0 {_clock(stim, vdd)}",
              f"Ven {node(prefix + '_en')} 0 {_events_wave(stim.en, ramp, vdd)}"]
@@ -280,6 +280,6 @@ def simulate_reads_reduced(netlist: kdb.Netlist, addresses, expected_words: np.n
         devices.append(red.devices_after)
         seconds += r.seconds
     cat = lambda f: np.concatenate([getattr(p, f) for p in parts])   # noqa: E731
-    full = sum(1 for _ in netlist.top_circuit().each_device())
+    full = len(amap.table)
     return ReadResult(addresses, cat("words"), exp, cat("access"), cat("energy"), corner, bench, max(devices), seconds,
                       {"netlist_devices": full, "reduced_decks": len(parts), "rows_per_deck": rows_per_deck})

@@ -84,11 +84,18 @@ def model_files(corner: str = "tt") -> list[Path]:
     return files
 
 
-def model_header(corner: str = "tt", temp: float = TEMP_C) -> str:
+def model_header(corner: str = "tt", temp: float = TEMP_C, primitive: bool = False) -> str:
+    """Options, switches and model includes of a deck. ``primitive``: the device cards at the top
+    level (sky130models.py) for decks whose MOS are written as ``M`` elements (``write_spice(...,
+    primitive=True)``); otherwise the PDK's files, whose devices are subcircuits."""
     lines = [f"* SKY130 nfet_01v8 / pfet_01v8, corner {corner}, {temp:g} C", ".option scale=1e-6",
              ".param mc_mm_switch=0 mc_pr_switch=0",
              f".param {NFET}__dlc_rotweak=0 {PFET}__dlc_rotweak=0 {PFET_HVT}__dlc_rotweak=0"]
-    lines += [f'.include "{f}"' for f in model_files(corner)]
+    if primitive:
+        from .sky130models import model_cards
+        lines.append(f'.include "{model_cards(corner)}"')
+    else:
+        lines += [f'.include "{f}"' for f in model_files(corner)]
     lines.append(f".temp {temp:g}")
     return "\n".join(lines) + "\n"
 
@@ -166,7 +173,7 @@ def _net_name(net: kdb.Net | None, circuit_id: str, floating: list[int]) -> str:
     return node(name) if name else f"n{net.cluster_id}"
 
 
-def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int], models=None) -> str:
+def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int], models=None, primitive: bool = False) -> str:
     dc = dev.device_class()
     names = [t.name for t in dc.terminal_definitions()]
     nets = {t: _net_name(dev.net_for_terminal(dc.terminal_id(t)), str(c.cell_index), floating) for t in names}
@@ -174,11 +181,16 @@ def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int], models=No
         model, bulk = _mos_model(dc, models)
         body = nets.get("B") or bulk
         p = {k: dev.parameter(k) for k in ("W", "L", "AS", "AD", "PS", "PD")}
-        geo = "".join(f" {k.lower()}={p[k]:.6g}" for k in ("AS", "AD", "PS", "PD") if p[k] > 0)
-        if dc.has_parameter("M") and dev.parameter("M") > 1:
-            geo += f" m={int(dev.parameter('M'))}"
-        elif dev.property("m") is not None and int(dev.property("m")) > 1:
-            geo += f" m={int(dev.property('m'))}"     # parallel devices merged (reduce.py)
+        mult = dev.parameter("M") if dc.has_parameter("M") else 0
+        if mult <= 1 and dev.property("m") is not None:
+            mult = int(dev.property("m"))             # parallel devices merged (reduce.py)
+        mult = f" m={int(mult)}" if mult > 1 else ""
+        if primitive:            # the binned model card itself (sky130models.py), the subcircuit's defaults
+            from .sky130models import INSTANCE, model_name
+            geo = "".join(f" {k.lower()}={p[k]:.6g}" for k in ("AS", "AD", "PS", "PD"))
+            return (f"M{node(dev.expanded_name())} {nets['D']} {nets['G']} {nets['S']} {body} {model_name(model)} "
+                    f"w={p['W']:.6g} l={p['L']:.6g}{geo} {INSTANCE}{mult}")
+        geo = "".join(f" {k.lower()}={p[k]:.6g}" for k in ("AS", "AD", "PS", "PD") if p[k] > 0) + mult
         return (f"X{node(dev.expanded_name())} {nets['D']} {nets['G']} {nets['S']} {body} {model} "
                 f"w={p['W']:.6g} l={p['L']:.6g}{geo}")
     if isinstance(dc, kdb.DeviceClassResistor):
@@ -189,11 +201,12 @@ def _device_line(dev: kdb.Device, c: kdb.Circuit, floating: list[int], models=No
 
 
 def write_spice(netlist: kdb.Netlist, title: str = "weightfab netlist", ports: list[str] | None = None,
-                models: dict[str, tuple[str, str]] | None = None) -> str:
+                models: dict[str, tuple[str, str]] | None = None, primitive: bool = False) -> str:
     """A SPICE text of ``netlist``: every circuit a ``.subckt`` (pins in pin order), children first;
     MOS devices as the SKY130 subcircuits (or ``models``: class name -> (model, bulk net)) with W and
     L in µm (``.option scale=1e-6`` units). ``ports``: net names that become the pins of a circuit
-    that has none (a flat extraction)."""
+    that has none (a flat extraction). ``primitive``: MOS as ``M`` elements of the SKY130 model
+    cards put at the deck's top level (``model_header(..., primitive=True)``)."""
     out = [f"* {title}"]
     for c in netlist.each_circuit_bottom_up():
         pins = [node(c.net_for_pin(p).name if c.net_for_pin(p) else p.name()) for p in c.each_pin()]
@@ -202,7 +215,7 @@ def write_spice(netlist: kdb.Netlist, title: str = "weightfab netlist", ports: l
         out.append(f".subckt {node(c.name)} {' '.join(pins)}")
         floating = [0]
         for dev in sorted(c.each_device(), key=lambda d: d.id()):
-            out.append(_device_line(dev, c, floating, models))
+            out.append(_device_line(dev, c, floating, models, primitive))
         for sc in sorted(c.each_subcircuit(), key=lambda s: s.id()):
             ref = sc.circuit_ref()
             conns = []
