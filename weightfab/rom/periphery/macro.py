@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 from ..geometry import RomGeometry, TapPlan
 from .bands import (BUS_PITCH, GAP as GAP_BAND, M1_RAILS, PITCH, TEMPLATE, X1, XL, Band, draw_band,
                     draw_column_fill, rails_x)
+from .clock import BASIS as PERIOD_BASIS
+from .clock import read_period
 from .draw import M1_W, M2_W, Drawing, Ref
 from .logic import Logic, logic
 from .stdcells import load
@@ -546,7 +548,9 @@ def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomG
 
 
 def figures(macro: Macro | None, note: str, um: float) -> dict:
-    """The report's entry for one engine: areas (µm²) and density with the periphery."""
+    """The report's entry for one engine: areas (µm²), density with the periphery and the clock
+    period its read needs by its wordline count (clock.py: a rule from simulated banks, not a
+    simulation of this macro)."""
     if macro is None:
         return {"drawn": False, "why_not": note}
     ax0, ay0, ax1, ay1 = macro.array_bbox
@@ -557,4 +561,5 @@ def figures(macro: Macro | None, note: str, um: float) -> dict:
             "array_um2": round(arr, 3), "periphery_um2": round(tot - arr, 3), "macro_um2": round(tot, 3),
             "width_um": round((x1 - x0) * um, 3), "height_um": round((y1 - y0) * um, 3),
             "bits_per_um2": round(macro.cols * macro.rows / tot, 4), "address_bits": macro.logic.n,
+            "read_period_ns": round(read_period(macro.rows) * 1e9, 3), "read_period_basis": PERIOD_BASIS,
             "pins": sorted(macro.pins)}
