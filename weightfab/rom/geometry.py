@@ -47,6 +47,7 @@ class RomGeometry:
     stack: StackPlan | None = None  # the via stack up to an upper programming layer (viastack.py)
     has_npc: bool = False
     has_nsdm: bool = False
+    li_space: int = 0       # the li role's spacing rule (the wordline pads and the ground rail keep it)
 
     @property
     def d(self) -> Bitcell:
@@ -73,8 +74,13 @@ class RomGeometry:
         if px % 2 or d.diff_width % 2:
             raise PdkError(f"{pdk.path}: [bitcell] diff_width and diff_width + diff_space must be even numbers "
                            f"of database units (the cell is centred on its column)")
+        li_space = next((r.value for r in pdk.rules if r.kind == "spacing" and r.layer == pdk.roles["li"]), None)
+        if li_space is None:
+            raise PdkError(f"{pdk.path}: no spacing rule on layer '{pdk.roles['li']}' (role li): the wordline "
+                           f"pads and the ground rail are drawn at it")
         return cls(px=px, py=island + d.island_space, island=island, drain=(d0, d1), source=s, gates=(g0, g1),
-                   contact=ct, c=d, stack=stack, has_npc=pdk.has("npc"), has_nsdm=pdk.has("nsdm"))
+                   contact=ct, c=d, stack=stack, has_npc=pdk.has("npc"), has_nsdm=pdk.has("nsdm"),
+                   li_space=pdk.to_dbu(li_space))
 
     # -- the repeated bit pair -------------------------------------------------------------
     def bitpair(self) -> list[Shape]:
@@ -108,27 +114,32 @@ class RomGeometry:
 
     # -- one engine's regular (model-independent) geometry ------------------------------------
     def _pads(self) -> tuple[int, int, int, int]:
-        """x-extent of the poly pads of gate 0 (a) and gate 1 (b): (a0, a1, b0, b1)."""
+        """x-extent of the poly pads of gate 0 (a) and gate 1 (b): (a0, a1, b0, b1). Gate 0's pad
+        stands as near the array as its contact (contact_to_diff from the diffusion) and its li pad
+        allow: li_space from the source lines, which reach the cell edge (px / 2, also at an upper
+        programming layer's wider pitch) 0.045 µm above the pad on SKY130. Gate 1's is staggered
+        to its left."""
         d = self.d
-        a1 = -(d.diff_width // 2 + d.contact_to_diff + d.poly_pad_x)
-        if self.stack is not None:  # a wider pitch: the pads keep their distance to the cell edge
-            a1 -= (self.px - self.stack.px0) // 2
+        cx = -max(d.diff_width // 2 + d.contact_to_diff + self.contact // 2,
+                  self.px // 2 + self.li_space + d.li_pad_length // 2)
+        a1 = cx + d.poly_pad_x // 2
         a0 = a1 - d.poly_pad_x
         b1 = a0 - d.poly_pad_space
         return a0, a1, b1 - d.poly_pad_x, b1
 
     def rail_x(self, cols: int) -> tuple[int, int]:
-        """x-extent of the ground rail (li) right of a ``cols``-column array."""
-        last_x = (cols - 1) * self.px
-        end = self.d.diff_width // 2 + self.d.poly_endcap
-        rail0 = last_x + max(self.px // 2, end) + 2 * self.d.contact_to_diff
+        """x-extent of the ground rail (li) right of a ``cols``-column array: li_space from the last
+        column's drain pads (the source lines run into it; the wordlines pass under it), and not
+        inside the last column's cell (readback and the electrical check find it right of the array)."""
+        rail0 = (cols - 1) * self.px + max(self.d.li_pad_width // 2 + self.li_space, self.px // 2)
         return rail0, rail0 + 2 * self.contact
 
     def fold_pads(self, cols: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """x-extent of the wordline pads of a folded array: gate 0 (even wordlines) on the left,
         gate 1 (odd wordlines) right of the ground rail."""
         a0, a1, _, _ = self._pads()
-        r1 = self.rail_x(cols)[1] + 2 * self.contact
+        cx = self.rail_x(cols)[1] + self.li_space + self.d.li_pad_length // 2   # li pad li_space from the rail
+        r1 = cx - self.d.poly_pad_x // 2
         return (a0, a1), (r1, r1 + self.d.poly_pad_x)
 
     def _wordline_pad(self, p0: int, p1: int, gc: int, n: int) -> list[Shape]:

@@ -206,9 +206,10 @@ def fill_macro(cell: gdstk.Cell, macro, pdk: Pdk, um: float, subcells: dict, lib
         cell.add(gdstk.Label(lab.text, (lab.x * um, lab.y * um), layer=ly, texttype=dt))
 
 
-def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None) -> gdstk.Library:
-    """A library holding one macro cell (programmed with ``bits`` [cols, rows], one via per 1)."""
-    geom = RomGeometry.from_pdk(pdk)
+def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None, geom: RomGeometry | None = None) -> gdstk.Library:
+    """A library holding one macro cell (programmed with ``bits`` [cols, rows], one via per 1);
+    ``geom``: the array's geometry, when the macro was built with another than the PDK's own."""
+    geom = RomGeometry.from_pdk(pdk) if geom is None else geom
     um = pdk.dbu_um
     lib = gdstk.Library(name=macro.name, unit=1e-6, precision=pdk.dbu_um * 1e-6)
     pair = gdstk.Cell(f"{macro.name}_bitpair")
