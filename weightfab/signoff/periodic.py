@@ -84,6 +84,13 @@ class Matcher:
         gid[order] = np.cumsum(new) - 1
         self.gid = gid
         self.sorted = np.sort(self._code(gid, self.u0))
+        # the strip's items found by a search: the short ones (length <= T, 99 in 100) sorted by
+        # start, those over [s0, s1] start in [s0 - T, s1); the long ones always tested
+        self.reach = int(np.quantile(ln, 0.99)) if len(ln) else 0
+        short = ln <= self.reach
+        self.by_start = np.flatnonzero(short)[np.argsort(self.u0[short], kind="stable")]
+        self.starts = self.u0[self.by_start]
+        self.long = np.flatnonzero(~short)
 
     @staticmethod
     def _code(gid, u):
@@ -101,18 +108,21 @@ class Matcher:
         """Intervals [K, 2] along the axis where the strip [s0, s1] is not periodic with period p."""
         if p not in cache:
             cache[p] = (self.has(p), self.has(-p))
-        succ, pred = cache[p]
-        u0, u1 = self.u0, self.u1
+        i0, i1 = np.searchsorted(self.starts, [s0 - self.reach, s1])
+        near = np.concatenate([self.by_start[i0:i1], self.long])
+        succ, pred = (c[near] for c in cache[p])
+        u0, u1 = self.u0[near], self.u1[near]
         over = (u1 > s0) & (u0 < s1)
         inside = over & (u0 >= s0) & (u1 <= s1)
         bad = inside & (((u1 + p <= s1) & ~succ) | ((u0 - p >= s0) & ~pred))
         out = [np.stack([u0[bad], u1[bad]], 1)]
         part = over & ~inside
-        box = part & self.is_box
+        is_box = self.is_box[near]
+        box = part & is_box
         for end in (u0, u1):
             e = box & (end > s0) & (end < s1)
             out.append(np.stack([end[e], end[e]], 1))
-        other = part & ~self.is_box
+        other = part & ~is_box
         out.append(np.stack([np.maximum(u0[other], s0), np.minimum(u1[other], s1)], 1))
         return np.concatenate(out)
 
