@@ -33,10 +33,15 @@ def _deck(primitive: bool) -> str:
 def test_primitive_devices_simulate_as_the_subcircuits(corner):
     names = ["q"] + [f"tp{e}{k}" for k in range(len(STAGES)) for e in ("hl", "lh")]
     sub = spice.run(spice.model_header(corner) + _deck(False)).measures
-    prim = spice.run(spice.model_header(corner, primitive=True) + _deck(True)).measures
-    for k in names:
-        v = sub[k]
-        assert prim[k] == pytest.approx(v, rel=1e-4, abs=1e-16), (corner, k, v, prim[k])
+    full = spice.model_header(corner, primitive=True)
+    sizes = {(d, w, 0.15) for p, n, _ in STAGES for d, w in ((p, 1.0), (n, 0.65))}
+    few = full.replace(str(model_cards(corner)), str(model_cards(corner, sizes)))
+    assert few != full and len(model_cards(corner, sizes).read_text()) < 0.1 * len(model_cards(corner).read_text())
+    for header in (full, few):           # every bin, and only the bins of these sizes
+        prim = spice.run(header + _deck(True)).measures
+        for k in names:
+            v = sub[k]
+            assert prim[k] == pytest.approx(v, rel=1e-4, abs=1e-16), (corner, k, v, prim[k])
 
 
 def test_cards_lose_only_the_mismatch_term():

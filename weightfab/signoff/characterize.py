@@ -162,7 +162,7 @@ def read_deck(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float = VD
     T = stim.period
     ramp = stim.in_slew / 0.8
     pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
-    lines = [f"* {len(stim.t_rise)} clock cycles of {top.name}", model_header(corner, primitive=True),
+    lines = [f"* {len(stim.t_rise)} clock cycles of {top.name}", model_header(corner, primitive=True, netlist=netlist),
              write_spice(netlist, top.name, ports.names, primitive=True),
              f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0",
              f"Vclk {node(prefix + '_clk')} 0 {_clock(stim, vdd)}",

