@@ -37,10 +37,14 @@ def compact_x(v, xc) -> np.ndarray:
     return v - shift_of(v, xc)
 
 
+def shift1(v: int, cuts) -> int:
+    """shift_of for one coordinate (plain integers: no numpy call per array and piece)."""
+    return sum(min(max(v - a, 0), b - a) for a, b in cuts)
+
+
 def window(pc: Piece, xc) -> tuple[int, int]:
     """The piece's window along x in template (x-compacted) coordinates."""
-    a, b = compact_x([pc.c0, pc.c1], xc).tolist()
-    return a - pc.halo, b + pc.halo
+    return pc.c0 - shift1(pc.c0, xc) - pc.halo, pc.c1 - shift1(pc.c1, xc) + pc.halo
 
 
 def select(bb: np.ndarray, pc: Piece, xc) -> np.ndarray:
@@ -100,14 +104,22 @@ def place(bb: np.ndarray, xc, yc) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return state, shift_of(bb[:, 0], xc), shift_of(bb[:, 1], yc)
 
 
+_ORIENT: dict = {}      # matrix -> (rotation, mirror)
+
+
 def trans(m, x: int, y: int) -> kdb.Trans:
-    for rot in range(4):
-        for mirror in (False, True):
-            c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][rot]
-            my = -1 if mirror else 1
-            if (c, -s * my, s, c * my) == tuple(m):
-                return kdb.Trans(rot, mirror, int(x), int(y))
-    raise ValueError(f"not an orthogonal orientation: {m}")
+    m = tuple(m)
+    if m not in _ORIENT:
+        for rot in range(4):
+            for mirror in (False, True):
+                c, s = [(1, 0), (0, 1), (-1, 0), (0, -1)][rot]
+                my = -1 if mirror else 1
+                if (c, -s * my, s, c * my) == m:
+                    _ORIENT.setdefault(m, (rot, mirror))
+        if m not in _ORIENT:
+            raise ValueError(f"not an orthogonal orientation: {m}")
+    rot, mirror = _ORIENT[m]
+    return kdb.Trans(rot, mirror, int(x), int(y))
 
 
 def _inside(cuts, a: int, b: int) -> int:
@@ -225,6 +237,14 @@ class Builder:
             self.size[key] = sum(c.shapes(i).size() for i in self.layout.layer_indexes())
         return self.cells[key]
 
+    def _x_extent(self, name: str) -> tuple[int, int]:
+        """The cell's x-extent (dbu); gdstk measures a cell anew on every call: once per cell."""
+        cache = self.ctx.__dict__.setdefault("x_extent", {})
+        if name not in cache:
+            bb = self.ctx.st.cells[name].bounding_box()
+            cache[name] = (round(bb[0][0] * self.ctx.st.scale), round(bb[1][0] * self.ctx.st.scale))
+        return cache[name]
+
     def _arrays(self, pc: Piece, oy: int):
         """The bit arrays of the piece, compacted (a split piece: the columns its window meets)."""
         xc = self.frame.xc
@@ -233,21 +253,20 @@ class Builder:
             ny = r.ny - _inside(pc.yc, r.y, r.y_end) // max(r.dy, 1)
             if nx <= 0 or ny <= 0:      # a run of a stack cut away whole
                 continue
-            x = int(compact_x([r.x], xc)[0])
+            x = r.x - shift1(r.x, xc)
             j0, j1 = 0, nx
             if not pc.halo:
                 if not pc.c0 <= r.x <= pc.c1:
                     continue
             else:
                 lo, hi = window(pc, xc)
-                bb = self.ctx.st.cells[r.cell].bounding_box()
-                cb0, cb1 = round(bb[0][0] * self.ctx.st.scale), round(bb[1][0] * self.ctx.st.scale)
+                cb0, cb1 = self._x_extent(r.cell)
                 dx = max(r.dx, 1)
                 j0 = max(0, -((x + cb1 - lo) // dx))
                 j1 = min(nx, (hi - cb0 - x) // dx + 1)
                 if j1 <= j0:
                     continue
-            y = r.y - int(shift_of(np.array([r.y]), pc.yc)[0]) + oy
+            y = r.y - shift1(r.y, pc.yc) + oy
             c = self._bit_cell(a, r)
             self.flat += self.size[("A", r.cell)] * (j1 - j0) * ny
             self.top.insert(kdb.CellInstArray(c.cell_index(), kdb.Trans(x + j0 * r.dx, y), kdb.Vector(r.dx, 0),
