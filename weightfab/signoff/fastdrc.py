@@ -54,7 +54,8 @@ from .taprows import runs_of
 from .readback import structural_arrays
 from .structure import IDENT, box_transform, read_structure
 
-DEEP_FROM = 30_000   # flattened template shapes from which a template that its cells shrink twice is checked deep
+DEEP_FROM = 15_000   # flattened template shapes from which a template that its cells shrink twice is checked deep
+DEEP_ALWAYS = 30_000   # ... and from which any template is
 MONOTONE = {  # rule kind -> positions where the programming layer may appear (more shapes, more violations)
     "width": {"layer"}, "spacing": {"layer"}, "area": {"layer"}, "exact_size": {"layer"},
     "separation": {"layer", "other"}, "enclosure": {"other"}, "enclosure_adjacent": {"other"},
@@ -79,7 +80,7 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
         L = _Layers(layout, top, ctx.pdk)
         # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
         # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
-        L.flat = b.flat < DEEP_FROM or b.flat < 2 * b.hier
+        L.flat = b.flat < DEEP_FROM or (b.flat < 2 * b.hier and b.flat < DEEP_ALWAYS)
         cores = frame.cores() if frame.split else None
         for rule in rules:
             found = _check(rule, L, layout.dbu)
