@@ -166,7 +166,7 @@ class Structure:
     def own_shapes(self, name: str, layer: tuple[int, int]):
         """The cell's own shapes on ``layer``, repetitions applied, cell coordinates: boxes [B, 4]
         int64 (x0, y0, x1, y1) and the other polygons (a list of [V, 2] int64); cached."""
-        if self._unread([name], layer):
+        if name not in self.__dict__.get("_prefilled", ()) and self._unread([name], layer):
             self._ensure(name)
         return self._shape_cache.get((name, layer), _EMPTY)
 
