@@ -23,8 +23,9 @@ The netlist is read once into arrays (:class:`Table`: per device its class, id, 
 nets; per net its name) and everything that does not depend on the rows read is found once
 (:func:`array_map`: wires, wordlines, bitlines, the bitlines' sections and the folded loads of all
 rows). A reduction then costs numpy passes over those arrays plus KLayout calls for the devices it
-keeps only: the Keras MLP's dense_1 (300 x 400, 236,424 devices) took 1.9 s per deck (3.7 s more
-for the map) with a Python pass over every device.
+keeps only: the Keras MLP's dense_1 (300 x 400, 236,424 devices) 2.8 s CPU for the map, then 0.2 s
+per deck (a Python pass over every device took 1.9 s plus 1.2 s per deck); dense (784 x 2,400,
+3,613,885 devices) 45 s for the map, 1.2-1.4 s per deck of 4 rows.
 
 Nothing here knows the drawing: nets joined by the ladders' resistors form wires; a wordline is a
 wire whose gates are all on NMOS devices with source or drain on VSS (at least ``MIN_WL_GATES``);
