@@ -272,25 +272,14 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
         del lib
         size = check_layout_file(staged, output.suffix.lower())  # a full disk truncates silently
         clock.lap("write")
-        drc_report = None
-        if drc:
-            drc_report = _drc(staged, output, pdk_, markers if lyrdb else None, out, full_drc, progress)
-            clock.lap("drc")
-        verify_result = None
-        if verify:
-            verify_result = verify_layout(staged, qnet, pdk_)     # the file this run wrote
-            verify_result.file = str(output)
-            clock.lap("verify")
-        read = None
-        if simulate:                                              # SPICE reads of the file this run wrote
-            read = read_macros(staged, model, [i for i, m in enumerate(macros) if m], simulate, reads=reads,
-                               pdk=pdk, weights=weights, rounding=rounding, calib=calib,
-                               progress=None if progress is None else progress.step)
-            clock.lap("simulate")
-        accuracy = None
-        if inputs.data_x is not None:
-            accuracy = _accuracy(net, qref, qnet, merged, verify_result, inputs.data_x, inputs.data_y)
-            clock.lap("accuracy")
+        drc_report = clock.stage("drc", drc, _drc, staged, output, pdk_, markers if lyrdb else None, out, full_drc,
+                                 progress)
+        verify_result = clock.stage("verify", verify, _verify, staged, qnet, pdk_, output)  # the file this run wrote
+        read = clock.stage("simulate", bool(simulate), read_macros, staged, model,  # SPICE reads (flow/readtime.py)
+                           [i for i, m in enumerate(macros) if m], simulate, reads=reads, pdk=pdk, weights=weights,
+                           rounding=rounding, calib=calib, progress=None if progress is None else progress.step)
+        accuracy = clock.stage("accuracy", inputs.data_x is not None, _accuracy, net, qref, qnet, merged,
+                               verify_result, inputs.data_x, inputs.data_y)
         result = CompileResult(model, output, pdk_, net, qnet, blocks, placement, geom, size, drc_report,
                                accuracy, verify_result, clock.t, merged, inputs.summary(), warnings,
                                drawn_layers=drawn, macros=macros, macro_notes=notes, periphery=periphery, reads=read)
@@ -320,6 +309,13 @@ def _check_usage(model: Path, output: Path, pdk, calib, data, report, lyrdb, drc
     return markers
 
 
+def _verify(staged: Path, qnet, pdk_: Pdk, output: Path):
+    """Readback of the staged file, reported under the output's name."""
+    res = verify_layout(staged, qnet, pdk_)
+    res.file = str(output)
+    return res
+
+
 def _html(result: CompileResult, path: Path, layout: Path) -> dict:
     """The HTML page of this compile, its pictures drawn from the staged layout."""
     from ..report.html import write_html
@@ -346,6 +342,14 @@ class _Clock:
     def __init__(self):
         self.t: dict[str, float] = {}
         self.last = time.perf_counter()
+
+    def stage(self, stage: str, run: bool, fn, *args, **kw):
+        """``fn(*args, **kw)`` timed as ``stage`` when ``run``; None when not."""
+        if not run:
+            return None
+        out = fn(*args, **kw)
+        self.lap(stage)
+        return out
 
     def lap(self, stage: str) -> None:
         now = time.perf_counter()
