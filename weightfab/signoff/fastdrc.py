@@ -370,20 +370,38 @@ def _stamp(cells, c2s, orgs, arrays, via) -> np.ndarray:
 
 def _on_sites(org, pc, lo, hi, res, par, box) -> np.ndarray:
     """Per placement (origin, cell): its shapes' extent inside an array's sites at the cell's grid
-    offset. Arrays apart along x (the usual floorplan): the one array left of each placement is
-    the only candidate (one search); otherwise every array is tried."""
+    offset. Each placement is tried against the one array that could hold it (``_candidates``);
+    when the arrays do not lie in columns apart along x, each stacked apart along y, every array
+    is tried."""
     p0, p1 = 2 * org + lo[pc], 2 * org + hi[pc]
-    order = np.argsort(box[:, 0], kind="stable")
-    if (box[order[1:], 0] > box[order[:-1], 2]).all():
-        cand = [order[np.maximum(np.searchsorted(box[order, 0], p0[:, 0], side="right") - 1, 0)]]
-    else:
-        cand = [np.full(len(org), i, np.int64) for i in range(len(box))]
+    cand = _candidates(p0, box)
+    cand = [cand] if cand is not None else [np.full(len(org), i, np.int64) for i in range(len(box))]
     good = np.zeros(len(org), bool)
     for i in cand:
         b = box[i]
         inside = (p0[:, 0] >= b[:, 0]) & (p1[:, 0] <= b[:, 2]) & (p0[:, 1] >= b[:, 1]) & (p1[:, 1] <= b[:, 3])
         good |= inside & (np.mod(2 * org - par[i, :2], par[i, 2:]) == res[pc]).all(axis=1)
     return good
+
+
+def _candidates(p0: np.ndarray, box: np.ndarray) -> np.ndarray | None:
+    """Per point, the only array whose box could hold it: arrays grouped in columns of equal x
+    extent (an engine's runs between tap rows), the columns apart along x and the arrays of a
+    column apart along y; the column left of the point, then the array below it (two searches).
+    None when the boxes are not laid out so."""
+    cols, col_of = np.unique(box[:, [0, 2]], axis=0, return_inverse=True)
+    if len(cols) > 1 and not (cols[1:, 0] > cols[:-1, 1]).all():
+        return None
+    out = np.zeros(len(p0), np.int64)
+    col = np.maximum(np.searchsorted(cols[:, 0], p0[:, 0], side="right") - 1, 0)
+    for c in range(len(cols)):
+        members = np.flatnonzero(col_of.ravel() == c)
+        members = members[np.argsort(box[members, 1], kind="stable")]
+        if len(members) > 1 and not (box[members[1:], 1] > box[members[:-1], 3]).all():
+            return None
+        at = np.flatnonzero(col == c)
+        out[at] = members[np.maximum(np.searchsorted(box[members, 1], p0[at, 1], side="right") - 1, 0)]
+    return out
 
 
 # -- rules, cuts and templates -------------------------------------------------------------------
