@@ -25,6 +25,7 @@ from ..frontend.onnx_import import load_onnx
 from ..tech.pdk import BUILTIN_DIR, Pdk, list_pdks, load_pdk
 from ..quant.quantize import QuantizedNetwork, quantize, run_integer
 from ..rom.geometry import Placement, RomGeometry, floorplan
+from ..rom.periphery.clock import read_period
 from ..rom.periphery.macro import build_macros, figures as macro_figures
 from ..faults.protect import parse_protect, with_shadows
 from ..rom.viastack import program, programming_report
@@ -276,7 +277,7 @@ def compile(model: str | Path, output: str | Path, *, pdk: str | Path = "sky130"
                                  progress)
         verify_result = clock.stage("verify", verify, _verify, staged, qnet, pdk_, output)  # the file this run wrote
         read = clock.stage("simulate", bool(simulate), read_macros, staged, model,  # SPICE reads (flow/readtime.py)
-                           [i for i, m in enumerate(macros) if m], simulate, reads=reads, pdk=pdk, weights=weights,
+                           {i: read_period(m.rows) for i, m in enumerate(macros) if m}, simulate, reads=reads, pdk=pdk, weights=weights,
                            rounding=rounding, calib=calib, progress=None if progress is None else progress.step)
         accuracy = clock.stage("accuracy", inputs.data_x is not None, _accuracy, net, qref, qnet, merged,
                                verify_result, inputs.data_x, inputs.data_y)

@@ -53,14 +53,14 @@ def _meets(run, period: float) -> bool:
 
 
 def find_period(layout: Path, model: Path, engine: int | None, corners: tuple[str, ...], period: float | None = None,
-                **kw):
+                start: float = START_PERIOD, **kw):
     """(SimulateRun, period s, periods tried in ns): the run at ``period`` when given, else at the
-    first period from START_PERIOD, doubling, that every corner meets. ``kw`` goes to
+    first period from ``start``, doubling, that every corner meets. ``kw`` goes to
     flow.simulate.simulate."""
     from .simulate import simulate
     if period is not None:
         return simulate(layout, model, engine=engine, corners=corners, period=period, **kw), period, [round(period * 1e9, 3)]
-    period, tried = START_PERIOD, []
+    period, tried = start, []
     for _ in range(DOUBLINGS + 1):
         run = simulate(layout, model, engine=engine, corners=corners, period=period, **kw)
         tried.append(round(period * 1e9, 3))
@@ -81,14 +81,15 @@ def read_engine(layout: Path, model: Path, engine: int, corners: tuple[str, ...]
             "model_bit_errors": s["model_bit_errors"], "seconds": round(time.perf_counter() - t0, 1)}
 
 
-def read_macros(layout: Path, model: Path, engines: list[int], corners: tuple[str, ...], *, progress=None,
+def read_macros(layout: Path, model: Path, starts: dict[int, float], corners: tuple[str, ...], *, progress=None,
                 **kw) -> dict[int, dict]:
-    """engine -> read entry for each engine listed (those with a macro)."""
+    """engine -> read entry for each engine of ``starts`` (engine -> first clock period to try: the
+    macro's period by rule, rom/periphery/clock.py, which skips the decks bound to fail)."""
     out = {}
-    for k, e in enumerate(engines):
+    for k, (e, start) in enumerate(sorted(starts.items())):
         if progress is not None:
-            progress(k, len(engines), f"SPICE read of engine {e}")
-        out[e] = read_engine(layout, model, e, corners, **kw)
+            progress(k, len(starts), f"SPICE read of engine {e}")
+        out[e] = read_engine(layout, model, e, corners, start=start, **kw)
     return out
 
 
