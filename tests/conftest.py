@@ -57,6 +57,18 @@ def save_graph(path: Path, nodes, inits, in_shape, out_name, out_shape, opset=13
     return path
 
 
+def compiled_mlp(d: Path, name: str, sizes, seed: int) -> Path:
+    """A one-engine-per-layer MLP (no softmax) with its calibration beside it, compiled to
+    ``d/name.gds`` without checks; the layout's path."""
+    import numpy as np
+    import weightfab
+    model = mlp_model(d / f"{name}.onnx", sizes=sizes, seed=seed, softmax=False)
+    calib = d / f"{name}.calib.npz"
+    np.savez(calib, x=np.random.default_rng(0).random((16, sizes[0]), dtype=np.float32))
+    weightfab.compile(model, d / f"{name}.gds", calib=calib, drc=False, verify=False)
+    return d / f"{name}.gds"
+
+
 def mlp_model(path: Path, sizes=(6, 5, 3), seed=0, relu=True, softmax=True, batch="N") -> Path:
     """A small MatMul+Add(+Relu) MLP written with onnx.helper."""
     rng = np.random.default_rng(seed)

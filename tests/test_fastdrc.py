@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import weightfab
-from conftest import SAMPLE, mlp_model
+from conftest import SAMPLE, compiled_mlp, mlp_model
 from weightfab.signoff.drc import run_drc
 from weightfab.signoff.readback import read_bits
 from weightfab.tech.pdk import load_pdk
@@ -203,12 +203,7 @@ def test_foreign_layout_falls_back_and_says_so(tmp_path):
 def tall(tmp_path_factory):
     """One macro of 200 wordlines (100 islands) and 64 bitlines: its decoder rows are cut along y,
     its sense rows along x."""
-    d = tmp_path_factory.mktemp("tall")
-    model = mlp_model(d / "t.onnx", sizes=(200, 8), seed=4, softmax=False)
-    np.savez(d / "t.calib.npz", x=np.random.default_rng(0).random((16, 200), dtype=np.float32))
-    out = d / "t.gds"
-    weightfab.compile(model, out, calib=d / "t.calib.npz", drc=False, verify=False)
-    return out
+    return compiled_mlp(tmp_path_factory.mktemp("tall"), "t", (200, 8), 4)
 
 
 _CUTS: dict = {}

@@ -7,11 +7,9 @@ the same counts."""
 from __future__ import annotations
 
 import klayout.db as kdb
-import numpy as np
 import pytest
 
-import weightfab
-from conftest import mlp_model
+from conftest import compiled_mlp
 from weightfab.signoff import fastdrc
 from weightfab.signoff.drc import run_drc
 from weightfab.signoff.periodic import stacks
@@ -26,12 +24,7 @@ RULE = next(r for r in PDK.rules if r.kind == "max_distance")
 def tall(tmp_path_factory):
     """One macro of 800 wordlines (400 islands, a tap row after every 20) and 64 bitlines: tall
     enough for the rule's cuts (2 x 15 + 1 µm from anything that does not repeat)."""
-    d = tmp_path_factory.mktemp("taps")
-    model = mlp_model(d / "h.onnx", sizes=(800, 8), seed=6, softmax=False)
-    np.savez(d / "h.calib.npz", x=np.random.default_rng(0).random((16, 800), dtype=np.float32))
-    out = d / "h.gds"
-    weightfab.compile(model, out, calib=d / "h.calib.npz", drc=False, verify=False)
-    return out
+    return compiled_mlp(tmp_path_factory.mktemp("taps"), "h", (800, 8), 6)
 
 
 def _cuts(path) -> tuple:
@@ -108,12 +101,7 @@ def test_tap_row_removed_in_the_middle_of_a_tall_array(tall, tmp_path):
 def wide(tmp_path_factory):
     """One macro of 40 wordlines (one tap row) and 512 bitlines: the sense row's taps below the
     array are cut along x by the rule's template."""
-    d = tmp_path_factory.mktemp("wide")
-    model = mlp_model(d / "w.onnx", sizes=(40, 64), seed=6, softmax=False)
-    np.savez(d / "w.calib.npz", x=np.random.default_rng(0).random((16, 40), dtype=np.float32))
-    out = d / "w.gds"
-    weightfab.compile(model, out, calib=d / "w.calib.npz", drc=False, verify=False)
-    return out
+    return compiled_mlp(tmp_path_factory.mktemp("wide"), "w", (40, 64), 6)
 
 
 @pytest.mark.slow
