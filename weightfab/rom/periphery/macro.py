@@ -547,6 +547,12 @@ def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomG
     return macros, reasons
 
 
+def pin_order(name: str) -> tuple:
+    """Pins by bus and index: ``dout[2]`` before ``dout[10]``."""
+    base, _, rest = name.partition("[")
+    return (base, int(rest.rstrip("]")) if rest.rstrip("]").isdigit() else -1, name)
+
+
 def figures(macro: Macro | None, note: str, um: float) -> dict:
     """The report's entry for one engine: areas (µm²), density with the periphery and the clock
     period its read needs by its wordline count (clock.py: a rule from simulated banks, not a
@@ -562,4 +568,4 @@ def figures(macro: Macro | None, note: str, um: float) -> dict:
             "width_um": round((x1 - x0) * um, 3), "height_um": round((y1 - y0) * um, 3),
             "bits_per_um2": round(macro.cols * macro.rows / tot, 4), "address_bits": macro.logic.n,
             "read_period_ns": round(read_period(macro.rows) * 1e9, 3), "read_period_basis": PERIOD_BASIS,
-            "pins": sorted(macro.pins)}
+            "pins": sorted(macro.pins, key=pin_order)}
