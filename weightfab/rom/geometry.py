@@ -183,7 +183,8 @@ class RomGeometry:
             isl += self._wordline_pad(p0, p1, gc, 1)
         # ground: the source lines continue to a rail right of the array
         rail0, rail1 = self.rail_x(cols)
-        isl.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw)))
+        if rail0 > last_x + hx:     # the rail may start at the last cell's edge: nothing to bridge
+            isl.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw)))
 
         def whole(slots: int) -> list[Shape]:
             out = [self._rail(cols, slots)]
@@ -211,7 +212,8 @@ class RomGeometry:
         isl.append(Shape("poly", (last_x + hx, g1_lo, b1, g1_hi)))
         for (g_lo, g_hi), (p0, p1) in zip(self.gates, ((a0, a1), (b0, b1))):
             isl += self._wordline_pad(p0, p1, (g_lo + g_hi) // 2, 1)
-        isl.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw)))
+        if rail0 > last_x + hx:     # the rail may start at the last cell's edge: nothing to bridge
+            isl.append(Shape("li", (last_x + hx, self.source - lw, rail0, self.source + lw)))
 
         def whole(slots: int) -> list[Shape]:
             out = [self._rail(cols, slots)]
