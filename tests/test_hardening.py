@@ -324,3 +324,22 @@ def test_internal_error_after_the_layout_was_written_leaves_no_layout(tmp_path, 
     assert r.returncode == 1 and r.stderr.strip() == ("internal error: RuntimeError: readback exploded "
                                                      "(set WEIGHTFAB_DEBUG=1 for a traceback)"), r.stderr
     assert not out.exists() and not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_oasis_check_reads_the_whole_file(tmp_path, tiny):
+    """A written OASIS file carries a CRC32 of every byte: one byte changed anywhere, or the file cut
+    where a stray END-record byte happens to sit 256 bytes before the cut, is refused."""
+    from weightfab.errors import OutputError
+    from weightfab.flow.outputs import check_layout_file
+    out = tmp_path / "chip.oas"
+    assert run_cli("compile", tiny, "-o", out, "--no-drc", "--no-verify").returncode == 0
+    data = out.read_bytes()
+    assert check_layout_file(out, ".oas") == len(data)
+    bad = tmp_path / "bad.oas"
+    bad.write_bytes(data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 1]) + data[len(data) // 2 + 1:])
+    with pytest.raises(OutputError, match="cut short"):
+        check_layout_file(bad, ".oas")
+    cut = next(k for k in range(len(data) - 300, 300, -1) if data[k - 256] == 2)
+    bad.write_bytes(data[:cut])
+    with pytest.raises(OutputError, match="cut short"):
+        check_layout_file(bad, ".oas")

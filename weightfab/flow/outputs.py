@@ -16,6 +16,7 @@ The rule (README "Outputs"):
 from __future__ import annotations
 
 import os
+import zlib
 import signal
 import tempfile
 from contextlib import contextmanager
@@ -71,11 +72,24 @@ def check_layout_file(path: Path, expected_suffix: str) -> int:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     if expected_suffix == ".gds":
         complete = head.startswith(GDS_HEADER) and tail.endswith(GDS_ENDLIB)
-    else:
-        complete = head.startswith(OASIS_MAGIC) and size >= OASIS_END_LEN + len(OASIS_MAGIC) and tail[:1] == b"\x02"
+    else:   # the END record, then CRC32 validation (scheme 1) of every byte before its signature
+        complete = (head.startswith(OASIS_MAGIC) and size >= OASIS_END_LEN + len(OASIS_MAGIC) and tail[:1] == b"\x02"
+                    and tail[-5:-4] == b"\x01" and _crc32(path, size - 4) == int.from_bytes(tail[-4:], "little"))
     if not complete:
         raise OutputError(f"cannot write {path}: the file was cut short at {size:,} bytes (disk full?)")
     return size
+
+
+def _crc32(path: Path, n: int, chunk: int = 1 << 24) -> int:
+    """CRC32 of the first ``n`` bytes of ``path``, read in chunks."""
+    crc = 0
+    with open(path, "rb") as f:
+        while n > 0:
+            block = f.read(min(chunk, n))
+            if not block:
+                break
+            crc, n = zlib.crc32(block, crc), n - len(block)
+    return crc
 
 
 def check_text_end(path: Path, end: str) -> None:

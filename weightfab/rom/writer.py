@@ -152,7 +152,7 @@ def write_library(lib: gdstk.Library, path: str | Path) -> int:
         if suffix == ".gds":
             lib.write_gds(tmp, timestamp=TIMESTAMP)
         else:
-            lib.write_oas(tmp)
+            lib.write_oas(tmp, validation="crc32")   # flow/outputs.py checks the whole file against it
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
