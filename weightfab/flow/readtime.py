@@ -3,8 +3,10 @@
 Each engine that has a macro is read in ngspice from the layout this compile wrote, as
 ``weightfab simulate`` reads it (flow/simulate.py: extracted netlist with its wire capacitance,
 SKY130 device models, random addresses, sensed words compared with the words the layout holds).
-The clock period is not assumed: it starts at ``START_PERIOD`` and is doubled while any read of
-any asked corner is wrong or the slowest access exceeds ``SLACK`` of the period (the rule the
+The clock period is not assumed: it starts at the macro's period by rule (rom/periphery/clock.py;
+``START_PERIOD`` for ``weightfab simulate``, which does not know the macro's rows beforehand) and is
+doubled, DOUBLINGS times at most, while any read of any asked corner is wrong or the slowest access
+exceeds ``SLACK`` of the period (the rule the
 Liberty characterisation uses, signoff/libchar.py), so a tall engine is timed at a clock it meets.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ from ..signoff.libchar import SLACK
 from ..signoff.spice import CORNERS
 
 START_PERIOD = 10e-9
-DOUBLINGS = 5            # 10 ns -> 320 ns at most
+DOUBLINGS = 5            # from 10 ns: 320 ns at most
 
 
 def parse_corners(text: str | None) -> tuple[str, ...]:
