@@ -215,7 +215,7 @@ def _cuts_of(path, layers):
     from weightfab.signoff.periodic import stacks
     key = (str(path), tuple(layers))
     if key not in _CUTS:
-        ctx, _, _ = fastdrc._prove(path, PDK, [])
+        (ctx, _), _, _ = fastdrc._prove(path, PDK, [])
         halo = fastdrc._halo(PDK, [r for r in PDK.rules if fastdrc._bases(PDK, r) == set(layers)])
         _CUTS[key] = fastdrc._cuts(ctx, tuple(layers), stacks([r for _, r in ctx.arrays]), halo)
     return _CUTS[key]

@@ -29,7 +29,7 @@ def tall(tmp_path_factory):
 
 def _cuts(path) -> tuple:
     """The clean layout's cuts (dbu) for the tap-distance rule: (x-cuts, pieces)."""
-    ctx, _, _ = fastdrc._prove(path, PDK, [])
+    (_, ctx), _, _ = fastdrc._prove(path, PDK, [])   # the max_distance rules' context
     layers = tuple(sorted(n for n in fastdrc._bases(PDK, RULE) if n in ctx.items))
     rules = [r for r in PDK.rules if tuple(sorted(n for n in fastdrc._bases(PDK, r) if n in ctx.items)) == layers]
     return fastdrc._cuts(ctx, layers, stacks([r for _, r in ctx.arrays]), fastdrc._halo(PDK, rules))

@@ -52,6 +52,7 @@ from .periodic import Items, Matcher, Refs, bands_of, cuts_for, extents, poly_ki
 from .template import Builder, Frame, Piece, compact_x, in_cores, piece_items, window
 from .taprows import runs_of
 from .readback import structural_arrays
+from . import twins
 from .structure import IDENT, box_transform, read_structure
 
 DEEP_FROM = 15_000   # flattened template shapes from which a template that its cells shrink twice is checked deep
@@ -69,29 +70,16 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
     if plan is None:
         rep = run_drc(path, pdk, max_examples, progress=progress)
         return _with(rep, notes, t0)
-    ctx, full_rules, top_name = plan
+    (ctx, md_ctx), full_rules, top_name = plan
     results, fails = {}, []
     todo = [r for r in pdk.rules if r.name not in full_rules]
-    for (xc, pieces), rules in _groups(ctx, todo).items():
-        names = sorted({n for r in rules for n in _bases(ctx.pdk, r) if n in ctx.items})
-        frame = Frame(pieces, xc, *ctx.yspan)
-        b = Builder(ctx, names, frame)
-        layout, top = b.build()
-        L = _Layers(layout, top, ctx.pdk)
-        # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
-        # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
-        L.flat = b.flat < DEEP_FROM or (b.flat < 2 * b.hier and b.flat < DEEP_ALWAYS)
-        cores = frame.cores() if frame.split else None
-        for rule in rules:
-            found = _check(rule, L, layout.dbu)
-            res = rule_result(rule, found, layout.dbu, 0, {})
-            if res.count and cores is not None and not in_cores(found, cores):
-                res = replace(res, count=0, examples=())   # only beside a split piece's window edge
-            if res.count:
-                fails.append(rule.name)
-            results[rule.name] = res
-            if progress is not None:
-                progress(len(results), len(pdk.rules), rule.name)
+    parts = [(ctx, todo)] if md_ctx is ctx else [(ctx, [r for r in todo if r.kind != "max_distance"]),
+                                                 (md_ctx, [r for r in todo if r.kind == "max_distance"])]
+    grouped = [(c, _groups(c, rs)) for c, rs in parts if rs]
+    notes.append(_template_note([g for _, g in grouped], len(ctx.refs.kind)))
+    for c, groups in grouped:
+        for (xc, pieces), rules in groups.items():
+            _check_template(c, xc, pieces, rules, results, fails, progress, len(pdk.rules))
     if fails:
         notes.append(f"the template fails {', '.join(fails)}: checked in full on the file")
     full = set(full_rules) | set(fails)
@@ -107,6 +95,29 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
 
 def _with(rep: DrcReport, notes: list[str], t0: float) -> DrcReport:
     return replace(rep, mode="fast", notes=tuple(notes), seconds=time.perf_counter() - t0)
+
+
+def _check_template(ctx, xc, pieces, rules, results: dict, fails: list, progress, total: int) -> None:
+    """Build the template of ``rules`` (their cuts) and check them on it."""
+    names = sorted({n for r in rules for n in _bases(ctx.pdk, r) if n in ctx.items})
+    frame = Frame(pieces, xc, *ctx.yspan)
+    b = Builder(ctx, names, frame)
+    layout, top = b.build()
+    L = _Layers(layout, top, ctx.pdk)
+    # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
+    # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
+    L.flat = b.flat < DEEP_FROM or (b.flat < 2 * b.hier and b.flat < DEEP_ALWAYS)
+    cores = frame.cores() if frame.split else None
+    for rule in rules:
+        found = _check(rule, L, layout.dbu)
+        res = rule_result(rule, found, layout.dbu, 0, {})
+        if res.count and cores is not None and not in_cores(found, cores):
+            res = replace(res, count=0, examples=())   # only beside a split piece's window edge
+        if res.count:
+            fails.append(rule.name)
+        results[rule.name] = res
+        if progress is not None:
+            progress(len(results), total, rule.name)
 
 
 class _Ctx:
@@ -139,14 +150,44 @@ def _prove(path, pdk: Pdk, notes: list[str]):
     if full_rules:
         notes.append(f"the programming layer enters {', '.join(sorted(full_rules))} where more shapes need not "
                      "mean more violations: checked in full")
-    names = _layers(ppdk)
-    bit_cells = {r.cell for _, r in arrays}
-    ref_cells, flat_cells = _kinds(st, ppdk.gds(prog))
+    _, flat_cells = _kinds(st, ppdk.gds(prog))
     loose_b, loose_p = _programming(st, ppdk, [a for a, _ in arrays], flat_cells)
     n_loose = len(loose_b) + len(loose_p)
     if n_loose:
         notes.append(f"{n_loose:,} programming-layer shapes of flattened cells are not via boxes on bit sites "
                      "(periphery, or edited): checked as drawn")
+    md = [r for r in ppdk.rules if r.kind == "max_distance" and r.name not in full_rules]
+    twin_of = _twins(st, ppdk, [r for r in ppdk.rules if r.kind != "max_distance"], loose_b, loose_p)
+    if not twin_of:
+        ctx = _context(st, ppdk, arrays, _layers(ppdk), (loose_b, loose_p), notes)
+        return (ctx, ctx), full_rules, st.top
+    by = {}
+    for n, k in twin_of.items():
+        by.setdefault(k, []).append(n)
+    notes.append("engines equal but for their programming, checked as one (max_distance rules on the whole file): "
+                 + "; ".join(f"{', '.join(sorted(v))} as {k}" for k, v in sorted(by.items())))
+    md_ctx = _context(st, ppdk, arrays, _layers(ppdk, md), (loose_b, loose_p), notes) if md else None
+    st2 = st.without(twin_of)
+    kept = set(st2.arrays)
+    loose = twins.outside(loose_b, loose_p, list(twins.bboxes(st, list(twin_of)).values()))
+    ctx = _context(st2, ppdk, [(a, r) for a, r in arrays if r in kept], _layers(ppdk), loose, notes)
+    return (ctx, md_ctx), full_rules, st.top
+
+
+def _twins(st, ppdk: Pdk, rules, loose_b, loose_p) -> dict[str, str]:
+    """Engine cells left out of the templates of ``rules`` (twins.py), each with the one that stays."""
+    gs = twins.groups(st, ppdk.gds(ppdk.programming_layer))
+    if not gs:
+        return {}
+    layers = {ppdk.gds(n) for n in _layers(ppdk, rules)}
+    return twins.left_out(st, gs, _halo(ppdk, rules), layers, loose_b, loose_p)
+
+
+def _context(st, ppdk: Pdk, arrays, names: list[str], loose, notes: list[str]) -> "_Ctx":
+    """Items per layer of ``names`` and the kept references of the structure ``st``."""
+    prog = ppdk.programming_layer
+    bit_cells = {r.cell for _, r in arrays}
+    ref_cells, flat_cells = _kinds(st, ppdk.gds(prog))
     refs = _refs(st, ref_cells, [r for r in st.arrays if r.cell not in bit_cells])
     table: dict = {}
     items = {}
@@ -156,13 +197,13 @@ def _prove(path, pdk: Pdk, notes: list[str]):
             having.setdefault(g, []).append(c)
     for n in names:
         if n == prog:
-            b, ps = loose_b, loose_p
+            b, ps = loose
         else:
             b, ps = st.flat_shapes(ppdk.gds(n), having.get(ppdk.gds(n), []))
         bb, kinds = poly_kinds(ps, table)
         has = np.array([ppdk.gds(n) in _cell_layers(st, c) for c, _ in refs.kinds], bool)
         items[n] = Items(b, ps, bb, kinds, np.flatnonzero(has[refs.kind]) if len(refs.kind) else refs.kind)
-    return _Ctx(st, ppdk, arrays, items, refs, notes), full_rules, st.top
+    return _Ctx(st, ppdk, arrays, items, refs, notes)
 
 
 def _bit_arrays(st, pdk: Pdk):
@@ -204,9 +245,9 @@ def _non_monotone(pdk: Pdk, prog: str) -> set[str]:
     return out
 
 
-def _layers(pdk: Pdk) -> list[str]:
+def _layers(pdk: Pdk, rules=None) -> list[str]:
     names = set()
-    for r in pdk.rules:
+    for r in pdk.rules if rules is None else rules:
         names |= _bases(pdk, r)
     return sorted(n for n in names if n in pdk.layers)
 
@@ -417,13 +458,17 @@ def _groups(ctx: _Ctx, rules) -> dict:
         by_layers.setdefault(tuple(sorted(n for n in _bases(ctx.pdk, rule) if n in ctx.items)), []).append(rule)
     for layers, rs in by_layers.items():
         out.setdefault(_cuts(ctx, layers, bit, _halo(ctx.pdk, rs)), []).extend(rs)
+    return out
+
+
+def _template_note(groups: list[dict], kept: int) -> str:
+    out = {k: v for g in groups for k, v in g.items()}
     nb = sorted({len(b) for _, b in out})
     ny = sum(len(pc.yc) for _, b in out for pc in b)
     ns = sum(1 for _, b in out for pc in b if pc.halo)
-    ctx.notes.append(f"templates: {len(out)}, x-cuts {'/'.join(str(n) for n in sorted({len(x) for x, _ in out}))}, "
-                     f"pieces {'/'.join(map(str, nb))} ({ns} split at arrays), y-cuts {ny} in all; "
-                     f"{len(ctx.refs.kind):,} cell placements kept whole")
-    return out
+    return (f"templates: {sum(len(g) for g in groups)}, x-cuts {'/'.join(str(n) for n in sorted({len(x) for x, _ in out}))}, "
+            f"pieces {'/'.join(map(str, nb))} ({ns} split at arrays), y-cuts {ny} in all; "
+            f"{kept:,} cell placements kept whole")
 
 
 def _halo(pdk: Pdk, rules) -> int:

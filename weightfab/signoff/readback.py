@@ -370,9 +370,11 @@ def _implant_boxes(st, pdk: Pdk) -> np.ndarray | None:
     """Bounding boxes of the n-implant shapes outside the arrays (None where none is drawn)."""
     if not pdk.has("nsdm"):
         return None
-    polys = st.flat_polygons(pdk.role_gds("nsdm"))
-    return np.array([(p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max()) for p in polys],
-                    np.int64).reshape(-1, 4)
+    boxes, polys = st.flat_shapes(pdk.role_gds("nsdm"))
+    if not polys:
+        return boxes
+    return np.concatenate([boxes, np.array([(p[:, 0].min(), p[:, 1].min(), p[:, 0].max(), p[:, 1].max())
+                                            for p in polys], np.int64).reshape(-1, 4)])
 
 
 def _around(boxes: np.ndarray, area) -> tuple[int, int, int, int] | None:

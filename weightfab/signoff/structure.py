@@ -57,6 +57,15 @@ class Structure:
     places: dict = field(repr=False)  # cell name -> list of (matrix, [K, 2] int64 origins), arrays excluded
     scale: float = 1000.0            # file units -> database units
 
+    def without(self, skip) -> "Structure":
+        """The same file with the top cell's references to the cells ``skip`` left out (their
+        subtrees unplaced); the shapes read so far are shared (they are in cell coordinates)."""
+        walked = _traverse(self.cells[self.top], self.scale, frozenset(skip))
+        out = Structure(self.path, self.dbu_um, self.top, self.cells, *walked, self.scale)
+        for k in ("_shape_cache", "_prefilled", "_prefilled_on", "_own_layers", "_centre_cache"):
+            out.__dict__[k] = self.__dict__.setdefault(k, {} if k != "_prefilled" else set())
+        return out
+
     def cell_boxes(self, name: str, layer: tuple[int, int]) -> np.ndarray:
         """Boxes [N, 4] of ``layer`` in cell ``name`` and below, cell coordinates (bounding boxes)."""
         polys = self.cells[name].get_polygons(layer=layer[0], datatype=layer[1])
@@ -103,11 +112,15 @@ class Structure:
         polys, counts = [], []
         for n in names:
             cell = self.cells[n]
-            ps = list(cell.polygons)
-            for path in cell.paths:
-                ps += path.to_polygons()
-            if wanted is not None:
-                ps = [q for q in ps if (q.layer, q.datatype) in wanted]
+            ps = cell.polygons
+            if wanted is not None and len(ps) > 256:   # filtered by gdstk, repetitions kept: no
+                ps = [q for ly, dt in sorted(wanted) for q in  # Python object per shape of another layer
+                      cell.get_polygons(apply_repetitions=False, include_paths=True, depth=0, layer=ly, datatype=dt)]
+            else:
+                for path in cell.paths:
+                    ps += path.to_polygons()
+                if wanted is not None:
+                    ps = [q for q in ps if (q.layer, q.datatype) in wanted]
             polys += ps
             counts.append(len(ps))
         off, item = self._offsets(polys)
@@ -319,16 +332,29 @@ def read_structure(path: str | Path, dbu_um: float) -> Structure | None:
         return None
     scale = lib.unit / lib.precision
     cells = {c.name: c for c in lib.cells}
+    walked = _traverse(tops[0], scale)
+    if walked is None:
+        return None
+    return Structure(str(path), dbu_um, tops[0].name, cells, *walked, scale)
+
+
+def _traverse(top, scale: float, skip: frozenset = frozenset()):
+    """(arrays, places) of every cell below ``top``, leaving out the subtrees of the references
+    of ``top`` to the cells named in ``skip``; None where a reference cannot be read here."""
     places: dict[str, list] = {}
     arrays: list[ArrayRef] = []
-    pending = {tops[0].name: [(IDENT, np.zeros((1, 2), np.int64))]}
-    order = _top_down(tops[0])
-    for cell in order:
+    pending = {top.name: [(IDENT, np.zeros((1, 2), np.int64))]}
+    for cell in _top_down(top, skip):
         groups = pending.pop(cell.name, None)
         if not groups:
             continue
         places[cell.name] = groups
-        plain, rest = _plain(cell.references, scale)
+        refs = cell.references
+        if cell is top and skip:
+            refs = [r for r in refs if not (isinstance(r.cell, gdstk.Cell) and r.cell.name in skip)]
+        if not refs:
+            continue
+        plain, rest = _plain(refs, scale)
         if plain is not None:
             _place_plain(*plain, groups, pending)
         if not _place_refs(rest, scale, groups, pending, arrays):
@@ -338,7 +364,7 @@ def read_structure(path: str | Path, dbu_um: float) -> Structure | None:
         for m, org in groups:
             merged.setdefault(m, []).append(org)
         places[name] = [(m, np.concatenate(v)) for m, v in merged.items()]
-    return Structure(str(path), dbu_um, tops[0].name, cells, _join(arrays), places, scale)
+    return _join(arrays), places
 
 
 def _place_refs(refs, scale: float, groups, pending: dict, arrays: list) -> bool:
@@ -443,8 +469,9 @@ def _join(arrays: list[ArrayRef]) -> list[ArrayRef]:
     return out
 
 
-def _top_down(top) -> list:
-    """Cells reachable from ``top``, every parent before its children."""
+def _top_down(top, skip: frozenset = frozenset()) -> list:
+    """Cells reachable from ``top`` (not through its references to ``skip``), every parent
+    before its children."""
     seen, post = set(), []
     stack = [(top, False)]
     while stack:
@@ -457,6 +484,6 @@ def _top_down(top) -> list:
         seen.add(cell.name)
         stack.append((cell, True))
         for child in {r.cell.name: r.cell for r in cell.references if isinstance(r.cell, gdstk.Cell)}.values():
-            if child.name not in seen:
+            if child.name not in seen and not (cell is top and child.name in skip):
                 stack.append((child, False))
     return post[::-1]
