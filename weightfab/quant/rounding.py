@@ -76,12 +76,12 @@ class LayerFitter:
         xf = self.float_in[op.inputs[0]]
         w = np.asarray(op.matrix(), np.float64)
         bias = np.asarray(op.bias, np.float64).copy()
-        q = np.zeros(w.shape, np.int64)
+        q = np.zeros(w.shape, np.int8)
         s = np.ones(len(w))
         for rows, cols, rq, rf in _groups(op, xq, xf):
             qg, sg, bg = fit_group(w[rows][:, cols], bias[rows], rq, rf, bits)
             q[np.ix_(rows, cols)], s[rows], bias[rows] = qg, sg, bg
-        return q.astype(np.int8), s, bias
+        return q, s, bias
 
 
 def _groups(op, xq, xf):
@@ -126,7 +126,7 @@ def fit_group(w: np.ndarray, b: np.ndarray, xq: np.ndarray, xf: np.ndarray, bits
         hd = h + damp * np.eye(m)
         target = np.linalg.solve(hd, (a.T @ af) @ w.T).T     # [N, M]
         f, dd = np.linalg.cholesky(hd).T, 0.0                 # H + d I = F^T F
-    q = np.zeros(w.shape, np.int64)
+    q = np.zeros(w.shape, np.int8)
     s = np.ones(len(w))
     for lo in range(0, len(w), ROW_CHUNK):  # output channels are independent: bounded memory
         rows = slice(lo, lo + ROW_CHUNK)
@@ -161,40 +161,51 @@ def _clip_scales(w: np.ndarray, f: np.ndarray, dd: float, qmax: int) -> np.ndarr
 def _descend(w: np.ndarray, s: np.ndarray, f: np.ndarray, dd: float, qmax: int) -> np.ndarray:
     """Up-or-down rounding of w / s minimising (s q - w) H (s q - w)^T, H = F^T F + dd·I, by coordinate
     descent over the inputs. Arrays are held input-major (one input's column contiguous); the
-    gradient e H is kept for one block of inputs at a time and the block's changes reach the others
-    in one matrix product (the same steps as column by column)."""
-    u = (w / s[:, None]).T                              # [M, N]
-    lo = np.clip(np.floor(u), -qmax, qmax).astype(np.int8)
+    gradient e H is kept for one block of inputs at a time, channel-major ([N, b]: a step's update
+    of the block's later inputs reads whole rows of it), and the block's changes reach the others
+    in one matrix product (the same steps as column by column). Returns int8 codes [N, M]."""
+    wt = np.ascontiguousarray(w.T)                      # [M, N]
+    u = wt / s
+    lo = _clamp(np.floor(u), qmax).astype(np.int8)
     hi = np.minimum(lo + 1, qmax).astype(np.int8)
-    q = np.clip(np.rint(u), -qmax, qmax).astype(np.int8)
-    e = np.ascontiguousarray(q * s[None, :] - w.T)      # [M, N]
-    del u
+    q = _clamp(np.rint(u, out=u), qmax).astype(np.int8)
+    e = q * s                                           # [M, N]
+    e -= wt
+    del u, wt
     ef = (f @ e).T                                      # e F^T, [N, K]
     diag = np.einsum("km,km->m", f, f) + dd
+    n, m = w.shape
     for _ in range(SWEEPS):
         changed = 0
-        for j0 in range(0, w.shape[1], BLOCK):
-            cols = np.arange(j0, min(j0 + BLOCK, w.shape[1]))
+        for j0 in range(0, m, BLOCK):
+            cols = slice(j0, min(j0 + BLOCK, m))
             fb = f[:, cols]
-            g = np.ascontiguousarray((ef @ fb).T) + dd * e[cols]   # e H on this block, [b, N]
-            hb = fb.T @ fb + dd * np.eye(len(cols))
-            taken, before = np.zeros((len(cols), len(w))), changed
-            for k, j in enumerate(cols):
-                qj, lj, hj = q[j], lo[j], hi[j]
-                d = np.where(qj == lj, hj - lj, lj - hj)          # the other choice
-                step = s * d
-                gk = g[k]
-                gain = step * (2 * gk + step * diag[j])
-                take = np.flatnonzero((gain < -1e-12 * np.abs(gk * step).max(initial=0)) & (d != 0))
+            g = ef @ fb + dd * e[cols].T                # e H on this block, [N, b]
+            b = g.shape[1]
+            hb = fb.T @ fb + dd * np.eye(b)
+            lb, hib = lo[cols], hi[cols]
+            d = np.where(q[cols] == lb, hib - lb, lb - hib)   # the other choice, [b, N]
+            steps = s * d
+            taken, before = np.zeros((b, n)), changed
+            for k in range(b):
+                step, gk = steps[k], g[:, k]
+                gain = step * (2 * gk + step * diag[j0 + k])
+                take = np.flatnonzero((gain < -1e-12 * np.abs(gk * step).max(initial=0)) & (d[k] != 0))
                 if take.size:
                     st = step[take]
-                    q[j, take] += d[take]
-                    e[j, take] += st
-                    g[:, take] += np.outer(hb[k], st)
+                    q[j0 + k, take] += d[k, take]
+                    e[j0 + k, take] += st
+                    g[take, k + 1:] += np.outer(st, hb[k, k + 1:])   # inputs up to k are not read again
                     taken[k, take] = st
                     changed += take.size
             if changed > before:
                 ef += (fb @ taken).T
         if not changed:
             break
-    return q.T.astype(np.int64)
+    return np.ascontiguousarray(q.T)
+
+
+def _clamp(x: np.ndarray, qmax: int) -> np.ndarray:
+    """x clipped to [-qmax, qmax] in place (np.clip's result, without its slow path on large arrays)."""
+    np.maximum(x, -qmax, out=x)
+    return np.minimum(x, qmax, out=x)
