@@ -69,10 +69,29 @@ def check_block(block: int) -> int:
     return block
 
 
+DENSE_KEYS = 1 << 24  # below this many possible blocks, dedup counts keys instead of sorting them
+
+
 def _unique_rows(rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """np.unique(rows, axis=0) in lexicographic order; blocks of up to 8 weights are packed into
-    one order-preserving uint64 key (value + 128, most significant first), which sorts ~15x faster."""
+    """np.unique(rows, axis=0) in lexicographic order. When the blocks can take few values (int4 and
+    narrower: 15^4 = 50,625 blocks of 4), each block is its number in base (max - min + 1), most
+    significant first, and the keys present are counted (no sort); else blocks of up to 8 weights
+    are packed into one order-preserving uint64 key (value + 128), which sorts ~15x faster than
+    np.unique on rows."""
     k = rows.shape[1]
+    if rows.size and k <= 8:
+        lo = int(rows.min())
+        base = int(rows.max()) - lo + 1
+        if base ** k <= DENSE_KEYS:
+            keys = np.zeros(len(rows), np.int64)
+            for c in range(k):
+                keys *= base
+                keys += rows[:, c] - np.int64(lo)
+            present = np.bincount(keys, minlength=base ** k) > 0
+            ukeys = np.flatnonzero(present)
+            rank = np.cumsum(present) - 1                     # key -> its place among the present keys
+            digits = ukeys[:, None] // base ** np.arange(k - 1, -1, -1, dtype=np.int64) % base
+            return (digits + lo).astype(np.int8), rank[keys]
     if k > 8:
         u, inv = np.unique(rows, axis=0, return_inverse=True)
         return u, inv.reshape(-1)
@@ -94,5 +113,5 @@ def dedup(qnet: QuantizedNetwork, block: int = DEFAULT_BLOCK) -> BlockLibrary:
         flat = padded.reshape(n * j, block)
         unique, inverse = _unique_rows(flat)
         layers.append(LayerBlocks(layer.name, (n, m), layer.bits, block, unique,
-                                  inverse.reshape(n, j).astype(np.int64)))
+                                  inverse.reshape(n, j).astype(np.int64, copy=False)))
     return BlockLibrary(block, tuple(layers))
