@@ -34,7 +34,7 @@ SIZES: dict[str, list[int]] = {
     "100K": [256, 256, 128, 10],                        # 99,584 weights (quick smoke run)
     "1M": [512, 1024, 512, 10],                         # 1,053,696 weights
     "10M": [1600, 1600, 1600, 1600, 1600, 10],          # 10,256,000 weights
-    "100M": [4096] * 7,                                   # 100,663,296 weights (heavy: ~10 GiB, minutes)
+    "100M": [4096] * 7,                                   # 100,663,296 weights (heavy: minutes, 3-4 GiB)
 }
 WEIGHTS = "int4"
 BLOCK = 4
@@ -105,19 +105,41 @@ def unique_cells(blocks, n_layers: int) -> int:
     return 2 + n_layers + (len(np.unique(allp, axis=0)) if len(allp) else 0)
 
 
+class StageMeter:
+    """compile()'s progress hook: the CPU seconds (time.process_time, all threads) of each stage and
+    the peak RSS when it ended (ru_maxrss: the process's peak so far)."""
+
+    def __init__(self):
+        self.cpu: dict[str, float] = {}
+        self.rss: dict[str, float] = {}
+        self.last = time.process_time()
+
+    def lap(self, stage: str, seconds: float) -> None:
+        now = time.process_time()
+        self.cpu[stage] = self.cpu.get(stage, 0.0) + now - self.last
+        self.rss[stage] = peak_rss_mib()
+        self.last = now
+
+    def step(self, i: int, n: int, what: str) -> None:
+        pass
+
+
 def job_compile(a) -> dict:
     import weightfab
     from weightfab.flow.compile import compile as wf_compile
 
     rss0 = peak_rss_mib()
+    meter = StageMeter()
     prof = None
     if a.profile_out:
         import cProfile
         prof = cProfile.Profile()
         prof.enable()
-    t0 = time.perf_counter()
-    res = wf_compile(a.model, a.output, weights=WEIGHTS, block=BLOCK, calib=a.calib, drc=False, verify=False)
-    wall = time.perf_counter() - t0
+    t0, c0 = time.perf_counter(), time.process_time()
+    meter.last = c0
+    res = wf_compile(a.model, a.output, weights=WEIGHTS, block=BLOCK, calib=a.calib, drc=False, verify=False,
+                     progress=meter)
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     if prof is not None:
         prof.disable()
         prof.dump_stats(a.profile_out)
@@ -127,7 +149,8 @@ def job_compile(a) -> dict:
     layers = res.blocks.layers
     return {
         "weightfab": weightfab.__version__,
-        "timings": res.timings, "wall": wall, "file_bytes": res.file_bytes,
+        "timings": res.timings, "cpu_timings": meter.cpu, "stage_peak_rss_mib": meter.rss,
+        "wall": wall, "cpu_seconds": cpu, "file_bytes": res.file_bytes,
         "weights": int(sum(l.shape[0] * l.shape[1] for l in layers)),
         "blocks": int(sum(l.blocks for l in layers)),
         "unique_blocks": int(sum(len(l.unique) for l in layers)),
@@ -241,7 +264,10 @@ def main_parent(args) -> int:
                     prof = str(work / f"mlp_{size}.{fmt}.prof")
                 c = run_child("compile", model=model, calib=calib, output=out, qnet_out=qn, profile_out=prof)
                 t = c["timings"]
-                print(f"  {fmt}: compile {sum(t.values()):.2f} s (" + ", ".join(f"{k} {v:.2f}" for k, v in t.items())
+                ct, sr = c["cpu_timings"], c["stage_peak_rss_mib"]
+                print(f"  {fmt}: compile {sum(t.values()):.2f} s wall, {c['cpu_seconds']:.2f} s CPU (stage wall / CPU s, "
+                      "peak RSS MiB at its end: " + ", ".join(f"{k} {v:.2f} / {ct.get(k, 0.0):.2f}, {sr.get(k, 0.0):.0f}"
+                                                             for k, v in t.items())
                       + f"), peak RSS {c['peak_rss_mib']:.0f} MiB, {c['file_bytes']:,} bytes, "
                       f"{c['unique_blocks']:,} unique of {c['blocks']:,} blocks, {c['cells']:,} cells"
                       + (" [profiled: times include cProfile overhead]" if prof else ""), flush=True)
@@ -307,7 +333,7 @@ def print_targets(rows: list[dict]) -> None:
                   f"{tot:.2f} s, {c['peak_rss_mib']:.0f} MiB -> {'MET' if ok else 'NOT MET'}")
         comp = sum(c["timings"].values())
         peak = max(c["peak_rss_mib"], fd["peak_rss_mib"], rb["peak_rss_mib"])
-        print(f"{r['size']} {r['fmt']}: compile {comp:.1f} s + fast DRC {fd['seconds']:.1f} s ({fd['cpu_seconds']:.1f} s CPU)"
+        print(f"{r['size']} {r['fmt']}: compile {comp:.1f} s ({c.get('cpu_seconds', 0.0):.1f} s CPU) + fast DRC {fd['seconds']:.1f} s ({fd['cpu_seconds']:.1f} s CPU)"
               f" + readback {rb['seconds']:.1f} s ({rb['cpu_seconds']:.1f} s CPU) = {comp + fd['seconds'] + rb['seconds']:.1f} s;"
               f" largest peak RSS {peak:.0f} MiB; load average now {os.getloadavg()[0]:.2f}")
         if r["size"] in CHECK_TARGETS and r["fmt"] == "oas":
