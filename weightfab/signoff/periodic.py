@@ -18,7 +18,6 @@ flattened and clipped by KLayout (few: a cut stops a halo short of anything that
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import klayout.db as kdb
@@ -39,6 +38,21 @@ class Items:
     poly_bb: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int64))
     poly_kind: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     refs: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    parent: "Items | None" = field(default=None, repr=False, compare=False)   # a subset's layer
+    mask: np.ndarray | None = field(default=None, repr=False, compare=False)  # ... and which items
+    memo: dict = field(default_factory=dict, repr=False, compare=False)       # Matcher's orders
+
+
+def take(items: Items, box: np.ndarray, poly: np.ndarray, ref: np.ndarray) -> Items:
+    """The items the masks keep, a subset of ``items`` (whose orders its matchers share)."""
+    base = items.parent if items.parent is not None else items
+    keep = np.concatenate([box, poly, ref])
+    if items.parent is not None:      # a subset of a subset: the mask over the layer
+        full = np.zeros(len(items.mask), bool)
+        full[np.flatnonzero(items.mask)] = keep
+        keep = full
+    return Items(items.boxes[box], [items.polys[i] for i in np.flatnonzero(poly)], items.poly_bb[poly],
+                 items.poly_kind[poly], items.refs[ref], parent=base, mask=keep)
 
 
 @dataclass
@@ -61,70 +75,121 @@ def poly_kinds(polys: list, table: dict) -> tuple[np.ndarray, np.ndarray]:
 
 
 class Matcher:
-    """Exact neighbour tests of one layer's items along one axis."""
+    """Exact neighbour tests of one layer's items along one axis.
+
+    Items are ordered by (kind, extent across the axis, length, start): equal items one after the
+    other by start, so the items' codes (group, start) come sorted and a neighbour test is one
+    search of sorted keys. A subset of a layer's items (``subset``, ``piece_items``) takes that
+    order from the whole layer (sorted once per layer and axis)."""
 
     def __init__(self, items: Items, refs: Refs, axis: int):
-        u, v = (0, 2), (1, 3)
-        if axis == 1:
-            u, v = v, u
-        parts = [(items.boxes, np.zeros(len(items.boxes), np.int64), True),
-                 (items.poly_bb, items.poly_kind, False),
-                 (refs.bbox[items.refs], REF_KIND + refs.kind[items.refs], False)]
-        bb = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
-        self.kind = np.concatenate([p[1] for p in parts])
-        self.is_box = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
-        self.u0, self.u1 = bb[:, u[0]], bb[:, u[1]]
-        v0, v1 = bb[:, v[0]], bb[:, v[1]]
-        ln = self.u1 - self.u0
-        order = np.lexsort((self.u0, ln, v1, v0, self.kind))
-        key = np.stack([self.kind, v0, v1, ln])[:, order]
-        new = np.ones(len(order), bool)
-        new[1:] = (key[:, 1:] != key[:, :-1]).any(axis=0)
-        gid = np.empty(len(order), np.int64)
-        gid[order] = np.cumsum(new) - 1
-        self.gid = gid
-        self.sorted = np.sort(self._code(gid, self.u0))
-        # the strip's items found by a search: the short ones (length <= T, 99 in 100) sorted by
-        # start, those over [s0, s1] start in [s0 - T, s1); the long ones always tested
-        self.reach = int(np.quantile(ln, 0.99)) if len(ln) else 0
-        short = ln <= self.reach
-        self.by_start = np.flatnonzero(short)[np.argsort(self.u0[short], kind="stable")]
+        base = items.parent if items.parent is not None else items
+        full = base.memo.get(("order", axis))
+        if full is None:
+            full = base.memo[("order", axis)] = _order(base, refs, axis)
+        if items.parent is None:
+            self.u0, self.u1, self.is_box, order, code, short = (full[k] for k in
+                                                                 ("u0", "u1", "is_box", "order", "code", "short"))
+            by_start = full["by_start"]
+        else:
+            keep = items.mask
+            at = np.cumsum(keep) - 1          # index in the subset of each kept item
+            self.u0, self.u1, self.is_box = full["u0"][keep], full["u1"][keep], full["is_box"][keep]
+            o = full["order"]
+            ko = keep[o]
+            order, code = at[o[ko]], full["code"][ko]
+            b = full["by_start"]
+            by_start = at[b[keep[b]]]
+            short = full["short"][keep]
+        self.order, self.code = order, code
+        self.reach = full["reach"]
+        self.by_start = by_start[short[by_start]]
         self.starts = self.u0[self.by_start]
         self.long = np.flatnonzero(~short)
 
-    @staticmethod
-    def _code(gid, u):
-        return gid * (1 << 33) + (u + (1 << 32))
-
     def has(self, p: int) -> np.ndarray:
         """Whether each item has an equal item ``p`` further along the axis."""
-        if not len(self.sorted):
-            return np.zeros(0, bool)
-        q = self._code(self.gid, self.u0 + p)
-        i = np.minimum(np.searchsorted(self.sorted, q), len(self.sorted) - 1)
-        return self.sorted[i] == q
+        out = np.zeros(len(self.code), bool)
+        if not len(self.code):
+            return out
+        q = self.code + p                 # sorted keys: a fast search
+        i = np.minimum(np.searchsorted(self.code, q), len(self.code) - 1)
+        out[self.order] = self.code[i] == q
+        return out
+
+    def lacking(self, p: int, cache: dict):
+        """The items without an equal item ``p`` further or before, sorted by start: their index,
+        start, end and which neighbour they have (computed once per period)."""
+        if p not in cache:
+            succ, pred = self.has(p), self.has(-p)
+            k = np.flatnonzero(~(succ & pred))
+            k = k[np.argsort(self.u0[k], kind="stable")]
+            cache[p] = (self.u0[k], self.u1[k], succ[k], pred[k])
+        return cache[p]
 
     def defects(self, s0: int, s1: int, p: int, cache: dict) -> np.ndarray:
         """Intervals [K, 2] along the axis where the strip [s0, s1] is not periodic with period p."""
-        if p not in cache:
-            cache[p] = (self.has(p), self.has(-p))
-        i0, i1 = np.searchsorted(self.starts, [s0 - self.reach, s1])
-        near = np.concatenate([self.by_start[i0:i1], self.long])
-        succ, pred = (c[near] for c in cache[p])
-        u0, u1 = self.u0[near], self.u1[near]
-        over = (u1 > s0) & (u0 < s1)
-        inside = over & (u0 >= s0) & (u1 <= s1)
-        bad = inside & (((u1 + p <= s1) & ~succ) | ((u0 - p >= s0) & ~pred))
-        out = [np.stack([u0[bad], u1[bad]], 1)]
-        part = over & ~inside
+        _, lo, hi = self.defects_many(np.array([s0]), np.array([s1]), p, cache)
+        return np.stack([lo, hi], 1)
+
+    def defects_many(self, s0: np.ndarray, s1: np.ndarray, p: int, cache: dict):
+        """Where the strips [s0, s1] (arrays) are not periodic with period p: (strip, start, end)
+        of each interval. An item inside a strip without its neighbour (only the items lacking
+        one are searched), and an item across a strip's edge (the short ones found by their
+        start, the long ones tested)."""
+        u0, u1, succ, pred = self.lacking(p, cache)
+        k, j = _ranges(np.searchsorted(u0, s0), np.searchsorted(u0, s1))
+        a0, a1, t0, t1 = u0[j], u1[j], s0[k], s1[k]
+        bad = (a1 > t0) & (a1 <= t1) & (((a1 + p <= t1) & ~succ[j]) | ((a0 - p >= t0) & ~pred[j]))
+        st, r = self.starts, self.reach
+        k1, j1 = _ranges(np.searchsorted(st, s0 - r), np.searchsorted(st, s0))
+        k2, j2 = _ranges(np.searchsorted(st, np.maximum(s0, s1 - r)), np.searchsorted(st, s1))
+        lg = self.long[(self.u0[self.long] < s1.max()) & (self.u1[self.long] > s0.min())] if len(s0) else self.long[:0]
+        kk = np.concatenate([k1, k2, np.repeat(np.arange(len(s0)), len(lg))])
+        near = np.concatenate([self.by_start[j1], self.by_start[j2], np.tile(lg, len(s0))])
+        v0, v1, t0, t1 = self.u0[near], self.u1[near], s0[kk], s1[kk]
+        part = (v1 > t0) & (v0 < t1) & ((v0 < t0) | (v1 > t1))
         is_box = self.is_box[near]
         box = part & is_box
-        for end in (u0, u1):
-            e = box & (end > s0) & (end < s1)
-            out.append(np.stack([end[e], end[e]], 1))
+        e0, e1 = box & (v0 > t0) & (v0 < t1), box & (v1 > t0) & (v1 < t1)
         other = part & ~is_box
-        out.append(np.stack([np.maximum(u0[other], s0), np.minimum(u1[other], s1)], 1))
-        return np.concatenate(out)
+        return (np.concatenate([k[bad], kk[e0], kk[e1], kk[other]]),
+                np.concatenate([a0[bad], v0[e0], v1[e1], np.maximum(v0[other], t0[other])]),
+                np.concatenate([a1[bad], v0[e0], v1[e1], np.minimum(v1[other], t1[other])]))
+
+
+def _ranges(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The ranges [i0, i1) one after the other: (which range, index) of each element."""
+    n = np.maximum(np.asarray(i1) - i0, 0)
+    k = np.repeat(np.arange(len(n)), n)
+    return k, np.arange(len(k)) - np.repeat(np.cumsum(n) - n - i0, n)
+
+
+def _order(items: Items, refs: Refs, axis: int) -> dict:
+    """A layer's items along ``axis``: extents, kinds, their order by (kind, extent across, length,
+    start) and codes (equal-item group, start) in that order, and the search by start."""
+    u, v = (0, 2), (1, 3)
+    if axis == 1:
+        u, v = v, u
+    parts = [(items.boxes, np.zeros(len(items.boxes), np.int64), True),
+             (items.poly_bb, items.poly_kind, False),
+             (refs.bbox[items.refs], REF_KIND + refs.kind[items.refs], False)]
+    bb = np.concatenate([p[0] for p in parts]).reshape(-1, 4)
+    kind = np.concatenate([p[1] for p in parts])
+    is_box = np.concatenate([np.full(len(p[0]), p[2]) for p in parts])
+    u0, u1 = bb[:, u[0]], bb[:, u[1]]
+    v0, v1 = bb[:, v[0]], bb[:, v[1]]
+    ln = u1 - u0
+    order = np.lexsort((u0, ln, v1, v0, kind))
+    ko, v0o, v1o, lno = kind[order], v0[order], v1[order], ln[order]
+    new = np.ones(len(order), bool)
+    new[1:] = (ko[1:] != ko[:-1]) | (v0o[1:] != v0o[:-1]) | (v1o[1:] != v1o[:-1]) | (lno[1:] != lno[:-1])
+    code = (np.cumsum(new) - 1) * (1 << 33) + (u0[order] + (1 << 32))
+    # the strip's items found by a search: the short ones (length <= reach, 99 in 100) sorted by
+    # start, those over [s0, s1] start in [s0 - reach, s1); the long ones always tested
+    reach = int(np.quantile(ln, 0.99)) if len(ln) else 0
+    return {"u0": u0, "u1": u1, "is_box": is_box, "order": order, "code": code, "reach": reach,
+            "short": ln <= reach, "by_start": np.argsort(u0, kind="stable")}
 
 
 def merge_intervals(iv: np.ndarray) -> np.ndarray:
@@ -138,33 +203,6 @@ def merge_intervals(iv: np.ndarray) -> np.ndarray:
     idx = np.flatnonzero(start)
     ends = np.append(idx[1:], len(iv)) - 1
     return np.stack([iv[idx, 0], hi[ends]], 1)
-
-
-def subtract(iv: tuple[int, int], bad: np.ndarray) -> list[tuple[int, int]]:
-    """[a, b) minus the (merged, sorted) intervals ``bad``."""
-    a, b = iv
-    out, at = [], a
-    for x0, x1 in bad.tolist():
-        if x1 <= at or x0 >= b:
-            continue
-        if x0 > at:
-            out.append((at, x0))
-        at = max(at, x1)
-        if at >= b:
-            break
-    if at < b:
-        out.append((at, b))
-    return out
-
-
-@dataclass(frozen=True)
-class Strip:
-    """A cut candidate [a, b) inside one array's range along an axis, aligned to its grid."""
-    start: int
-    a: int
-    b: int
-    arrays: tuple   # array defect intervals
-    grid: int
 
 
 @dataclass(frozen=True)
@@ -200,32 +238,28 @@ def span(r, axis: int) -> tuple[int, int, int, int]:
     return r.y, r.y + r.ny * r.dy, r.dy, r.dy
 
 
-def strips(arrays, axis: int, p: int, halo: int) -> list[Strip]:
-    """Each array's cut candidate for period p (arrays whose pitch divides p), a halo, the period
-    and one grid step inside its ends; the other arrays are defects: their ends, or their whole
-    range where p is not a multiple of their pitch."""
-    out = []
-    for r in arrays:
-        start, end, d0, g = span(r, axis)
-        if d0 <= 0 or p % d0:
-            continue
-        m = (math.ceil((halo + p) / g) + 1) * g
-        a, b = start + m, end - m
-        if b - a < 2 * p:
-            continue
-        bad = []
-        for o in arrays:
-            if o is r:
-                continue
-            s, e, d, _ = span(o, axis)
-            if e <= a - m - halo or s >= b + m + halo:
-                continue
-            if d <= 0 or p % d:
-                bad.append((s - halo - p, e + halo + p))
-            else:
-                bad += [(s - halo - p - m, s + halo + p + m), (e - halo - p - m, e + halo + p + m)]
-        out.append(Strip(start, a, b, tuple(bad), g))
-    return out
+def strips(arrays, axis: int, p: int, halo: int):
+    """Each array's cut candidate [a, b) for period p (arrays whose pitch divides p), a halo, the
+    period and one grid step inside its ends, aligned to its grid from ``start``; the other arrays
+    are defects: their ends, or their whole range where p is not a multiple of their pitch.
+    Returns (start, a, b, grid) per candidate and its defects (candidate, lo, hi)."""
+    sp = np.array([span(r, axis) for r in arrays], np.int64).reshape(-1, 4)
+    s, e, d, g = sp.T
+    div = (d > 0) & (p % np.maximum(d, 1) == 0)
+    m = (-(-(halo + p) // np.maximum(g, 1)) + 1) * g
+    a, b = s + m, e - m
+    at = np.flatnonzero(div & (b - a >= 2 * p))
+    # pairs (candidate, other array) near each other
+    r, o = (x.ravel() for x in np.meshgrid(at, np.arange(len(sp)), indexing="ij"))
+    near = (r != o) & ~((e[o] <= s[r] - halo) | (s[o] >= e[r] + halo))
+    r, o = r[near], o[near]
+    k = np.searchsorted(at, r)
+    whole = ~div[o]
+    grow = halo + p + np.where(whole, 0, m[r])
+    ends = [(k[whole], s[o][whole] - grow[whole], e[o][whole] + grow[whole])]
+    ends += [(k[~whole], v[~whole] - grow[~whole], v[~whole] + grow[~whole]) for v in (s[o], e[o])]
+    bad = tuple(np.concatenate(x) for x in zip(*ends))
+    return (s[at], a[at], b[at], g[at]), bad
 
 
 def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
@@ -235,25 +269,67 @@ def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
     best, best_len = [], 0
     pitches = {span(r, axis)[2] for r in arrays} | {span(u, axis)[2] for r in arrays for u in getattr(r, "runs", ())}
     for p in sorted({t * d for d in pitches - {0} for t in PERIODS}):
-        cuts = []
         # a stack whose spacing does not divide p: its runs, each cut on its own
         arrs = [u for r in arrays for u in (r.runs if isinstance(r, Stack) and p % span(r, axis)[2] else (r,))]
-        for s in strips(arrs, axis, p, halo):
-            w0, w1 = s.a - halo, s.b + halo
-            bad = [np.array(s.arrays, np.int64).reshape(-1, 2)]
-            for mt, cache in zip(matchers, caches):
-                dv = mt.defects(w0, w1, p, cache)
-                if len(dv):
-                    bad.append(dv + np.array([-(halo + p), halo + p]))
-            for x0, x1 in subtract((s.a, s.b), merge_intervals(np.concatenate(bad))):
-                x0 = s.start + math.ceil((x0 - s.start) / s.grid) * s.grid
-                if x1 - x0 >= p:
-                    cuts.append((x0, x0 + (x1 - x0) // p * p))
-        cuts = _union(cuts, p)
+        cuts = _union(_band_cuts(arrs, matchers, caches, axis, p, halo), p)
         total = sum(b - a for a, b in cuts)
         if total > best_len:
             best, best_len = cuts, total
     return best
+
+
+def _band_cuts(arrs, matchers, caches, axis: int, p: int, halo: int) -> list[tuple[int, int]]:
+    """The cuts of period p of every array's candidate (``strips``): the defects of every layer in
+    its window (equal windows searched once, all windows of a layer at once), grown by halo + p."""
+    (start, a, b, grid), (sid, lo, hi) = strips(arrs, axis, p, halo)
+    if not len(a):
+        return []
+    index: dict = {}
+    win = np.array([index.setdefault(w, len(index)) for w in zip((a - halo).tolist(), (b + halo).tolist())])
+    ws = np.array(list(index), np.int64).reshape(-1, 2)
+    sids, los, his = [sid], [lo], [hi]
+    for mt, cache in zip(matchers, caches):
+        k, l, h = mt.defects_many(ws[:, 0], ws[:, 1], p, cache)
+        o = np.argsort(k, kind="stable")
+        cnt = np.bincount(k, minlength=len(ws))
+        first = np.cumsum(cnt) - cnt
+        s_, j = _ranges(first[win], first[win] + cnt[win])
+        sids.append(s_)
+        los.append(l[o][j] - (halo + p))
+        his.append(h[o][j] + (halo + p))
+    return _free(np.concatenate(sids), np.concatenate(los), np.concatenate(his), start, a, b, grid, p)
+
+
+def _free(sid, lo, hi, start, a, b, grid, p: int) -> list[tuple[int, int]]:
+    """Per candidate [a, b): its parts clear of its defects (closed intervals (sid, lo, hi)), each
+    started on the candidate's grid and cut to a multiple of p."""
+    n = len(a)
+    off = 4 * (int(max(np.abs(lo).max(initial=0), np.abs(hi).max(initial=0), np.abs(a).max(), np.abs(b).max())) + 1)
+    if n > 1 and n * off >= 1 << 62:      # candidates one by one (no room to set them apart)
+        return [c for i in range(n) for c in _free(np.zeros((sid == i).sum(), np.int64), lo[sid == i],
+                                                     hi[sid == i], *(v[i:i + 1] for v in (start, a, b, grid)), p)]
+    o = np.lexsort((lo, sid))
+    sid, lo, hi = sid[o], lo[o], hi[o]
+    base = sid * off                     # each candidate's defects merged on their own
+    run = np.maximum.accumulate(hi + base) - base if len(hi) else hi
+    new = np.ones(len(sid), bool)
+    new[1:] = (sid[1:] != sid[:-1]) | (lo[1:] > run[:-1])
+    g0 = np.flatnonzero(new)
+    g1 = np.append(g0[1:], len(sid))[:len(g0)] - 1
+    msid, mlo, mhi = sid[g0], lo[g0], run[g1]
+    after = np.ones(len(msid), bool)     # the last merged interval of its candidate
+    after[:-1] = msid[1:] != msid[:-1]
+    prev = a[msid]                       # a gap before each merged interval: from the one before
+    prev[1:] = np.where(after[:-1], prev[1:], mhi[:-1])
+    tail = a.copy()                      # ... and one after the last
+    tail[msid[after]] = mhi[after]
+    gs = np.concatenate([msid, np.arange(n)])
+    x0 = np.maximum(np.concatenate([prev, tail]), a[gs])
+    x1 = np.minimum(np.concatenate([mlo, b]), b[gs])
+    x0 = start[gs] - (start[gs] - x0) // grid[gs] * grid[gs]
+    ok = (x1 - x0 >= p)
+    x0, x1 = x0[ok], x1[ok]
+    return list(zip(x0.tolist(), (x0 + (x1 - x0) // p * p).tolist()))
 
 
 def stacks(arrays) -> list:
@@ -296,13 +372,25 @@ def _union(cuts, p):
 
 # -- compaction ---------------------------------------------------------------------------------
 
+def disjoint(cuts) -> bool:
+    """Whether the bands are sorted and apart (each ends before or where the next starts)."""
+    return all(a <= b for a, b in cuts) and all(b <= a for (_, b), (a, _) in zip(cuts, cuts[1:]))
+
+
 def shift_of(c: np.ndarray, cuts) -> np.ndarray:
     """How far each coordinate moves when the bands ``cuts`` are removed (coordinates inside a
-    band move to its start)."""
+    band move to its start). Sorted bands apart: the band at or before each coordinate by one
+    search, the lengths of those before it summed once."""
     c = np.asarray(c, np.int64)
+    cuts = tuple(cuts)
+    if len(cuts) > 2 and disjoint(cuts):
+        a, b = np.array(cuts, np.int64).T
+        before = np.concatenate([[0], np.cumsum(b - a)[:-1]])
+        k = np.maximum(np.searchsorted(a, c, side="right") - 1, 0)
+        return before[k] + np.minimum(np.maximum(c - a[k], 0), (b - a)[k])
     out = np.zeros(c.shape, np.int64)
     for a, b in cuts:
-        out += np.clip(c - a, 0, b - a)
+        out += np.minimum(np.maximum(c - a, 0), b - a)
     return out
 
 
@@ -362,10 +450,8 @@ def subset(items: Items, refs: Refs, x0: int, x1: int) -> Items:
     """The items of one band (their x-extent inside [x0, x1])."""
     def inside(bb):
         return (bb[:, 0] >= x0) & (bb[:, 2] <= x1)
-    pk = inside(items.poly_bb)
     rk = inside(refs.bbox[items.refs]) if len(items.refs) else np.zeros(0, bool)
-    return Items(items.boxes[inside(items.boxes)], [p for p, k in zip(items.polys, pk) if k],
-                 items.poly_bb[pk], items.poly_kind[pk], items.refs[rk])
+    return take(items, inside(items.boxes), inside(items.poly_bb), rk)
 
 
 def band_index(bb: np.ndarray, bands) -> np.ndarray:

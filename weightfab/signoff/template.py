@@ -22,7 +22,7 @@ from typing import NamedTuple
 import klayout.db as kdb
 import numpy as np
 
-from .periodic import Items, Refs, clear_of, compact_boxes, compact_region, shift_of
+from .periodic import Items, Refs, clear_of, compact_boxes, compact_region, disjoint, shift_of, take
 
 
 class Piece(NamedTuple):
@@ -47,13 +47,34 @@ def window(pc: Piece, xc) -> tuple[int, int]:
     return pc.c0 - shift1(pc.c0, xc) - pc.halo, pc.c1 - shift1(pc.c1, xc) + pc.halo
 
 
+def uncompact(lo: int, hi: int, xc) -> tuple[int, int] | None:
+    """The file x-range [t0, t1] whose compacted coordinates lie in [lo, hi] (compaction does not
+    decrease a coordinate's order: ``compact_x(v) >= lo`` iff ``v >= t0``, ``compact_x(v) <= hi``
+    iff ``v <= t1``); None when the cuts are not sorted bands apart."""
+    if not disjoint(xc):
+        return None
+    t0 = t1 = None
+    removed = 0
+    for a, b in xc:           # a band [a, b] compacts to the one point a - removed
+        if t0 is None and lo + removed <= a:
+            t0 = lo + removed
+        if t1 is None and hi + removed < a:
+            t1 = hi + removed
+        removed += b - a
+    return (lo + removed if t0 is None else t0), (hi + removed if t1 is None else t1)
+
+
 def select(bb: np.ndarray, pc: Piece, xc) -> np.ndarray:
     """Which bounding boxes [N, 4] (file coordinates) belong to the piece: a whole band takes the
-    items that start in it; a split piece every item whose compacted x-extent meets its window."""
+    items that start in it; a split piece every item whose compacted x-extent meets its window
+    (the window taken back to file coordinates once, not every item compacted)."""
     if not pc.halo:
         return (bb[:, 0] >= pc.c0) & (bb[:, 0] <= pc.c1)
     lo, hi = window(pc, xc)
-    return (compact_x(bb[:, 2], xc) >= lo) & (compact_x(bb[:, 0], xc) <= hi)
+    t = uncompact(lo, hi, xc)
+    if t is None:
+        return (compact_x(bb[:, 2], xc) >= lo) & (compact_x(bb[:, 0], xc) <= hi)
+    return (bb[:, 2] >= t[0]) & (bb[:, 0] <= t[1])
 
 
 class Frame:
@@ -275,7 +296,5 @@ class Builder:
 
 def piece_items(items: Items, refs: Refs, pc: Piece, xc) -> Items:
     """The items of one piece (``select``)."""
-    pk = select(items.poly_bb, pc, xc)
-    rk = select(refs.bbox[items.refs], pc, xc)
-    return Items(items.boxes[select(items.boxes, pc, xc)], [p for p, k in zip(items.polys, pk) if k],
-                 items.poly_bb[pk], items.poly_kind[pk], items.refs[rk])
+    return take(items, select(items.boxes, pc, xc), select(items.poly_bb, pc, xc),
+                select(refs.bbox[items.refs], pc, xc))
