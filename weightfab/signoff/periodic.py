@@ -77,51 +77,52 @@ def poly_kinds(polys: list, table: dict) -> tuple[np.ndarray, np.ndarray]:
 class Matcher:
     """Exact neighbour tests of one layer's items along one axis.
 
-    Items are ordered by (kind, extent across the axis, length, start): equal items one after the
-    other by start, so the items' codes (group, start) come sorted and a neighbour test is one
-    search of sorted keys. A subset of a layer's items (``subset``, ``piece_items``) takes that
-    order from the whole layer (sorted once per layer and axis)."""
+    Items are ordered once per layer and axis by (kind, extent across the axis, length, start):
+    equal items one after the other by start, so their codes (group, start) come sorted and the
+    neighbours at a period are one search of sorted keys. A subset of a layer's items (``subset``,
+    ``piece_items``) takes its neighbours from the layer's search (done once per period): an item
+    has one when the layer's match is an item of the subset."""
 
     def __init__(self, items: Items, refs: Refs, axis: int):
         base = items.parent if items.parent is not None else items
         full = base.memo.get(("order", axis))
         if full is None:
             full = base.memo[("order", axis)] = _order(base, refs, axis)
-        if items.parent is None:
-            self.u0, self.u1, self.is_box, order, code, short = (full[k] for k in
-                                                                 ("u0", "u1", "is_box", "order", "code", "short"))
-            by_start = full["by_start"]
+        self.full, self.shared = full, items.parent is not None
+        if self.shared:
+            kept = np.flatnonzero(items.mask)
+            self.u0, self.u1, self.is_box = full["u0"][kept], full["u1"][kept], full["is_box"][kept]
+            self.pos = full["rank"][kept]
         else:
-            keep = items.mask
-            at = np.cumsum(keep) - 1          # index in the subset of each kept item
-            self.u0, self.u1, self.is_box = full["u0"][keep], full["u1"][keep], full["is_box"][keep]
-            o = full["order"]
-            ko = keep[o]
-            order, code = at[o[ko]], full["code"][ko]
-            b = full["by_start"]
-            by_start = at[b[keep[b]]]
-            short = full["short"][keep]
-        self.order, self.code = order, code
+            self.u0, self.u1, self.is_box, self.pos = full["u0"], full["u1"], full["is_box"], full["rank"]
         self.reach = full["reach"]
-        self.by_start = by_start[short[by_start]]
+        short = np.flatnonzero(self.u1 - self.u0 <= self.reach)
+        self.by_start = short[np.argsort(self.u0[short], kind="stable")]
         self.starts = self.u0[self.by_start]
-        self.long = np.flatnonzero(~short)
+        self.long = np.flatnonzero(self.u1 - self.u0 > self.reach)
 
-    def has(self, p: int) -> np.ndarray:
-        """Whether each item has an equal item ``p`` further along the axis."""
-        out = np.zeros(len(self.code), bool)
-        if not len(self.code):
-            return out
-        q = self.code + p                 # sorted keys: a fast search
-        i = np.minimum(np.searchsorted(self.code, q), len(self.code) - 1)
-        out[self.order] = self.code[i] == q
-        return out
+    def neighbours(self, p: int) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each item has an equal item ``p`` further along the axis, and ``p`` before."""
+        full = self.full
+        match = full.get(("match", p)) if self.shared else None
+        if match is None:
+            match = _match(full["code"], full["run"], p)
+            if self.shared:               # the layer's search, kept for its other subsets
+                full[("match", p)] = match
+        run, m = full["run"][self.pos], match[self.pos]
+        n = int(full["run"][-1]) + 1 if len(full["run"]) else 0
+        here, to = np.zeros(n, bool), np.zeros(n, bool)
+        here[run] = True                  # runs of equal codes with an item in the subset
+        to[m[m >= 0]] = True              # ... and those p further than one
+        succ = m >= 0
+        succ[succ] = here[m[succ]]
+        return succ, to[run]
 
     def lacking(self, p: int, cache: dict):
-        """The items without an equal item ``p`` further or before, sorted by start: their index,
-        start, end and which neighbour they have (computed once per period)."""
+        """The items without an equal item ``p`` further or before, sorted by start: their start,
+        end and which neighbour they have (computed once per period)."""
         if p not in cache:
-            succ, pred = self.has(p), self.has(-p)
+            succ, pred = self.neighbours(p)
             k = np.flatnonzero(~(succ & pred))
             k = k[np.argsort(self.u0[k], kind="stable")]
             cache[p] = (self.u0[k], self.u1[k], succ[k], pred[k])
@@ -165,6 +166,15 @@ def _ranges(i0: np.ndarray, i1: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return k, np.arange(len(k)) - np.repeat(np.cumsum(n) - n - i0, n)
 
 
+def _match(code: np.ndarray, run: np.ndarray, p: int) -> np.ndarray:
+    """Per code (sorted): the run of equal codes ``p`` further along the axis, or -1."""
+    if not len(code):
+        return np.zeros(0, np.int32)
+    q = code + p                          # sorted keys: a fast search
+    i = np.minimum(np.searchsorted(code, q), len(code) - 1)
+    return np.where(code[i] == q, run[i], -1).astype(np.int32)
+
+
 def _order(items: Items, refs: Refs, axis: int) -> dict:
     """A layer's items along ``axis``: extents, kinds, their order by (kind, extent across, length,
     start) and codes (equal-item group, start) in that order, and the search by start."""
@@ -188,8 +198,12 @@ def _order(items: Items, refs: Refs, axis: int) -> dict:
     # the strip's items found by a search: the short ones (length <= reach, 99 in 100) sorted by
     # start, those over [s0, s1] start in [s0 - reach, s1); the long ones always tested
     reach = int(np.quantile(ln, 0.99)) if len(ln) else 0
-    return {"u0": u0, "u1": u1, "is_box": is_box, "order": order, "code": code, "reach": reach,
-            "short": ln <= reach, "by_start": np.argsort(u0, kind="stable")}
+    rank = np.empty(len(order), np.int64)
+    rank[order] = np.arange(len(order))
+    run = np.ones(len(code), bool)
+    run[1:] = code[1:] != code[:-1]
+    return {"u0": u0, "u1": u1, "is_box": is_box, "code": code, "reach": reach, "rank": rank,
+            "run": (np.cumsum(run) - 1).astype(np.int32)}
 
 
 def merge_intervals(iv: np.ndarray) -> np.ndarray:
