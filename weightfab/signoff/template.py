@@ -175,11 +175,9 @@ class Builder:
                 self._layer(n, pc, oy, across[n])
             sel = use[select(refs.bbox[use], pc, xc)]
             state, dx, dy = place(refs.bbox[sel], xc, pc.yc)
-            for j, s, u, v in zip(sel.tolist(), state.tolist(), dx.tolist(), dy.tolist()):
-                if s == 1:
-                    self._instance(j, u, v - oy)
-                elif s == 2:
-                    self._flat_ref(j, across)
+            self._instances(sel[state == 1], dx[state == 1], dy[state == 1] - oy)
+            for j in sel[state == 2].tolist():
+                self._flat_ref(j, across)
             for n, reg in across.items():
                 if not reg.is_empty():
                     self.top.shapes(self.idx[n]).insert(
@@ -194,23 +192,44 @@ class Builder:
         it, xc = self.ctx.items[n], self.frame.xc
         shapes = self.top.shapes(self.idx[n])
         b = it.boxes[select(it.boxes, pc, xc)]
-        for x0, y0, x1, y1 in compact_boxes(b, xc, pc.yc).tolist():
-            shapes.insert(kdb.Box(x0, y0 + oy, x1, y1 + oy))
+        insert, box = shapes.insert_box, kdb.Box       # not the overloaded insert: 5x faster per shape
+        for x0, y0, x1, y1 in (compact_boxes(b, xc, pc.yc) + np.array([0, oy, 0, oy])).tolist():
+            insert(box(x0, y0, x1, y1))
         sel = np.flatnonzero(select(it.poly_bb, pc, xc))
         state, dx, dy = place(it.poly_bb[sel], xc, pc.yc)
-        for i, s, u, v in zip(sel.tolist(), state.tolist(), dx.tolist(), dy.tolist()):
+        x, y = it.poly_bb[sel, 0] - dx, it.poly_bb[sel, 1] + oy - dy
+        for i, s, u, v in zip(sel.tolist(), state.tolist(), x.tolist(), y.tolist()):
             if s == 1:
-                shapes.insert(_polygon(it.polys[i]).moved(-u, oy - v))
+                shapes.insert_polygon(self._shape(it, i).moved(u, v))
             elif s == 2:
                 across.insert(_polygon(it.polys[i]))
 
-    def _instance(self, j: int, dx: int, dy: int):
+    def _shape(self, it: Items, i: int) -> kdb.Polygon:
+        """Polygon ``i`` of ``it`` moved to the origin by its bounding box (made once per shape kind)."""
+        cache = self.ctx.__dict__.setdefault("shape_of_kind", {})
+        k = int(it.poly_kind[i])
+        if k not in cache:
+            cache[k] = _polygon(it.polys[i] - it.poly_bb[i, :2])
+        return cache[k]
+
+    def _instances(self, js: np.ndarray, dx: np.ndarray, dy: np.ndarray):
+        """References ``js`` placed whole, moved back by (dx, dy); their cells made in the order
+        of their first placement."""
         refs = self.ctx.refs
-        cell, m = refs.kinds[refs.kind[j]]
-        x, y = refs.origin[j]
-        c = self._cell(cell)
-        self.flat += self.size[cell]
-        self.top.insert(kdb.CellInstArray(c.cell_index(), trans(m, x - dx, y - dy)))
+        kind = refs.kind[js]
+        ks, first, count = np.unique(kind, return_index=True, return_counts=True)
+        how = {}
+        for k, n in sorted(zip(ks.tolist(), count.tolist()), key=lambda t: first[np.searchsorted(ks, t[0])]):
+            cell, m = refs.kinds[k]
+            c = self._cell(cell)
+            self.flat += self.size[cell] * n
+            trans(m, 0, 0)                  # checks the orientation
+            how[k] = (c.cell_index(), *_ORIENT[tuple(m)])
+        x, y = (refs.origin[js] - np.stack([dx, dy], 1)).T if len(js) else ((), ())
+        insert, inst, tr = self.top.insert, kdb.CellInstArray, kdb.Trans
+        for k, u, v in zip(kind.tolist(), np.asarray(x).tolist(), np.asarray(y).tolist()):
+            c, rot, mirror = how[k]
+            insert(inst(c, tr(rot, mirror, u, v)))
 
     def _flat_ref(self, j: int, across: dict):
         ctx = self.ctx
@@ -218,19 +237,27 @@ class Builder:
         cell, m = refs.kinds[refs.kind[j]]
         mat = np.array(m, np.int64).reshape(2, 2).T
         for n in self.names:
-            g = ctx.pdk.gds(n)
-            for poly in st.cells[cell].get_polygons(layer=g[0], datatype=g[1]):
-                pts = np.rint(poly.points * st.scale).astype(np.int64) @ mat + refs.origin[j]
-                across[n].insert(_polygon(pts))
+            for pts in self._points(cell, ctx.pdk.gds(n)):
+                across[n].insert(_polygon(pts @ mat + refs.origin[j]))
+
+    def _points(self, cell: str, g) -> list:
+        """The cell's polygons on layer ``g`` (dbu points; gdstk flattens anew on every call: once
+        per cell and layer)."""
+        cache = self.ctx.__dict__.setdefault("cell_points", {})
+        if (cell, g) not in cache:
+            st = self.ctx.st
+            cache[cell, g] = [np.rint(poly.points * st.scale).astype(np.int64)
+                              for poly in st.cells[cell].get_polygons(layer=g[0], datatype=g[1])]
+        return cache[cell, g]
 
     def _cell(self, name: str) -> kdb.Cell:
         if name not in self.cells:
-            st, pdk = self.ctx.st, self.ctx.pdk
+            pdk = self.ctx.pdk
             c = self.layout.create_cell(f"K{len(self.cells)}")
             for n in self.names:
                 g = pdk.gds(n)
-                for poly in st.cells[name].get_polygons(layer=g[0], datatype=g[1]):
-                    c.shapes(self.layout.layer(*g)).insert(_polygon(np.rint(poly.points * st.scale).astype(np.int64)))
+                for pts in self._points(name, g):
+                    c.shapes(self.layout.layer(*g)).insert(_polygon(pts))
             self.cells[name] = c
             self.size[name] = sum(c.shapes(i).size() for i in self.layout.layer_indexes())
         return self.cells[name]
