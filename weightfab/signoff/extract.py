@@ -163,14 +163,19 @@ def extract_cell(layout: kdb.Layout, cell: kdb.Cell, pdk: Pdk, label_layers: tup
 
 
 def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tuple[float, float, float, float] | None = None,
-                    label_layers: tuple[str, ...] = ()) -> kdb.Netlist:
+                    label_layers: tuple[str, ...] = (), probes: dict[str, tuple[str, int, int]] | None = None,
+                    problems: list[str] | None = None) -> kdb.Netlist:
     """The transistor netlist of ``cell`` (default: the top cell) of a GDSII/OASIS file, flat,
     optionally only inside ``box`` (x0, y0, x1, y1 in µm, in the cell's coordinates).
 
     ``label_layers``: PDK layer names whose texts name nets; a text names the net of the met1/li
     shape under it (its layer is matched by GDS layer number). Devices are ``NMOS``/``PMOS`` with
     W and L in µm; shapes cut by the box edge keep only their inside part. A whole cell is
-    extracted hierarchically (:func:`extract_cell`) and flattened; a box, flat."""
+    extracted hierarchically (:func:`extract_cell`) and flattened; a box, flat.
+
+    ``probes`` (net name -> (conductor, x, y) in dbu) name nets as labels would (see
+    :func:`name_probed`; what does not hold is added to ``problems``)."""
+    probes, problems = probes or {}, problems if problems is not None else []
     layout, top = read_layout(path)
     if cell is not None:
         c = layout.cell(cell)
@@ -182,6 +187,7 @@ def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tu
         if all(idx[n] is None or top.bbox_per_layer(idx[n]).empty() for n in ("diff", "poly")):
             raise LayoutReadError(f"{path}: cell '{top.name}' holds no diffusion or poly: nothing to extract")
         ex = extract_cell(layout, top, pdk, label_layers)
+        name_probed(ex.l2n, ex.regions, probes, problems, layout.dbu)
         netlist = flatten(ex.netlist)[0]           # built anew: independent of the extractor
         del ex
         return netlist
@@ -198,9 +204,32 @@ def extract_netlist(path: str | Path, pdk: Pdk, cell: str | None = None, box: tu
         target = label_target(pdk, lname)
         texts[target] = texts.get(target, kdb.Texts()) + tx
     ex = extract(regions, layout.dbu, pdk, top.name, texts)
+    name_probed(ex.l2n, ex.regions, probes, problems, layout.dbu)
     netlist = ex.l2n.netlist().dup()          # owned by the caller, independent of the extractor
     del ex
     return netlist
+
+
+def name_probed(l2n: kdb.LayoutToNetlist, regions: dict[str, kdb.Region], probes: dict[str, tuple[str, int, int]],
+                problems: list[str], dbu: float) -> None:
+    """Name the top circuit's net under each probe (net name -> (region key, x, y) in dbu) that
+    has no name yet. A point on no shape, two names on one net or a net that does not reach the
+    top circuit is added to ``problems``."""
+    top = l2n.netlist().top_circuit()
+    seen: dict[int, str] = {}
+    for name, (layer, x, y) in probes.items():
+        net = l2n.probe_net(regions[layer], kdb.Point(x, y))
+        where = f"({x * dbu:.3f}, {y * dbu:.3f}) µm"
+        if net is None:
+            problems.append(f"{name}: no {layer} at its pad {where}")
+        elif net.circuit().cell_index != top.cell_index:
+            problems.append(f"{name}: its {layer} at {where} is not on a net of the top cell")
+        elif net.cluster_id in seen:
+            problems.append(f"{name} and {seen[net.cluster_id]} are one net (at {where})")
+        else:
+            seen[net.cluster_id] = name
+            if not net.name:
+                net.name = name
 
 
 @dataclass

@@ -18,7 +18,8 @@ import numpy as np
 
 from ..rom.geometry import RomGeometry
 from .drc import read_layout
-from .lvs import LvsResult, compare, reference_circuit
+from .extract import name_probed
+from .lvs import LvsResult, anchored, compare, reference_circuit, wordline_probes
 
 MODELS = {"ihp-sg13g2": ("sg13_lv_nmos", "sg13_lv_pmos"), "gf180mcu": ("nfet_03v3", "pfet_03v3")}
 KEYS = ("act", "poly", "cont", "m1", "v1", "m2", "v2", "m3", "nw", "pp", "np")
@@ -62,32 +63,9 @@ def extract_generic(path: str | Path, pdk, cell: str, probes: dict[str, tuple[in
         l2n.register(tx, "pin_text")
         l2n.connect(rg["m2"], tx)
     l2n.extract_netlist()
-    _name_probed(l2n, rg["m1"], probes or {}, problems if problems is not None else [], layout.dbu)
+    name_probed(l2n, rg, {n: ("m1", x, y) for n, (x, y) in (probes or {}).items()},
+                problems if problems is not None else [], layout.dbu)
     return l2n.netlist().dup()
-
-
-def _name_probed(l2n: kdb.LayoutToNetlist, m1: kdb.Region, probes: dict, problems: list[str], dbu: float):
-    seen: dict[int, str] = {}
-    for name, (x, y) in probes.items():
-        net = l2n.probe_net(m1, kdb.Point(x, y))
-        where = f"({x * dbu:.3f}, {y * dbu:.3f}) µm"
-        if net is None:
-            problems.append(f"{name}: no Metal1 at its pad {where}")
-        elif net.cluster_id in seen:
-            problems.append(f"{name} and {seen[net.cluster_id]} are one net (at {where})")
-        else:
-            seen[net.cluster_id] = name
-            if not net.name:
-                net.name = name
-
-
-def wordline_probes(macro, geom) -> dict[str, tuple[int, int]]:
-    """A point on each wordline's Metal1 pad: even wordlines end on the left, odd on the right."""
-    (a0, a1), (b0, b1) = geom.fold_pads(macro.cols)
-    g0c, g1c = (sum(gg) // 2 for gg in geom.gates)
-    slot = macro.taps.slot(range(macro.rows // 2)).tolist()     # an island's slot (tap rows between)
-    return {f"wl[{w}]": ((a0 + a1) // 2 if w % 2 == 0 else (b0 + b1) // 2, slot[w // 2] * geom.py + (g1c if w % 2 else g0c))
-            for w in range(macro.rows)}
 
 
 def reference_generic(macro, bits: np.ndarray, pdk, bit_size: tuple[float, float]) -> kdb.Netlist:
@@ -124,7 +102,7 @@ def lvs_generic(path: str | Path, pdk, macro, bits: np.ndarray) -> LvsResult:
     nets = [sum(1 for _ in nl.top_circuit().each_net()) for nl in (ext, ref)]
     # the wordlines, named at their pads, anchor the comparison: a large decoder's series chains
     # are otherwise alike enough for the comparer to pair their inner nodes wrongly
-    ok, diffs = compare(ext, ref, list(macro.pins) + [n for n in probes if not any(n in p for p in problems)])
+    ok, diffs = compare(ext, ref, list(macro.pins) + anchored(probes, problems))
     ties = well_ties_generic(path, pdk, macro.name)
     return LvsResult(macro.name, ok and not ties and not problems, counts[0], counts[1], nets[0], nets[1],
                      problems + diffs + ties, time.perf_counter() - t0, ext)
