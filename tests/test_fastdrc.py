@@ -238,19 +238,21 @@ def _middle_first(items):
 
 
 def _placements(lib, where):
-    """The macro, and the inv_2 references of the sense row below the array ("sense") or of the
-    row drivers beside it ("decoder"), in the order along their row."""
+    """The macro, its periphery cell (placed at the macro's origin), and the inv_2 references of
+    the sense row below the array ("sense") or of the row drivers beside it ("decoder"), in the
+    order along their row."""
     macro = next(c for c in lib.cells if c.name.endswith("_macro"))
-    inv = [r for r in macro.references if r.cell.name.endswith("__inv_2")]
+    per = next(r.cell for r in macro.references if "_periphery_" in r.cell.name)
+    inv = [r for r in per.references if r.cell.name.endswith("__inv_2")]
     if where == "sense":
         low = min(r.origin[1] for r in inv if r.rotation == 0)
-        return macro, sorted((r for r in inv if r.rotation == 0 and r.origin[1] == low), key=lambda r: r.origin[0])
+        return macro, per, sorted((r for r in inv if r.rotation == 0 and r.origin[1] == low), key=lambda r: r.origin[0])
     col = {}
     for r in inv:
         if r.rotation != 0:
             col.setdefault(round(r.origin[0], 3), []).append(r)
     best = max(col.values(), key=len)
-    return macro, sorted(best, key=lambda r: r.origin[1])
+    return macro, per, sorted(best, key=lambda r: r.origin[1])
 
 
 @pytest.mark.parametrize("where", ["sense", "decoder"])
@@ -259,7 +261,7 @@ def test_periphery_cell_edited_in_one_placement_among_many(tall, tmp_path, where
     along y) points to a copy whose li shapes are narrowed: the cuts stop short of it, the template
     keeps it as drawn and fails."""
     lib, top = _lib(tall)
-    macro, refs = _placements(lib, where)
+    macro, per, refs = _placements(lib, where)
     assert len(refs) > 30
     at = next(r for r in top.references if r.cell.name == macro.name).origin
     cut = where[0].replace("s", "x").replace("d", "y")
@@ -276,8 +278,8 @@ def test_periphery_cell_edited_in_one_placement_among_many(tall, tmp_path, where
         edit.remove(poly)
         edit.add(gdstk.rectangle((u0, v0), (u0 + 0.1, v1), layer=li[0], datatype=li[1]))
     lib.add(edit)
-    macro.remove(ref)
-    macro.add(gdstk.Reference(edit, ref.origin, ref.rotation, ref.magnification, ref.x_reflection))
+    per.remove(ref)
+    per.add(gdstk.Reference(edit, ref.origin, ref.rotation, ref.magnification, ref.x_reflection))
     fast, _ = agree(_write(lib, tmp_path / "m.gds"))
     assert any("template fails" in n for n in fast.notes), fast.notes
 
@@ -334,20 +336,24 @@ def hundreds(tmp_path_factory):
 
 
 def _row_shape(lib, top, layer, x0, x1, y0, y1, mid):
-    """The macro, a shape of ``layer`` drawn in the macro cell itself with its top-coordinate box
-    inside [x0, x1] x [y0, y1], the one nearest ``mid`` along y, and the macro's origin."""
+    """The cell holding it (the macro cell, or its periphery cell placed at the macro's origin), a
+    shape of ``layer`` drawn in it with its top-coordinate box inside [x0, x1] x [y0, y1], the one
+    nearest ``mid`` along y, and the macro's origin."""
     macro = next(c for c in lib.cells if c.name.endswith("_macro"))
     at = next(r for r in top.references if r.cell.name == macro.name).origin
+    per = next(r for r in macro.references if "_periphery_" in r.cell.name)
+    assert tuple(per.origin) == (0, 0)
     g = PDK.gds(layer)
     found = []
-    for p in macro.polygons:
-        (u0, v0), (u1, v1) = p.bounding_box()
-        u0, v0, u1, v1 = u0 + at[0], v0 + at[1], u1 + at[0], v1 + at[1]
-        if (p.layer, p.datatype) == g and x0 <= u0 and u1 <= x1 and y0 <= v0 and v1 <= y1:
-            found.append((abs((v0 + v1) / 2 - mid), p, (u0, v0, u1, v1)))
+    for holder in (macro, per.cell):
+        for p in holder.polygons:
+            (u0, v0), (u1, v1) = p.bounding_box()
+            u0, v0, u1, v1 = u0 + at[0], v0 + at[1], u1 + at[0], v1 + at[1]
+            if (p.layer, p.datatype) == g and x0 <= u0 and u1 <= x1 and y0 <= v0 and v1 <= y1:
+                found.append((abs((v0 + v1) / 2 - mid), len(found), holder, p, (u0, v0, u1, v1)))
     assert found, f"no {layer} shape of the macro in the window"
-    _, p, box = min(found, key=lambda f: f[0])
-    return macro, p, box, at
+    _, _, holder, p, box = min(found, key=lambda f: f[:2])
+    return holder, p, box, at
 
 
 def test_one_decoder_row_widened_among_hundreds_of_rows_cut_by_runs(hundreds, tmp_path):

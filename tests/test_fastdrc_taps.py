@@ -114,12 +114,15 @@ def test_periphery_taps_removed_below_the_middle_columns(wide, tmp_path):
     lo, hi = max(xc, key=lambda c: c[1] - c[0])
     assert hi - lo > 40_000, xc
     layout, macro, at, tap = _macro(wide)
+    per = next(i for i in macro.each_inst() if "_periphery_" in layout.cell(i.cell_index).name)
+    assert per.trans.disp == kdb.Vector(0, 0)
+    per = layout.cell(per.cell_index)          # the periphery cell, placed at the macro's origin
     c = (lo + hi) // 2 - at.x
     hole = kdb.Region(kdb.Box(c - 20_000, -10**7, c + 20_000, a.bbox[1] - at.y))
-    taps = kdb.Region(macro.shapes(tap))
+    taps = kdb.Region(per.shapes(tap))
     assert (taps & hole).count() > 10
-    macro.shapes(tap).clear()
-    macro.shapes(tap).insert(taps - hole)
+    per.shapes(tap).clear()
+    per.shapes(tap).insert(taps - hole)
     out = tmp_path / "sense.gds"
     layout.write(str(out))
     _, counts = _agree(out)

@@ -3,7 +3,9 @@
 Hierarchy: top cell (named after the model) -> one engine cell per layer -> the bit-pair cell
 (one regular array reference) and one cell per unique non-zero weight block (one reference
 per block with an explicit repetition over all of its uses). A block cell holds a single
-programming rectangle repeated at its 1-bits. No Python loop runs per bit or per via.
+programming rectangle repeated at its 1-bits. No Python loop runs per bit or per via. A macro
+cell (an engine with its periphery) places its periphery as one cell, ``<model>_periphery_<cols>x<rows>``,
+shared by every engine of that shape; the macro cell keeps its array, pins and labels.
 """
 from __future__ import annotations
 
@@ -65,12 +67,13 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     engine_cells = []
     prog_layer, prog_dtype = pdk.role_gds("mcon")
     lib_cells: dict[str, gdstk.Cell] = {}
+    periphery: dict[tuple[int, int], list] = {}   # (cols, rows) -> [(shapes, refs, cell)]: shared by same-shape engines
     for i, (lb, place) in enumerate(zip(blocks.layers, placement.engines)):
         macro = macros[i] if macros else None
         eng = gdstk.Cell(macro.name if macro is not None else f"{prefix}_engine{i}")
         taps = macro.taps if macro is not None else geom.tap_plan(place.rows // 2)
         if macro is not None:
-            fill_macro(eng, macro, pdk, um, subcells, lib_cells, geom)
+            fill_macro(eng, macro, pdk, um, subcells, lib_cells, geom, (periphery, prefix))
         else:
             for s in geom.engine(place.cols, place.rows, taps=taps):
                 _add(eng, s, pdk, um, subcells)
@@ -80,7 +83,8 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     x0, y0, x1, y1 = placement.die
     bl, bd = pdk.role_gds("boundary")
     top_cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=bl, datatype=bd))
-    for c in [top_cell, *engine_cells, pair, *(block_cells[k] for k in sorted(block_cells)),
+    for c in [top_cell, *engine_cells, *(c for k in sorted(periphery) for *_, c in periphery[k]), pair,
+              *(block_cells[k] for k in sorted(block_cells)),
               *(lib_cells[k] for k in sorted(lib_cells))]:
         lib.add(c)
     return lib
@@ -187,23 +191,54 @@ def std_cell(lib_cells: dict[str, gdstk.Cell], name: str) -> gdstk.Cell:
     return lib_cells[name]
 
 
+PIN_SUFFIXES = ("_pin", "_label")   # a pin's shapes stay in the macro cell, beside its label (views/lef.py)
+
+
 def fill_macro(cell: gdstk.Cell, macro, pdk: Pdk, um: float, subcells: dict, lib_cells: dict[str, gdstk.Cell],
-               geom: RomGeometry):
-    """Draw a macro's array (folded) and periphery into ``cell`` (engine coordinates)."""
+               geom: RomGeometry, shared: tuple[dict, str] | None = None):
+    """Draw a macro's array (folded) and periphery into ``cell`` (engine coordinates). With
+    ``shared`` (a dict kept across the macros of one library, the cell-name prefix), the periphery
+    but its pins is one cell of its own, placed once, that every macro with the same periphery
+    places: the layout then holds each distinct periphery once (the checks read it once)."""
     for s in geom.engine(macro.cols, macro.rows, fold=True, taps=macro.taps):
         _add(cell, s, pdk, um, subcells)
+    if shared is None:
+        _draw(cell, macro.drawing.shapes, macro.drawing.refs, pdk, um, lib_cells)
+    else:
+        pins = [(ly, b) for ly, b in macro.drawing.shapes if ly.endswith(PIN_SUFFIXES)]
+        cell.add(gdstk.Reference(_periphery_cell(macro, pdk, um, lib_cells, *shared)))
+        _draw(cell, pins, [], pdk, um, lib_cells)
+    for lab in macro.drawing.labels:
+        ly, dt = _layer(pdk, lab.layer)
+        cell.add(gdstk.Label(lab.text, (lab.x * um, lab.y * um), layer=ly, texttype=dt))
+
+
+def _periphery_cell(macro, pdk: Pdk, um: float, lib_cells: dict, shared: dict, prefix: str) -> gdstk.Cell:
+    """The cell holding ``macro``'s periphery but its pins: an earlier one with the same shapes
+    and references, or a new one named after the macro's size."""
+    shapes = [(ly, b) for ly, b in macro.drawing.shapes if not ly.endswith(PIN_SUFFIXES)]
+    seen = shared.setdefault((macro.cols, macro.rows), [])
+    for old_shapes, old_refs, c in seen:
+        if old_shapes == shapes and old_refs == macro.drawing.refs:
+            return c
+    name = f"{prefix}_periphery_{macro.cols}x{macro.rows}" + (f"_{len(seen)}" if seen else "")
+    c = gdstk.Cell(name)
+    _draw(c, shapes, macro.drawing.refs, pdk, um, lib_cells)
+    seen.append((shapes, list(macro.drawing.refs), c))
+    return c
+
+
+def _draw(cell: gdstk.Cell, shapes, refs, pdk: Pdk, um: float, lib_cells: dict):
+    """Rectangles (by layer, sorted: the file does not depend on drawing order) and standard-cell references."""
     by_layer: dict[tuple[int, int], list] = {}
-    for layer, box in macro.drawing.shapes:
+    for layer, box in shapes:
         by_layer.setdefault(_layer(pdk, layer), []).append(box)
     for (ly, dt), boxes in sorted(by_layer.items()):
         for x0, y0, x1, y1 in sorted(boxes):
             cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=ly, datatype=dt))
-    for r in macro.drawing.refs:
+    for r in refs:
         cell.add(gdstk.Reference(std_cell(lib_cells, r.cell), (r.x * um, r.y * um), rotation=np.pi * r.rot / 180,
                                  x_reflection=r.mirror))
-    for lab in macro.drawing.labels:
-        ly, dt = _layer(pdk, lab.layer)
-        cell.add(gdstk.Label(lab.text, (lab.x * um, lab.y * um), layer=ly, texttype=dt))
 
 
 def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None, geom: RomGeometry | None = None) -> gdstk.Library:

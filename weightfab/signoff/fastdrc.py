@@ -157,7 +157,7 @@ def _prove(path, pdk: Pdk, notes: list[str]):
         notes.append(f"{n_loose:,} programming-layer shapes of flattened cells are not via boxes on bit sites "
                      "(periphery, or edited): checked as drawn")
     md = [r for r in ppdk.rules if r.kind == "max_distance" and r.name not in full_rules]
-    twin_of = _twins(st, ppdk, [r for r in ppdk.rules if r.kind != "max_distance"], loose_b, loose_p)
+    twin_of, boxes = _twins(st, ppdk, [r for r in ppdk.rules if r.kind != "max_distance"], loose_b, loose_p)
     if not twin_of:
         ctx = _context(st, ppdk, arrays, _layers(ppdk), (loose_b, loose_p), notes)
         return (ctx, ctx), full_rules, st.top
@@ -169,18 +169,16 @@ def _prove(path, pdk: Pdk, notes: list[str]):
     md_ctx = _context(st, ppdk, arrays, _layers(ppdk, md), (loose_b, loose_p), notes) if md else None
     st2 = st.without(twin_of)
     kept = set(st2.arrays)
-    loose = twins.outside(loose_b, loose_p, list(twins.bboxes(st, list(twin_of)).values()))
+    loose = twins.outside(loose_b, loose_p, [boxes[n] for n in twin_of])
     ctx = _context(st2, ppdk, [(a, r) for a, r in arrays if r in kept], _layers(ppdk), loose, notes)
     return (ctx, md_ctx), full_rules, st.top
 
 
-def _twins(st, ppdk: Pdk, rules, loose_b, loose_p) -> dict[str, str]:
-    """Engine cells left out of the templates of ``rules`` (twins.py), each with the one that stays."""
-    gs = twins.groups(st, ppdk.gds(ppdk.programming_layer))
-    if not gs:
-        return {}
+def _twins(st, ppdk: Pdk, rules, loose_b, loose_p):
+    """Engine cells left out of the templates of ``rules`` (twins.py), each with the one that
+    stays, and the engine cells' bounding boxes."""
     layers = {ppdk.gds(n) for n in _layers(ppdk, rules)}
-    return twins.left_out(st, gs, _halo(ppdk, rules), layers, loose_b, loose_p)
+    return twins.find(st, ppdk.gds(ppdk.programming_layer), _halo(ppdk, rules), layers, loose_b, loose_p)
 
 
 def _context(st, ppdk: Pdk, arrays, names: list[str], loose, notes: list[str]) -> "_Ctx":

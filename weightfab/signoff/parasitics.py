@@ -70,6 +70,7 @@ def extract_with_caps(path: str | Path, pdk: Pdk, cell: str, label_layers: tuple
     idx = layer_indices(layout, pdk)
     if all(idx[n] is None or c.bbox_per_layer(idx[n]).empty() for n in ("diff", "poly")):
         raise LayoutReadError(f"{path}: cell '{cell}' holds no diffusion or poly: nothing to extract")
+    _inline_containers(layout, c)
     ex = extract_cell(layout, c, pdk, label_layers)
     rc = wire_rc(corner)
     units = _unit_caps(rc)
@@ -94,6 +95,19 @@ def extract_with_caps(path: str | Path, pdk: Pdk, cell: str, label_layers: tuple
                 plans[net.cluster_id] = plan
     _annotate(netlist, nets, vss, {k: v for k, v in caps.items() if v > min_cap}, plans)
     return netlist
+
+
+def _inline_containers(layout: kdb.Layout, cell: kdb.Cell) -> None:
+    """Flatten one level every cell that ``cell`` places once and that itself places cells (a
+    macro's periphery, rom/writer.py): its wires become the macro's own nets, so that a long net
+    drawn partly in it is measured whole for its RC ladder; the cells it places (standard cells)
+    stay cells. Hierarchy pays where a cell repeats, not here."""
+    count: dict[int, int] = {}
+    for inst in cell.each_inst():
+        count[inst.cell_index] = count.get(inst.cell_index, 0) + inst.size()
+    for inst in list(cell.each_inst()):
+        if count[inst.cell_index] == 1 and layout.cell(inst.cell_index).child_cells():
+            inst.flatten(1)
 
 
 def _anchors(layout: kdb.Layout, cell: kdb.Cell, pdk: Pdk, label_layers) -> dict[str, tuple[float, float]]:
