@@ -483,7 +483,10 @@ def _top_down(top, skip: frozenset = frozenset()) -> list:
             continue
         seen.add(cell.name)
         stack.append((cell, True))
-        for child in {r.cell.name: r.cell for r in cell.references if isinstance(r.cell, gdstk.Cell)}.values():
+        refs = cell.references
+        if not refs:      # most cells (the weight blocks) place none
+            continue
+        for child in {r.cell.name: r.cell for r in refs if isinstance(r.cell, gdstk.Cell)}.values():
             if child.name not in seen and not (cell is top and child.name in skip):
                 stack.append((child, False))
     return post[::-1]
