@@ -89,17 +89,20 @@ class Matcher:
         if full is None:
             full = base.memo[("order", axis)] = _order(base, refs, axis)
         self.full, self.shared = full, items.parent is not None
-        if self.shared:
-            kept = np.flatnonzero(items.mask)
-            self.u0, self.u1, self.is_box = full["u0"][kept], full["u1"][kept], full["is_box"][kept]
-            self.pos = full["rank"][kept]
-        else:
-            self.u0, self.u1, self.is_box, self.pos = full["u0"], full["u1"], full["is_box"], full["rank"]
+        # the items by their place in the layer's order (the intervals found do not depend on
+        # it); their extents read from the layer's arrays where needed (little kept per subset)
+        self.pos = (np.flatnonzero(items.mask[full["order"]]) if self.shared else
+                    np.arange(len(full["order"]))).astype(np.int32)
+        u0, u1 = self.get("u0"), self.get("u1")
         self.reach = full["reach"]
-        short = np.flatnonzero(self.u1 - self.u0 <= self.reach)
-        self.by_start = short[np.argsort(self.u0[short], kind="stable")]
-        self.starts = self.u0[self.by_start]
-        self.long = np.flatnonzero(self.u1 - self.u0 > self.reach)
+        short = np.flatnonzero(u1 - u0 <= self.reach)
+        self.by_start = short[np.argsort(u0[short], kind="stable")].astype(np.int32)
+        self.starts = u0[self.by_start]
+        self.long = np.flatnonzero(u1 - u0 > self.reach).astype(np.int32)
+
+    def get(self, name: str, at=slice(None)) -> np.ndarray:
+        """The layer's array ``name`` (u0, u1, is_box) of the items ``at``."""
+        return self.full[name][self.pos[at]]
 
     def neighbours(self, p: int) -> tuple[np.ndarray, np.ndarray]:
         """Whether each item has an equal item ``p`` further along the axis, and ``p`` before."""
@@ -110,22 +113,24 @@ class Matcher:
             if self.shared:               # the layer's search, kept for its other subsets
                 full[("match", p)] = match
         run, m = full["run"][self.pos], match[self.pos]
-        n = int(full["run"][-1]) + 1 if len(full["run"]) else 0
-        here, to = np.zeros(n, bool), np.zeros(n, bool)
-        here[run] = True                  # runs of equal codes with an item in the subset
-        to[m[m >= 0]] = True              # ... and those p further than one
+        to = np.zeros(full["runs"], bool)
+        to[m[m >= 0]] = True              # runs of equal codes p further than an item
         succ = m >= 0
-        succ[succ] = here[m[succ]]
+        if self.shared:                   # ... whose match is in the subset
+            here = np.zeros(full["runs"], bool)
+            here[run] = True
+            succ[succ] = here[m[succ]]
         return succ, to[run]
 
     def lacking(self, p: int, cache: dict):
         """The items without an equal item ``p`` further or before, sorted by start: their start,
-        end and which neighbour they have (computed once per period)."""
+        index and which neighbour they have (1 further, 2 before; computed once per period)."""
         if p not in cache:
             succ, pred = self.neighbours(p)
             k = np.flatnonzero(~(succ & pred))
-            k = k[np.argsort(self.u0[k], kind="stable")]
-            cache[p] = (self.u0[k], self.u1[k], succ[k], pred[k])
+            u0 = self.get("u0", k)
+            o = np.argsort(u0, kind="stable")
+            cache[p] = (u0[o], k[o].astype(np.int32), (succ[k] + 2 * pred[k]).astype(np.uint8)[o])
         return cache[p]
 
     def defects(self, s0: int, s1: int, p: int, cache: dict) -> np.ndarray:
@@ -138,19 +143,21 @@ class Matcher:
         of each interval. An item inside a strip without its neighbour (only the items lacking
         one are searched), and an item across a strip's edge (the short ones found by their
         start, the long ones tested)."""
-        u0, u1, succ, pred = self.lacking(p, cache)
+        u0, at, has = self.lacking(p, cache)
         k, j = _ranges(np.searchsorted(u0, s0), np.searchsorted(u0, s1))
-        a0, a1, t0, t1 = u0[j], u1[j], s0[k], s1[k]
-        bad = (a1 > t0) & (a1 <= t1) & (((a1 + p <= t1) & ~succ[j]) | ((a0 - p >= t0) & ~pred[j]))
+        a0, a1, t0, t1, h = u0[j], self.get("u1", at[j]), s0[k], s1[k], has[j]
+        bad = (a1 > t0) & (a1 <= t1) & (((a1 + p <= t1) & (h & 1 == 0)) | ((a0 - p >= t0) & (h & 2 == 0)))
         st, r = self.starts, self.reach
         k1, j1 = _ranges(np.searchsorted(st, s0 - r), np.searchsorted(st, s0))
         k2, j2 = _ranges(np.searchsorted(st, np.maximum(s0, s1 - r)), np.searchsorted(st, s1))
-        lg = self.long[(self.u0[self.long] < s1.max()) & (self.u1[self.long] > s0.min())] if len(s0) else self.long[:0]
+        lg = self.long
+        if len(s0):
+            lg = lg[(self.get("u0", lg) < s1.max()) & (self.get("u1", lg) > s0.min())]
         kk = np.concatenate([k1, k2, np.repeat(np.arange(len(s0)), len(lg))])
         near = np.concatenate([self.by_start[j1], self.by_start[j2], np.tile(lg, len(s0))])
-        v0, v1, t0, t1 = self.u0[near], self.u1[near], s0[kk], s1[kk]
+        v0, v1, t0, t1 = self.get("u0", near), self.get("u1", near), s0[kk], s1[kk]
         part = (v1 > t0) & (v0 < t1) & ((v0 < t0) | (v1 > t1))
-        is_box = self.is_box[near]
+        is_box = self.get("is_box", near)
         box = part & is_box
         e0, e1 = box & (v0 > t0) & (v0 < t1), box & (v1 > t0) & (v1 < t1)
         other = part & ~is_box
@@ -198,12 +205,10 @@ def _order(items: Items, refs: Refs, axis: int) -> dict:
     # the strip's items found by a search: the short ones (length <= reach, 99 in 100) sorted by
     # start, those over [s0, s1] start in [s0 - reach, s1); the long ones always tested
     reach = int(np.quantile(ln, 0.99)) if len(ln) else 0
-    rank = np.empty(len(order), np.int64)
-    rank[order] = np.arange(len(order))
     run = np.ones(len(code), bool)
     run[1:] = code[1:] != code[:-1]
-    return {"u0": u0, "u1": u1, "is_box": is_box, "code": code, "reach": reach, "rank": rank,
-            "run": (np.cumsum(run) - 1).astype(np.int32)}
+    return {"u0": u0[order], "u1": u1[order], "is_box": is_box[order], "code": code, "reach": reach,
+            "order": order, "run": (np.cumsum(run) - 1).astype(np.int32), "runs": int(run.sum())}
 
 
 def merge_intervals(iv: np.ndarray) -> np.ndarray:
@@ -263,11 +268,13 @@ def strips(arrays, axis: int, p: int, halo: int):
     m = (-(-(halo + p) // np.maximum(g, 1)) + 1) * g
     a, b = s + m, e - m
     at = np.flatnonzero(div & (b - a >= 2 * p))
-    # pairs (candidate, other array) near each other
-    r, o = (x.ravel() for x in np.meshgrid(at, np.arange(len(sp)), indexing="ij"))
+    if not len(at):
+        return (at, at, at, at), (at, at, at)
+    # pairs (candidate k, other array o) near each other
+    k, o = np.repeat(np.arange(len(at)), len(sp)), np.tile(np.arange(len(sp)), len(at))
+    r = at[k]
     near = (r != o) & ~((e[o] <= s[r] - halo) | (s[o] >= e[r] + halo))
-    r, o = r[near], o[near]
-    k = np.searchsorted(at, r)
+    k, r, o = k[near], r[near], o[near]
     whole = ~div[o]
     grow = halo + p + np.where(whole, 0, m[r])
     ends = [(k[whole], s[o][whole] - grow[whole], e[o][whole] + grow[whole])]
