@@ -95,18 +95,17 @@ def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cell
     sites stand one slot further from that row on), one reference repeated over its uses."""
     k, b = lb.block, lb.bits
     bits = to_bits(lb.unique, b)                           # [U, K, b]
-    n_idx, j_idx = np.divmod(np.arange(lb.index.size), lb.index.shape[1])
-    isl0 = j_idx * (k // 2)                               # first island of each use
-    shift = taps.slot(isl0[:, None] + np.arange(k // 2)[None, :]) - taps.slot(isl0)[:, None] - np.arange(k // 2)
-    phases, phase = np.unique(shift, axis=0, return_inverse=True)
-    phase = phase.ravel()
-    key = lb.index.ravel().astype(np.int64) * len(phases) + phase
-    order = np.argsort(key, kind="stable")
-    ox = n_idx[order] * b * geom.px
-    oy = taps.slot(isl0[order]) * geom.py
-    bounds = np.flatnonzero(np.diff(key[order])) + 1
+    phases, phase_j, slot_j = _phases(lb.index.shape[1], k, taps)
+    if not lb.index.size:
+        return
+    key, order = _use_order(lb.index, phase_j, len(phases))
+    n_o, j_o = np.divmod(order, lb.index.shape[1])
+    ox = n_o * b * geom.px
+    oy = slot_j[j_o] * geom.py
+    ko = key[order]
+    bounds = np.flatnonzero(ko[1:] != ko[:-1]) + 1
     for a, z in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
-        u, ph = divmod(int(key[order[a]]), len(phases))
+        u, ph = divmod(int(ko[a]), len(phases))
         cell = _block_cell(bits[u], k, b, phases[ph], geom, prefix, block_cells, um, prog)
         if cell is None:
             continue  # an all-zero block draws nothing
@@ -114,6 +113,29 @@ def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cell
         if z - a > 1:
             ref.repetition = gdstk.Repetition(offsets=np.stack([ox[a + 1:z] - ox[a], oy[a + 1:z] - oy[a]], 1) * um)
         eng.add(ref)
+
+
+def _phases(n_cols: int, k: int, taps) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A block's phase hangs on its column (island) alone: the distinct phases (rows of slot
+    shifts, sorted), each block column's phase and the slot of its first island."""
+    isl0 = np.arange(n_cols, dtype=np.int64) * (k // 2)
+    slot_j = taps.slot(isl0)
+    shift = taps.slot(isl0[:, None] + np.arange(k // 2)[None, :]) - slot_j[:, None] - np.arange(k // 2)
+    phases, phase_j = np.unique(shift, axis=0, return_inverse=True)
+    return phases, phase_j.ravel(), slot_j
+
+
+def _use_order(index: np.ndarray, phase_j: np.ndarray, n_phases: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every use's key (unique block x phase, in the narrowest integer that holds it) and the uses
+    in key order, ties in use order (a stable sort: radix for 16-bit keys)."""
+    top = (int(index.max()) + 1) * n_phases if index.size else 1
+    dt = np.uint16 if top <= 1 << 16 else np.uint32 if top <= 1 << 32 else np.int64
+    key = index.astype(dt)
+    if n_phases > 1:
+        key *= dt(n_phases)
+        key += phase_j.astype(dt)[None, :]
+    key = key.ravel()
+    return key, np.argsort(key, kind="stable")
 
 
 def _block_cell(bits_u: np.ndarray, k: int, b: int, shift: np.ndarray, geom: RomGeometry, prefix: str,
