@@ -133,9 +133,11 @@ class Structure:
         boxes = np.zeros((len(polys), 4), np.int64)
         is_box = np.zeros(len(polys), bool)
         boxes[four], is_box[four] = _rectangles(q)
-        table: dict = {}
-        code = np.array([table.setdefault((p.layer, p.datatype), len(table)) for p in polys], np.int64)
-        layers = list(table)
+        ly = np.fromiter((p.layer for p in polys), np.int64, len(polys))
+        dt = np.fromiter((p.datatype for p in polys), np.int64, len(polys))
+        keys, code = np.unique((ly << 16) | dt, return_inverse=True)
+        code = code.ravel()
+        layers = [(int(k) >> 16, int(k) & 0xFFFF) for k in keys]
         cell = np.repeat(np.arange(len(names)), counts)[item]
         box_e = is_box[item]
         order = np.lexsort((~box_e, code[item], cell))      # per (cell, layer): boxes first
