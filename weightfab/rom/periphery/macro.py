@@ -525,9 +525,13 @@ def engine_names(names: list[str]) -> list[str]:
 
 
 def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomGeometry) -> tuple[list, list[str]]:
-    """A Macro per engine, or None with the reason (unsupported PDK, too many wordlines)."""
+    """A Macro per engine, or None with the reason (unsupported PDK, too many wordlines). The
+    engines of one shape are drawn once and copied under each name (shapes.ShapeCache)."""
     from . import generic        # PDKs without MOS standard cells: the periphery drawn from their rules
+    from .shapes import ShapeCache
     why = generic.supported(pdk, geom) if generic.applies(pdk) else supported(pdk, geom)
+    cache = ShapeCache((lambda c, r, n: generic.build_generic_macro(pdk, geom, c, r, n)) if generic.applies(pdk)
+                       else (lambda c, r, n: build_macro(geom, c, r, n)))
     macros, reasons = [], []
     for (cols, rows), e in zip(sizes, engine_names(names)):
         if why:
@@ -535,8 +539,7 @@ def build_macros(sizes: list[tuple[int, int]], names: list[str], pdk, geom: RomG
             reasons.append(why)
             continue
         try:
-            macros.append(generic.build_generic_macro(pdk, geom, cols, rows, e) if generic.applies(pdk)
-                          else build_macro(geom, cols, rows, e))
+            macros.append(cache.get(cols, rows, e))
             reasons.append("")
         except Exception as exc:
             from ...errors import WeightfabError
