@@ -32,6 +32,11 @@ def cell_prefix(name: str) -> str:
     return clean if clean[0].isalpha() else "m_" + clean
 
 
+# zlib level of OASIS cell compression: levels 1-3 (zlib's fast deflate) take 1.8-2.7x less CPU than
+# gdstk's default 6 here and, on these files (a few cells of long repetitions), compress as well:
+# level 2 writes the 100M synthetic file in 3.6 s CPU (91.61 MB) against 9.7 s (91.64 MB), the 10M one
+# in 0.73 s (13.51 MB) against 1.28 s (13.58 MB)
+OAS_COMPRESSION = 2
 AREF_MAX = 32767  # GDSII AREF columns/rows are 16-bit signed integers: larger arrays are written as tiles
 
 
@@ -178,7 +183,8 @@ def write_library(lib: gdstk.Library, path: str | Path) -> int:
         if suffix == ".gds":
             lib.write_gds(tmp, timestamp=TIMESTAMP)
         else:
-            lib.write_oas(tmp, validation="crc32")   # flow/outputs.py checks the whole file against it
+            # CRC32: flow/outputs.py checks the whole file against it
+            lib.write_oas(tmp, compression_level=OAS_COMPRESSION, validation="crc32")
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except OSError as exc:
