@@ -19,6 +19,19 @@ MODELS = SHARED / "models"
 DATA = SHARED / "data"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drc_cache(tmp_path_factory):
+    """The fast DRC's template cache (signoff/drccache.py) in a directory of this run, not the
+    user's ~/.cache (the CLI tests' subprocesses inherit it); a test may set its own."""
+    old = os.environ.get("WEIGHTFAB_CACHE")
+    os.environ["WEIGHTFAB_CACHE"] = str(tmp_path_factory.mktemp("drc-cache"))
+    yield
+    if old is None:
+        os.environ.pop("WEIGHTFAB_CACHE", None)
+    else:
+        os.environ["WEIGHTFAB_CACHE"] = old
+
+
 def run_cli(*args, cwd=None, check=None) -> subprocess.CompletedProcess:
     """Run the real command line (``python -m weightfab``) and capture its output."""
     env = dict(os.environ)

@@ -52,7 +52,7 @@ from .periodic import Items, Matcher, Refs, bands_of, cuts_for, extents, poly_ki
 from .template import Builder, Frame, Piece, compact_x, in_cores, piece_items, window
 from .taprows import runs_of
 from .readback import structural_arrays
-from . import twins
+from . import drccache, twins
 from .structure import IDENT, box_transform, read_structure
 
 DEEP_FROM = 15_000   # flattened template shapes from which a template that its cells shrink twice is checked deep
@@ -77,9 +77,13 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
                                                  (md_ctx, [r for r in todo if r.kind == "max_distance"])]
     grouped = [(c, _groups(c, rs)) for c, rs in parts if rs]
     notes.append(_template_note([g for _, g in grouped], len(ctx.refs.kind)))
+    cache = drccache.Cache()
     for c, groups in grouped:
         for (xc, pieces), rules in groups.items():
-            _check_template(c, xc, pieces, rules, results, fails, progress, len(pdk.rules))
+            _check_template(c, xc, pieces, rules, results, fails, progress, len(pdk.rules), cache)
+    cached = cache.note(sum(len(g) for _, g in grouped))
+    if cached:
+        notes.append(cached)
     if fails:
         notes.append(f"the template fails {', '.join(fails)}: checked in full on the file")
     full = set(full_rules) | set(fails)
@@ -97,12 +101,22 @@ def _with(rep: DrcReport, notes: list[str], t0: float) -> DrcReport:
     return replace(rep, mode="fast", notes=tuple(notes), seconds=time.perf_counter() - t0)
 
 
-def _check_template(ctx, xc, pieces, rules, results: dict, fails: list, progress, total: int) -> None:
-    """Build the template of ``rules`` (their cuts) and check them on it."""
+def _check_template(ctx, xc, pieces, rules, results: dict, fails: list, progress, total: int,
+                    cache: drccache.Cache) -> None:
+    """Build the template of ``rules`` (their cuts) and check them on it, unless it was found
+    clean in an earlier run (drccache.py)."""
     names = sorted({n for r in rules for n in _bases(ctx.pdk, r) if n in ctx.items})
     frame = Frame(pieces, xc, *ctx.yspan)
     b = Builder(ctx, names, frame)
     layout, top = b.build()
+    k = drccache.key(layout, rules, ctx.pdk) if cache.dir is not None else ""
+    if k and cache.clean(k):
+        for rule in rules:
+            results[rule.name] = rule_result(rule, [], layout.dbu, 0, {})
+            if progress is not None:
+                progress(len(results), total, rule.name)
+        return
+    clean = True
     L = _Layers(layout, top, ctx.pdk)
     # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
     # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
@@ -115,9 +129,12 @@ def _check_template(ctx, xc, pieces, rules, results: dict, fails: list, progress
             res = replace(res, count=0, examples=())   # only beside a split piece's window edge
         if res.count:
             fails.append(rule.name)
+            clean = False
         results[rule.name] = res
         if progress is not None:
             progress(len(results), total, rule.name)
+    if clean and k:
+        cache.remember(k)
 
 
 class _Ctx:
