@@ -41,9 +41,13 @@ def directory() -> Path | None:
 
 
 @lru_cache(maxsize=1)
-def _tool_digest() -> bytes:
-    return hashlib.sha256(f"klayout {getattr(kdb, '__version__', '')}\n".encode()
-                          + inspect.getsource(_drc).encode()).digest()
+def _tool_digest() -> bytes | None:
+    """KLayout's version and the checks' source; None (no cache) where the source is not installed."""
+    try:
+        src = inspect.getsource(_drc)
+    except (OSError, TypeError):
+        return None
+    return hashlib.sha256(f"klayout {getattr(kdb, '__version__', '')}\n".encode() + src.encode()).digest()
 
 
 def key(layout: kdb.Layout, rules, pdk) -> str:
@@ -73,7 +77,7 @@ class Cache:
     """One run's view of the cache: hits, stores, and whether it could be written."""
 
     def __init__(self):
-        self.dir = directory()
+        self.dir = directory() if _tool_digest() is not None else None
         self.hits = self.stored = 0
         self.error = ""
 
