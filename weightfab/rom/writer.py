@@ -105,18 +105,25 @@ def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cell
         return
     key, order = _use_order(lb.index, phase_j, len(phases))
     n_o, j_o = np.divmod(order, lb.index.shape[1])
-    ox = n_o * b * geom.px
-    oy = slot_j[j_o] * geom.py
+    xy = np.stack([n_o * b * geom.px, slot_j[j_o] * geom.py], 1)      # every use's origin, in key order
     ko = key[order]
     bounds = np.flatnonzero(ko[1:] != ko[:-1]) + 1
-    for a, z in zip(np.r_[0, bounds], np.r_[bounds, len(order)]):
-        u, ph = divmod(int(ko[a]), len(phases))
-        cell = _block_cell(bits[u], k, b, phases[ph], geom, prefix, block_cells, um, prog)
-        if cell is None:
-            continue  # an all-zero block draws nothing
-        ref = gdstk.Reference(cell, (ox[a] * um, oy[a] * um))
+    starts, ends = np.r_[0, bounds], np.r_[bounds, len(order)]
+    u_s, ph_s = np.divmod(ko[starts].astype(np.int64), len(phases))
+    drawn = bits.reshape(len(bits), -1).any(axis=1)[u_s]              # an all-zero block draws nothing
+    origin = (xy[starts] * um).tolist()
+    uu, row, col = np.nonzero(bits)                                   # every block's bit sites, block by block
+    site_x, site_y = geom.site_xy(col, row)
+    first = np.searchsorted(uu, np.arange(len(bits) + 1)).tolist()
+    for i in np.flatnonzero(drawn).tolist():
+        a, z = int(starts[i]), int(ends[i])
+        u = int(u_s[i])
+        s = slice(first[u], first[u + 1])
+        cell = _block_cell(bits[u], (row[s], site_x[s], site_y[s]), k, b, phases[ph_s[i]], geom, prefix,
+                           block_cells, um, prog)
+        ref = gdstk.Reference(cell, origin[i])
         if z - a > 1:
-            ref.repetition = gdstk.Repetition(offsets=np.stack([ox[a + 1:z] - ox[a], oy[a + 1:z] - oy[a]], 1) * um)
+            ref.repetition = gdstk.Repetition(offsets=(xy[a + 1:z] - xy[a]) * um)
         eng.add(ref)
 
 
@@ -143,18 +150,16 @@ def _use_order(index: np.ndarray, phase_j: np.ndarray, n_phases: int) -> tuple[n
     return key, np.argsort(key, kind="stable")
 
 
-def _block_cell(bits_u: np.ndarray, k: int, b: int, shift: np.ndarray, geom: RomGeometry, prefix: str,
+def _block_cell(bits_u: np.ndarray, sites, k: int, b: int, shift: np.ndarray, geom: RomGeometry, prefix: str,
                 block_cells: dict, um: float, prog):
-    """The cell of one block's bits [K, b] whose island i stands ``shift[i]`` slots further up."""
-    row, col = np.nonzero(bits_u)
-    if not len(row):
-        return None
+    """The cell of one block's bits [K, b] (``sites``: the rows and centres of its 1-bits, island i
+    in slot i) whose island i stands ``shift[i]`` slots further up."""
     tag = bytes([k, b]) + (shift.astype(np.int64).tobytes() if shift.any() else b"")
     name = f"{prefix}_blk_{hashlib.sha256(np.ascontiguousarray(bits_u).tobytes() + tag).hexdigest()[:12]}"
     cell = block_cells.get(name)
     if cell is None:
         cell = gdstk.Cell(name)
-        px, py = geom.site_xy(col, row)
+        row, px, py = sites
         py = py + shift[row // 2] * geom.py
         x0, y0, x1, y1 = geom.prog_box(int(px[0]), int(py[0]))
         rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=prog[0], datatype=prog[1])
