@@ -109,6 +109,14 @@ class _Layers:
                     self.cache[key] = kdb.Region(self.top.begin_shapes_rec(idx), self.dss)
         return self.cache[key]
 
+    def outside(self, inner: str, outer: str) -> kdb.Region:
+        """``inner - outer``, computed once per pair (an enclosure rule and its adjacent-sides twin
+        read the same two layers)."""
+        key = (inner, "-", outer, self.flat)
+        if key not in self.cache:
+            self.cache[key] = self[inner] - self[outer]
+        return self.cache[key]
+
 
 def _width(rule, L, v):
     return [L[rule.layer].width_check(v)]
@@ -137,7 +145,7 @@ def _separation(rule, L, v):
 def _enclosure(rule, L, v):
     # outer = layer, inner = other: too little enclosure (a flush edge is 0), or inner sticking out
     a, b = L[rule.layer], L[rule.other]
-    return ([a.enclosing_check(b, v)] if v else []) + [b - a]
+    return ([a.enclosing_check(b, v)] if v else []) + [L.outside(rule.other, rule.layer)]
 
 
 def _enclosure_adjacent(rule, L, v):
@@ -146,7 +154,7 @@ def _enclosure_adjacent(rule, L, v):
     a, b = L[rule.layer], L[rule.other]
     bad = a.enclosing_check(b, v, False, kdb.Region.Projection).second_edges()
     corners = bad.width_check(1, False, kdb.Region.Euclidian, 100)
-    return [b.interacting(corners.edges()), b - a]
+    return [b.interacting(corners.edges()), L.outside(rule.other, rule.layer)]
 
 
 def _extension(rule, L, v):
