@@ -6,6 +6,7 @@ locations, and can be written as a KLayout marker database (.lyrdb).
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -76,13 +77,14 @@ class _Layers:
     Rules that involve it run on flat regions (all layers of such a rule flat), the others deep.
     """
 
-    def __init__(self, layout: kdb.Layout, top: kdb.Cell, pdk: Pdk):
+    def __init__(self, layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, threads: int | None = None):
         self.layout, self.top, self.pdk = layout, top, pdk
         self.dbu = layout.dbu
         self.dss = kdb.DeepShapeStore()
-        # no worker threads: on the fast DRC's templates (and measured by CPU time) they cost more
-        # than they save (Keras MLP templates' checks 7.6-8.3 -> 5.8-6.8 s CPU on 2 cores)
-        self.dss.threads = 0
+        # worker threads for the full check of a whole file (its wall time); the fast DRC's small
+        # templates run without (fastdrc.py: there they cost more than they save, Keras MLP
+        # templates' checks 7.6-8.3 -> 5.8-6.8 s CPU on 2 cores)
+        self.dss.threads = max(1, min(4, os.cpu_count() or 1)) if threads is None else threads
         self.cache: dict[tuple, kdb.Region] = {}
         self.flat = False
 

@@ -117,7 +117,7 @@ def _check_template(ctx, xc, pieces, rules, results: dict, fails: list, progress
                 progress(len(results), total, rule.name)
         return
     clean = True
-    L = _Layers(layout, top, ctx.pdk)
+    L = _Layers(layout, top, ctx.pdk, threads=0)
     # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
     # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
     L.flat = b.flat < DEEP_FROM or (b.flat < 2 * b.hier and b.flat < DEEP_ALWAYS)
