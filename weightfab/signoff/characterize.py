@@ -202,7 +202,11 @@ def _crossings(t: np.ndarray, v: np.ndarray, level: float) -> np.ndarray:
 
 def run_stimulus(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float = VDD_NOMINAL) -> tuple[Waves, MacroPorts]:
     deck, save, ports = read_deck(netlist, stim, corner, vdd)
-    res = run(deck, save)
+    return waves_of(run(deck, save), stim, ports, vdd), ports
+
+
+def waves_of(res, stim: Stimulus, ports: MacroPorts, vdd: float = VDD_NOMINAL) -> Waves:
+    """The per-cycle words, delays, transitions and charges of an ngspice run of ``read_deck``."""
     t, T, half = res.time, stim.period, vdd / 2
     prefix = ports.prefix
     clk_x = _crossings(t, res.signals[f"v({node(prefix + '_clk')})"], half)
@@ -231,7 +235,7 @@ def run_stimulus(netlist: kdb.Netlist, stim: Stimulus, corner: str, vdd: float =
     q = np.array([res.measures.get(f"q{k}", np.nan) for k in range(n)])
     if np.any(np.isnan(q)):
         raise SpiceError("ngspice returned no supply charge for some clock cycles")
-    return Waves(bits, delay, slew, -q, res.seconds, vmax), ports
+    return Waves(bits, delay, slew, -q, res.seconds, vmax)
 
 
 def simulate_reads(netlist: kdb.Netlist, addresses, expected_words: np.ndarray, corner: str = "tt",

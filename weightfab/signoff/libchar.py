@@ -26,13 +26,16 @@ large array reduced to the two words read, reduce.py):
 """
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Callable
 
 import klayout.db as kdb
 import numpy as np
 
 from ..errors import WeightfabError
-from .characterize import Stimulus, _events_wave, macro_pins, run_stimulus
+from .characterize import Stimulus, _events_wave, macro_pins, read_deck, run_stimulus, waves_of
 from .spice import VDD_NOMINAL, SpiceError, model_header, node, run, write_spice
 
 CLK_SLEWS = (0.05e-9, 0.2e-9, 0.6e-9)
@@ -62,6 +65,28 @@ class MacroTiming:
     en_hold: float = float("nan")      # s, enable after clock fall
 
 
+@dataclass
+class _Deck:
+    """One ngspice deck and what its result becomes (``finish`` is given the SpiceRun)."""
+    text: str
+    save: list
+    finish: Callable
+
+
+def _run_decks(decks: list[_Deck]) -> list:
+    """Run independent decks, as many ngspice processes at once as this process may use cores (the
+    decks are written here, in the calling thread; the threads only wait for ngspice), and return
+    each deck's finished result in order. The decks are given longest first."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    n = min(len(decks), cores)
+    if n <= 1:
+        results = [run(d.text, d.save) for d in decks]
+    else:
+        with ThreadPoolExecutor(n) as ex:
+            results = list(ex.map(lambda d: run(d.text, d.save), decks))
+    return [d.finish(r) for d, r in zip(decks, results)]
+
+
 def _deck_head(netlist: kdb.Netlist, corner: str, vdd: float, title: str) -> tuple[list[str], object]:
     ports = macro_pins(netlist)
     top = ports.circuit
@@ -77,6 +102,11 @@ def pin_capacitance(netlist: kdb.Netlist, corner: str = "tt", vdd: float = VDD_N
     address 0, each input in turn rises (and ``step`` later falls) with a 10-90 % ``slew``; its
     capacitance is the charge its source delivers over the edge and the settling after it, divided
     by VDD, the larger of rise and fall (what a driver sees, gate and Miller charge and wire)."""
+    d = _pin_cap_deck(netlist, corner, vdd, step, slew)
+    return d.finish(run(d.text))
+
+
+def _pin_cap_deck(netlist, corner, vdd, step=1e-9, slew=0.1e-9) -> _Deck:
     lines, ports = _deck_head(netlist, corner, vdd, "input capacitance")
     p = ports.prefix
     names = [f"{p}_addr[{i}]" for i in range(ports.nbits)] + [f"{p}_clk", f"{p}_en"]
@@ -88,27 +118,36 @@ def pin_capacitance(netlist: kdb.Netlist, corner: str = "tt", vdd: float = VDD_N
         lines.append(f".measure tran qa{k} integ i(vp{k}) from={t0:.6g} to={t0 + step:.6g}")
         lines.append(f".measure tran qb{k} integ i(vp{k}) from={t0 + step:.6g} to={t0 + 2 * step:.6g}")
     lines.append(f".tran {step / 20:.6g} {(2 * len(names) + 1) * step:.6g}")
-    res = run("\n".join(lines))
-    out = {}
-    for k, name in enumerate(names):
-        q = [res.measures.get(f"q{e}{k}") for e in "ab"]
-        if any(v is None for v in q):
-            raise SpiceError(f"ngspice returned no input charge for {name}")
-        out[name] = max(abs(v) for v in q) / vdd
-    return out
+
+    def finish(res):
+        out = {}
+        for k, name in enumerate(names):
+            q = [res.measures.get(f"q{e}{k}") for e in "ab"]
+            if any(v is None for v in q):
+                raise SpiceError(f"ngspice returned no input charge for {name}")
+            out[name] = max(abs(v) for v in q) / vdd
+        return out
+    return _Deck("\n".join(lines), [], finish)
 
 
 def dc_leakage(netlist: kdb.Netlist, corner: str, vdd: float = VDD_NOMINAL) -> float:
     """Supply power (W) at the DC operating point with the clock low, enable high and address 0
     (bitlines precharged, every wordline off): the solver's exact static current, no integration."""
+    d = _leakage_deck(netlist, corner, vdd)
+    return d.finish(run(d.text))
+
+
+def _leakage_deck(netlist, corner, vdd) -> _Deck:
     lines, ports = _deck_head(netlist, corner, vdd, "leakage")
     lines += [f"Vclk {node(ports.prefix + '_clk')} 0 0", f"Ven {node(ports.prefix + '_en')} 0 {vdd:g}"]
     lines += [f"Va{i} {node(f'{ports.prefix}_addr[{i}]')} 0 0" for i in range(ports.nbits)]
     lines += [".tran 0.1n 1n", ".measure tran ileak find i(vvdd) at=0.5n"]
-    res = run("\n".join(lines))
-    if "ileak" not in res.measures:
-        raise SpiceError("ngspice returned no supply current for the leakage point")
-    return -res.measures["ileak"] * vdd
+
+    def finish(res):
+        if "ileak" not in res.measures:
+            raise SpiceError("ngspice returned no supply current for the leakage point")
+        return -res.measures["ileak"] * vdd
+    return _Deck("\n".join(lines), [], finish)
 
 
 def _pick_words(bits: np.ndarray, rows: int) -> tuple[int, int]:
@@ -124,7 +163,8 @@ def characterize(netlist: kdb.Netlist, bits: np.ndarray, corner: str, period: fl
     ``reduce``: characterise on the netlist reduced to the two words read (reduce.py: their
     wordlines whole, every other bit device folded into its bitline's load). The clock period
     starts at ``period`` and is doubled while the delay deck reads a word wrong or its slowest
-    clock-to-output delay exceeds ``SLACK`` of the period; every deck then runs at that period."""
+    clock-to-output delay exceeds ``SLACK`` of the period; every deck then runs at that period, the
+    four after the delay deck (leakage, address and enable constraints, input capacitance) at once."""
     a, b = _pick_words(bits, bits.shape[1])
     if reduce:
         from .reduce import reduce_rows
@@ -139,10 +179,9 @@ def characterize(netlist: kdb.Netlist, bits: np.ndarray, corner: str, period: fl
     else:
         raise WeightfabError(f"'{macro_pins(netlist).circuit.name}' at {corner}: words {a} and {b} read wrong or later "
                              f"than {SLACK:g} of the clock period up to {T / 2e-9:g} ns")
-    leakage = dc_leakage(netlist, corner, vdd)
-    setup, hold, s2 = _constraints(netlist, bits, a, b, corner, T, vdd)
-    en_setup, en_hold, s3 = _en_constraints(netlist, bits, a, corner, T, vdd)
-    caps = pin_capacitance(netlist, corner, vdd)
+    (en_setup, en_hold, s3), (setup, hold, s2), caps, leakage = _run_decks(
+        [_en_constraints(netlist, bits, a, corner, T, vdd), _constraints(netlist, bits, a, b, corner, T, vdd),
+         _pin_cap_deck(netlist, corner, vdd), _leakage_deck(netlist, corner, vdd)])
     return MacroTiming(corner, CLK_SLEWS, LOADS, tco, tr, setup, hold, energy, leakage, caps, T,
                        s1 + s2 + s3, en_setup, en_hold)
 
@@ -171,7 +210,14 @@ def _delays(netlist, a, b, bits, corner, T, vdd):
     return tco, tr, float(np.mean(w.charge)) * vdd, w.seconds, right
 
 
-def _constraints(netlist, bits, a, b, corner, T, vdd) -> tuple[float, float, float]:
+def _stimulus_deck(netlist, stim: Stimulus, corner, vdd, evaluate) -> _Deck:
+    """The deck of a stimulus; its result is ``evaluate(waves)``."""
+    deck, save, ports = read_deck(netlist, stim, corner, vdd)
+    return _Deck(deck, save, lambda res: evaluate(waves_of(res, stim, ports, vdd)))
+
+
+def _constraints(netlist, bits, a, b, corner, T, vdd) -> _Deck:
+    """Address setup and hold deck; finished: (setup, hold, ngspice seconds)."""
     ports = macro_pins(netlist)
     m = len(ports.douts)
     expect = {a: bits[:, a], b: bits[:, b]}
@@ -191,7 +237,10 @@ def _constraints(netlist, bits, a, b, corner, T, vdd) -> tuple[float, float, flo
         addr.append((float(t + T / 2 + h), b))
         reads.append(a)
     stim = Stimulus(t_rise, T, addr, [(0.0, 1)], np.full(ns + nh, 0.1e-9), 0.1e-9, np.full(m, 5e-15))
-    w, _ = run_stimulus(netlist, stim, corner, vdd)
+    return _stimulus_deck(netlist, stim, corner, vdd, lambda w: _setup_hold(w, expect, reads, a, ns, nh, vdd))
+
+
+def _setup_hold(w, expect, reads, a, ns, nh, vdd) -> tuple[float, float, float]:
     delay = [np.nanmax(w.delay[k]) if np.isfinite(w.delay[k]).any() else np.inf for k in range(ns)]
     ref = {reads[1]: delay[1], reads[0]: delay[0]}          # each word's delay at the largest setups
     ok = [bool(np.array_equal(w.bits[k], expect[reads[k]])) and delay[k] <= PUSHOUT * ref[reads[k]]
@@ -203,12 +252,13 @@ def _constraints(netlist, bits, a, b, corner, T, vdd) -> tuple[float, float, flo
     return float(_last_pass(SETUP_SWEEP, ok)), float(_last_pass(HOLD_SWEEP, clean)), w.seconds
 
 
-def _en_constraints(netlist, bits, a, corner, T, vdd) -> tuple[float, float, float]:
+def _en_constraints(netlist, bits, a, corner, T, vdd) -> _Deck:
     """Enable setup and hold, the address held at word ``a``. Setup: in read k the enable rises
     ``SETUP_SWEEP[k]`` before the clock (and falls after the clock's fall); a point passes when the
     word is right and its clock-to-output delay is at most ``PUSHOUT`` times the first read's (a late
     enable delays the wordline). Hold: the enable falls ``HOLD_SWEEP[k]`` after the clock's fall; a
-    point passes when the word is right. Both: the last point of an unbroken run of passes."""
+    point passes when the word is right. Both: the last point of an unbroken run of passes.
+    Finished: (setup, hold, ngspice seconds)."""
     m = len(macro_pins(netlist).douts)
     ns, nh = len(SETUP_SWEEP), len(HOLD_SWEEP)
     t_rise = T * (np.arange(ns + nh) + 1)
@@ -219,8 +269,11 @@ def _en_constraints(netlist, bits, a, corner, T, vdd) -> tuple[float, float, flo
         t = t_rise[ns + k]
         en += [(float(t - 1e-9), 1), (float(t + T / 2 + h), 0)]
     stim = Stimulus(t_rise, T, [(0.0, a)], en, np.full(ns + nh, 0.1e-9), 0.1e-9, np.full(m, 5e-15))
-    w, _ = run_stimulus(netlist, stim, corner, vdd)
-    right = [bool(np.array_equal(w.bits[k], bits[:, a])) for k in range(ns + nh)]
+    return _stimulus_deck(netlist, stim, corner, vdd, lambda w: _en_setup_hold(w, bits[:, a], ns, nh))
+
+
+def _en_setup_hold(w, word, ns, nh) -> tuple[float, float, float]:
+    right = [bool(np.array_equal(w.bits[k], word)) for k in range(ns + nh)]
     delay = np.array([np.nanmax(w.delay[k]) if np.isfinite(w.delay[k]).any() else np.inf for k in range(ns)])
     ok_s = [right[k] and delay[k] <= PUSHOUT * delay[0] for k in range(ns)]
     return float(_last_pass(SETUP_SWEEP, ok_s)), float(_last_pass(HOLD_SWEEP, right[ns:])), w.seconds
