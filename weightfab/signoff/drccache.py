@@ -81,23 +81,32 @@ class Cache:
         self.hits = self.stored = 0
         self.error = ""
 
-    def clean(self, k: str) -> bool:
-        if self.dir is None or not (self.dir / k).is_file():
-            return False
-        self.hits += 1
-        return True
+    def found(self, k: str) -> bool:
+        """Whether the entry ``k`` exists (not counted: ``clean`` counts)."""
+        return self.dir is not None and (self.dir / k).is_file()
 
-    def remember(self, k: str) -> None:
+    def clean(self, k: str) -> bool:
+        hit = self.found(k)
+        self.hits += hit
+        return hit
+
+    def write(self, k: str) -> bool:
+        """Write the entry ``k`` (not counted: ``remember`` counts); False when it could not be
+        (the reason kept in ``error``, and no other entry tried)."""
         if self.dir is None or self.error:
-            return
+            return False
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix=".", dir=self.dir)
             os.close(fd)
             os.replace(tmp, self.dir / k)
-            self.stored += 1
+            return True
         except OSError as exc:
             self.error = f"{self.dir}: {exc.strerror or exc}"
+            return False
+
+    def remember(self, k: str) -> None:
+        self.stored += self.write(k)
 
     def note(self, total: int) -> str | None:
         if self.dir is None:

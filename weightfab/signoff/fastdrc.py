@@ -52,7 +52,7 @@ from .periodic import Items, Matcher, Refs, bands_of, cuts_for, extents, poly_ki
 from .template import Builder, Frame, Piece, compact_x, in_cores, piece_items, window
 from .taprows import runs_of
 from .readback import structural_arrays
-from . import drccache, twins
+from . import drccache, forkpool, twins
 from .structure import IDENT, box_transform, read_structure
 
 DEEP_FROM = 15_000   # flattened template shapes from which a template that its cells shrink twice is checked deep
@@ -71,19 +71,17 @@ def run_fast_drc(path, pdk: Pdk, max_examples: int = 5, progress=None) -> DrcRep
         rep = run_drc(path, pdk, max_examples, progress=progress)
         return _with(rep, notes, t0)
     (ctx, md_ctx), full_rules, top_name = plan
-    results, fails = {}, []
     todo = [r for r in pdk.rules if r.name not in full_rules]
     parts = [(ctx, todo)] if md_ctx is ctx else [(ctx, [r for r in todo if r.kind != "max_distance"]),
                                                  (md_ctx, [r for r in todo if r.kind == "max_distance"])]
-    grouped = [(c, _groups(c, rs)) for c, rs in parts if rs]
+    grouped = _all_groups([(c, rs) for c, rs in parts if rs])
     notes.append(_template_note([g for _, g in grouped], len(ctx.refs.kind)))
     cache = drccache.Cache()
-    for c, groups in grouped:
-        for (xc, pieces), rules in groups.items():
-            _check_template(c, xc, pieces, rules, results, fails, progress, len(pdk.rules), cache)
+    results, fails = _check_all(grouped, cache, progress, len(pdk.rules))
     cached = cache.note(sum(len(g) for _, g in grouped))
     if cached:
         notes.append(cached)
+    fails = [r.name for r in pdk.rules if r.name in fails]
     if fails:
         notes.append(f"the template fails {', '.join(fails)}: checked in full on the file")
     full = set(full_rules) | set(fails)
@@ -101,40 +99,60 @@ def _with(rep: DrcReport, notes: list[str], t0: float) -> DrcReport:
     return replace(rep, mode="fast", notes=tuple(notes), seconds=time.perf_counter() - t0)
 
 
-def _check_template(ctx, xc, pieces, rules, results: dict, fails: list, progress, total: int,
-                    cache: drccache.Cache) -> None:
+def _check_all(grouped, cache: drccache.Cache, progress, total: int) -> tuple[dict, set]:
+    """Every template of ``grouped`` built and checked (on every core: forkpool.py), the largest
+    first: results per rule and the rules a template fails."""
+    tasks = [(c, xc, pieces, rules) for c, groups in grouped for (xc, pieces), rules in groups.items()]
+    cost = [len(rules) * _size(c, {n for r in rules for n in _bases(c.pdk, r)}) for c, _, _, rules in tasks]
+    order = sorted(range(len(tasks)), key=lambda i: -cost[i])
+    results: dict = {}
+    fails: set = set()
+
+    def done(_, out):
+        res, hit, stored, error = out
+        cache.hits += hit
+        cache.stored += stored
+        cache.error = cache.error or error
+        for r in res:
+            results[r.name] = r
+            if r.count:
+                fails.add(r.name)
+            if progress is not None:
+                progress(len(results), total, r.name)
+    forkpool.run(lambda i: _check_template(*tasks[i], cache), order, done=done)
+    return results, fails
+
+
+def _size(ctx, names) -> int:
+    """How many items the layers ``names`` hold (the cost of their cuts and templates, roughly)."""
+    return sum(len(it.boxes) + len(it.polys) + len(it.refs) for n, it in ctx.items.items() if n in names)
+
+
+def _check_template(ctx, xc, pieces, rules, cache: drccache.Cache):
     """Build the template of ``rules`` (their cuts) and check them on it, unless it was found
-    clean in an earlier run (drccache.py)."""
+    clean in an earlier run (drccache.py): the rules' results, and whether the cache was hit,
+    written and why not."""
     names = sorted({n for r in rules for n in _bases(ctx.pdk, r) if n in ctx.items})
     frame = Frame(pieces, xc, *ctx.yspan)
     b = Builder(ctx, names, frame)
     layout, top = b.build()
     k = drccache.key(layout, rules, ctx.pdk) if cache.dir is not None else ""
-    if k and cache.clean(k):
-        for rule in rules:
-            results[rule.name] = rule_result(rule, [], layout.dbu, 0, {})
-            if progress is not None:
-                progress(len(results), total, rule.name)
-        return
-    clean = True
+    if k and cache.found(k):
+        return [rule_result(rule, [], layout.dbu, 0, {}) for rule in rules], 1, 0, ""
     L = _Layers(layout, top, ctx.pdk, threads=0)
     # a large template whose cells (standard cells, bit cells) hold most of its shapes runs
     # deep: a cell's shapes are checked once per context; otherwise flat, where hierarchy costs more
     L.flat = b.flat < DEEP_FROM or (b.flat < 2 * b.hier and b.flat < DEEP_ALWAYS)
     cores = frame.cores() if frame.split else None
+    out = []
     for rule in rules:
         found = _check(rule, L, layout.dbu)
         res = rule_result(rule, found, layout.dbu, 0, {})
         if res.count and cores is not None and not in_cores(found, cores):
             res = replace(res, count=0, examples=())   # only beside a split piece's window edge
-        if res.count:
-            fails.append(rule.name)
-            clean = False
-        results[rule.name] = res
-        if progress is not None:
-            progress(len(results), total, rule.name)
-    if clean and k:
-        cache.remember(k)
+        out.append(res)
+    stored = bool(k) and not any(r.count for r in out) and cache.write(k)
+    return out, 0, int(stored), cache.error
 
 
 class _Ctx:
@@ -462,17 +480,28 @@ def _candidates(p0: np.ndarray, box: np.ndarray) -> np.ndarray | None:
 
 # -- rules, cuts and templates -------------------------------------------------------------------
 
-def _groups(ctx: _Ctx, rules) -> dict:
-    """Rules by their cuts: (x-cuts, pieces (template.Piece)) -> rules, each rule cut on the layers
-    it reads; along y each column band (content separated by an empty gap wider than the halo) is
-    cut on its own, or split at its arrays' x-edges where that removes more."""
-    out: dict = {}
-    bit = stacks([r for _, r in ctx.arrays])
-    by_layers: dict = {}
-    for rule in rules:
-        by_layers.setdefault(tuple(sorted(n for n in _bases(ctx.pdk, rule) if n in ctx.items)), []).append(rule)
-    for layers, rs in by_layers.items():
-        out.setdefault(_cuts(ctx, layers, bit, _halo(ctx.pdk, rs)), []).extend(rs)
+def _all_groups(parts) -> list[tuple["_Ctx", dict]]:
+    """Per part (context, rules): its rules by their cuts, (x-cuts, pieces (template.Piece)) ->
+    rules, each rule cut on the layers it reads; along y each column band (content separated by an
+    empty gap wider than the halo) is cut on its own, or split at its arrays' x-edges where that
+    removes more. The cuts of each set of layers are found on every core (forkpool.py), the
+    largest sets first."""
+    sets = []
+    for k, (ctx, rules) in enumerate(parts):
+        by_layers: dict = {}
+        for rule in rules:
+            by_layers.setdefault(tuple(sorted(n for n in _bases(ctx.pdk, rule) if n in ctx.items)), []).append(rule)
+        sets += [(k, layers, rs) for layers, rs in by_layers.items()]
+    bits = [stacks([r for _, r in ctx.arrays]) for ctx, _ in parts]
+    order = sorted(range(len(sets)), key=lambda i: -_size(parts[sets[i][0]][0], set(sets[i][1])))
+
+    def cut(i):
+        k, layers, rs = sets[i]
+        return _cuts(parts[k][0], layers, bits[k], _halo(parts[k][0].pdk, rs))
+    found = dict(zip(order, forkpool.run(cut, order)))
+    out = [(ctx, {}) for ctx, _ in parts]
+    for i, (k, _, rs) in enumerate(sets):
+        out[k][1].setdefault(found[i], []).extend(rs)
     return out
 
 
