@@ -294,7 +294,10 @@ def _cell_layers(st, name: str) -> set:
 
 def _kinds(st, prog_gds) -> tuple[list[str], list[str]]:
     """Cells kept whole (placed more than once, holding no reference and some layer besides the
-    programming layer) and cells flattened (every other placed cell)."""
+    programming layer) and cells flattened (every other placed cell); found once per structure."""
+    memo = st.__dict__.setdefault("_kinds", {})
+    if prog_gds in memo:
+        return memo[prog_gds]
     ref_cells, flat_cells = [], []
     for name, groups in st.places.items():
         cell = st.cells[name]
@@ -303,6 +306,7 @@ def _kinds(st, prog_gds) -> tuple[list[str], list[str]]:
             ref_cells.append(name)
         else:
             flat_cells.append(name)
+    memo[prog_gds] = ref_cells, flat_cells
     return ref_cells, flat_cells
 
 
@@ -340,15 +344,33 @@ def _via(pdk: Pdk) -> int:
 
 
 def _site_index(c2: np.ndarray, arrays) -> np.ndarray:
-    """Per centre (x2): the index of the array it is a bit site of, else -1."""
+    """Per centre (x2): the index of the array it is a bit site of, else -1. Each centre is tested
+    against the one array whose sites' box could hold it (``_candidates``), or against every
+    array when the boxes are not laid out apart."""
     k = np.full(len(c2), -1, np.int64)
+    cand = _candidates(c2, _site_boxes(arrays)) if len(c2) else None
+    if cand is not None:
+        order = np.argsort(cand, kind="stable")
+        ends = np.searchsorted(cand[order], np.arange(len(arrays) + 1))
     for i, a in enumerate(arrays):
-        cx, rx = np.divmod(c2[:, 0] - 2 * a.x0, 2 * a.px)
-        iy, ry = np.divmod(c2[:, 1] - 2 * a.y0, 2 * a.py)
+        at = order[ends[i]:ends[i + 1]] if cand is not None else slice(None)
+        p = c2[at]
+        cx, rx = np.divmod(p[:, 0] - 2 * a.x0, 2 * a.px)
+        iy, ry = np.divmod(p[:, 1] - 2 * a.y0, 2 * a.py)
         ok = ((rx == 0) & (cx >= 0) & (cx < a.cols) & (iy >= 0) & (iy < a.rows // 2)
               & ((ry == 2 * a.drains[0]) | (ry == 2 * a.drains[1])))
-        k[ok & (k < 0)] = i
+        if cand is not None:
+            k[at[ok]] = i
+        else:
+            k[ok & (k < 0)] = i
     return k
+
+
+def _site_boxes(arrays) -> np.ndarray:
+    """Per array, the box (x2) of its sites' centres."""
+    return np.array([[2 * a.x0, 2 * a.y0 + 2 * min(a.drains), 2 * a.x0 + (a.cols - 1) * 2 * a.px,
+                      2 * a.y0 + (a.rows // 2 - 1) * 2 * a.py + 2 * max(a.drains)] for a in arrays],
+                    np.int64).reshape(-1, 4)
 
 
 def _programming(st, pdk: Pdk, arrays, flat_cells: list[str]) -> tuple[np.ndarray, list]:
@@ -413,8 +435,7 @@ def _stamp(cells, c2s, orgs, arrays, via) -> np.ndarray:
     res = np.mod(2 * first - par[kk, :2], par[kk, 2:])
     m = np.array([len(o) for o in orgs])
     single = ~ok & (m == 1)      # failed at its first placement, placed once: shape by shape
-    box = np.array([[2 * a.x0, 2 * a.y0 + 2 * min(a.drains), 2 * a.x0 + (a.cols - 1) * 2 * a.px,
-                     2 * a.y0 + (a.rows // 2 - 1) * 2 * a.py + 2 * max(a.drains)] for a in arrays], np.int64)
+    box = _site_boxes(arrays)
     out = []
     ends = np.searchsorted(np.cumsum(m), np.arange(STAMP_BATCH, m.sum() + STAMP_BATCH, STAMP_BATCH), side="right")
     b0 = 0
