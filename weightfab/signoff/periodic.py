@@ -286,17 +286,27 @@ def strips(arrays, axis: int, p: int, halo: int):
 def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
     """The best cuts along ``axis`` for the layers of ``matchers``: per period (a few multiples of
     each array pitch) the bands free of defects (grown by halo + period), the period that removes
-    the most; [] when none."""
+    the most; [] when none. A period whose candidates together are no longer than the best cuts
+    so far is not searched (its cuts lie inside its candidates: it cannot remove more)."""
     best, best_len = [], 0
     pitches = {span(r, axis)[2] for r in arrays} | {span(u, axis)[2] for r in arrays for u in getattr(r, "runs", ())}
     for p in sorted({t * d for d in pitches - {0} for t in PERIODS}):
         # a stack whose spacing does not divide p: its runs, each cut on its own
         arrs = [u for r in arrays for u in (r.runs if isinstance(r, Stack) and p % span(r, axis)[2] else (r,))]
+        if best_len and _reach(arrs, axis, p, halo) <= best_len:
+            continue
         cuts = _union(_band_cuts(arrs, matchers, caches, axis, p, halo), p)
         total = sum(b - a for a, b in cuts)
         if total > best_len:
             best, best_len = cuts, total
     return best
+
+
+def _reach(arrs, axis: int, p: int, halo: int) -> int:
+    """How much the cuts of period p could remove at most: the length of the union of its
+    candidates (``strips``)."""
+    (_, a, b, _), _ = strips(arrs, axis, p, halo)
+    return int((merge_intervals(np.stack([a, b], 1)) @ np.array([-1, 1])).sum()) if len(a) else 0
 
 
 def _band_cuts(arrs, matchers, caches, axis: int, p: int, halo: int) -> list[tuple[int, int]]:
