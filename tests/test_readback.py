@@ -25,9 +25,12 @@ def chip(tmp_path_factory):
     return out, res
 
 
+from weightfab.signoff.tiecols import col_x  # noqa: E402
+
+
 def site(array, layer_bits, ch, w, t):
     """Centre (µm) of the programming site of channel ch, weight w, bit t."""
-    x = array.x0 + (ch * layer_bits + t) * array.px
+    x = col_x(array, int(ch * layer_bits + t))     # a strapped array's tie columns (tiecols.py)
     y = array.y0 + (w // 2) * array.py + array.drains[w % 2]
     return x * UM, y * UM
 

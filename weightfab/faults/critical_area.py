@@ -36,6 +36,7 @@ from ..rom.geometry import RomGeometry
 from ..rom.viastack import program
 from ..signoff.drc import read_layout
 from ..signoff.readback import find_arrays
+from ..signoff.tiecols import col_x
 from ..tech.pdk import Pdk
 
 MECHANISMS = {  # mechanism -> (layer role, defect type, fault kind it causes)
@@ -133,11 +134,16 @@ class EngineCA:
 
 
 def _window(a, geom: RomGeometry, cols: int = 32, islands: int = 16) -> tuple[kdb.Box, int, int]:
+    """A window of bit sites in the middle of the array; in a strapped array (tiecols.py), inside
+    one group of columns (the tie columns, about 0.9 % of its width, are not measured)."""
     nc, ni = min(cols, a.cols), min(islands, a.rows // 2)
     c0, i0 = (a.cols - nc) // 2, (a.rows // 2 - ni) // 2
+    if getattr(a, "tie_every", 0):
+        c0 = a.cols // 2 // a.tie_every * a.tie_every
+        c0, nc = (c0, min(nc, a.cols - c0)) if a.cols - c0 >= nc else (max(c0 - a.tie_every, 0), nc)
     gap = (a.py - geom.island) // 2
-    box = kdb.Box(a.x0 + c0 * a.px - a.px // 2, a.y0 + i0 * a.py - gap,
-                  a.x0 + (c0 + nc) * a.px - a.px // 2, a.y0 + (i0 + ni) * a.py - gap)
+    box = kdb.Box(int(col_x(a, c0)) - a.px // 2, a.y0 + i0 * a.py - gap,
+                  int(col_x(a, c0 + nc - 1)) + a.px // 2, a.y0 + (i0 + ni) * a.py - gap)
     return box, nc, 2 * ni
 
 

@@ -6,7 +6,10 @@ is wordline 2r+1); the source contacts tie to horizontal local-interconnect grou
 end on a ground rail at the right; bitlines are vertical met1 lines over each column. A bit
 is 1 when the programming contact (mcon) joins its drain pad to the bitline, 0 when absent.
 
-Array of an engine: column c (bitline) has its centre at x = c·px; island r starts at y = r·py.
+Array of an engine: column c (bitline) has its centre at x = c·px; island r starts at y = r·py. A
+strapped array (wider than 128 bitlines where the PDK has a tie column, ties.py) holds a tie column
+before column 0, every 64 columns and after the last: column c at x = c·px + (c // 64)·width
+(``columns``); islands stand in slots around substrate tap rows (``tap_plan``).
 Wordlines reach poly contact pads on the left (staggered, gate 0 nearer the array), where the
 row decoder would connect in local interconnect.
 """
@@ -19,6 +22,7 @@ import numpy as np
 from ..errors import PdkError
 from ..tech.bitcell import Bitcell
 from ..tech.pdk import Pdk
+from .ties import STRAP_ABOVE, STRAP_EVERY, ColumnPlan, TieSpec, tie_spec
 from .viastack import StackPlan, plan as stack_plan
 
 
@@ -48,6 +52,7 @@ class RomGeometry:
     has_npc: bool = False
     has_nsdm: bool = False
     li_space: int = 0       # the li role's spacing rule (the wordline pads and the ground rail keep it)
+    tie: TieSpec | None = None  # the wordline straps' tie column (ties.py); None: arrays are not strapped
 
     @property
     def d(self) -> Bitcell:
@@ -78,9 +83,18 @@ class RomGeometry:
         if li_space is None:
             raise PdkError(f"{pdk.path}: no spacing rule on layer '{pdk.roles['li']}' (role li): the wordline "
                            f"pads and the ground rail are drawn at it")
+        li_space = pdk.to_dbu(li_space)
+        tie = tie_spec(pdk, d, px, (s, d.li_width // 2, li_space)) if stack is None else None
         return cls(px=px, py=island + d.island_space, island=island, drain=(d0, d1), source=s, gates=(g0, g1),
                    contact=ct, c=d, stack=stack, has_npc=pdk.has("npc"), has_nsdm=pdk.has("nsdm"),
-                   li_space=pdk.to_dbu(li_space))
+                   li_space=li_space, tie=tie)
+
+    def columns(self, cols: int) -> ColumnPlan:
+        """Where the columns of a ``cols``-bitline array stand: with tie columns for the wordline
+        straps where the PDK has them and the array is wider than STRAP_ABOVE bitlines."""
+        if self.tie is None or cols <= STRAP_ABOVE:
+            return ColumnPlan(cols, self.px)
+        return ColumnPlan(cols, self.px, STRAP_EVERY, self.tie.width)
 
     # -- the repeated bit pair -------------------------------------------------------------
     def bitpair(self) -> list[Shape]:
@@ -113,15 +127,19 @@ class RomGeometry:
         return (x - h, y - h, x + h, y + h)
 
     # -- one engine's regular (model-independent) geometry ------------------------------------
-    def _pads(self) -> tuple[int, int, int, int]:
+    def _pads(self, cols: int = 0) -> tuple[int, int, int, int]:
         """x-extent of the poly pads of gate 0 (a) and gate 1 (b): (a0, a1, b0, b1). Gate 0's pad
         stands as near the array as its contact (contact_to_diff from the diffusion) and its li pad
         allow: li_space from the source lines, which reach the cell edge (px / 2, also at an upper
-        programming layer's wider pitch) 0.045 µm above the pad on SKY130. Gate 1's is staggered
+        programming layer's wider pitch) 0.045 µm above the pad on SKY130; in a strapped array of
+        ``cols`` columns, its npc the npc spacing from the edge tie column's. Gate 1's is staggered
         to its left."""
         d = self.d
         cx = -max(d.diff_width // 2 + d.contact_to_diff + self.contact // 2,
                   self.px // 2 + self.li_space + d.li_pad_length // 2)
+        plan = self.columns(cols)
+        if plan.strapped:
+            cx = min(cx, -plan.half - self.tie.npc_reach() - self.contact // 2 - d.npc_enclosure)
         a1 = cx + d.poly_pad_x // 2
         a0 = a1 - d.poly_pad_x
         b1 = a0 - d.poly_pad_space
@@ -131,13 +149,17 @@ class RomGeometry:
         """x-extent of the ground rail (li) right of a ``cols``-column array: li_space from the last
         column's drain pads (the source lines run into it; the wordlines pass under it), and not
         inside the last column's cell (readback and the electrical check find it right of the array)."""
-        rail0 = (cols - 1) * self.px + max(self.d.li_pad_width // 2 + self.li_space, self.px // 2)
+        plan = self.columns(cols)
+        reach = max(self.d.li_pad_width // 2 + self.li_space, self.px // 2)
+        if plan.strapped:                      # li_space from the last tie column's li pads
+            reach = max(reach, plan.half + self.tie.li_x + self.li_space)
+        rail0 = int(plan.x(cols - 1)) + reach
         return rail0, rail0 + 2 * self.contact
 
     def fold_pads(self, cols: int) -> tuple[tuple[int, int], tuple[int, int]]:
         """x-extent of the wordline pads of a folded array: gate 0 (even wordlines) on the left,
         gate 1 (odd wordlines) right of the ground rail."""
-        a0, a1, _, _ = self._pads()
+        a0, a1, _, _ = self._pads(cols)
         cx = self.rail_x(cols)[1] + self.li_space + self.d.li_pad_length // 2   # li pad li_space from the rail
         r1 = cx - self.d.poly_pad_x // 2
         return (a0, a1), (r1, r1 + self.d.poly_pad_x)
@@ -159,18 +181,40 @@ class RomGeometry:
         taps: where its substrate tap rows go (default: an array alone, ``tap_plan``)."""
         plan = self.tap_plan(rows // 2) if taps is None else taps
         isl, whole = self._engine_folded(cols) if fold else self._engine_flat(cols)
+        isl = self._bitpairs(cols) + isl + self._ties(cols)
         shapes = [replace(sh, box=(sh.box[0], sh.box[1] + s0 * self.py, sh.box[2], sh.box[3] + s0 * self.py),
                           ny=count, dy=self.py) for s0, count in plan.runs() for sh in isl]
         return shapes + whole(plan.slots) + self._implant_runs(cols, plan) + self._tap_rows(cols, plan)
+
+    def _bitpairs(self, cols: int) -> list[Shape]:
+        """One row of bit pairs per group of columns between tie columns (one row without)."""
+        plan = self.columns(cols)
+        return [Shape("bitpair", (int(plan.x(c0)), 0, int(plan.x(c0)), 0), n, 1, self.px, 0) for c0, n in plan.groups()]
+
+    def _ties(self, cols: int) -> list[Shape]:
+        """One island's tie-column shapes over every tie column, and its two met2 straps from the
+        first tie column to the last (none in an array that is not strapped)."""
+        plan = self.columns(cols)
+        if not plan.strapped:
+            return []
+        out = []
+        for sh in self.tie.island(self, plan.half):
+            for x0, n, pitch in plan.ties():
+                b = sh.box
+                out.append(replace(sh, box=(b[0] + x0, b[1], b[2] + x0, b[3]), nx=n, dx=pitch))
+        t0, t1 = plan.span()
+        hy, end = self.tie.m2
+        out += [Shape("layer:met2", (t0 - end, y - hy, t1 + end, y + hy)) for y in (self.tie.ya, self.tie.yb)]
+        return out
 
     def _engine_flat(self, cols: int):
         """The unfolded array: per-island shapes (island 0; repeated over each run of islands) and a
         function of the slot count giving the shapes that span all slots."""
         d, ct = self.d, self.contact // 2
         hx = self.px // 2
-        last_x = (cols - 1) * self.px
-        a0, a1, b0, b1 = self._pads()
-        isl = [Shape("bitpair", (0, 0, 0, 0), cols, 1, self.px, 0)]
+        last_x = int(self.columns(cols).x(cols - 1))
+        a0, a1, b0, b1 = self._pads(cols)
+        isl = []
         lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         end = d.diff_width // 2 + d.poly_endcap   # wordline end beyond the last column's centre
         for g_lo, g_hi in self.gates:
@@ -199,12 +243,12 @@ class RomGeometry:
     def _engine_folded(self, cols: int):
         d, ct = self.d, self.contact // 2
         hx = self.px // 2
-        last_x = (cols - 1) * self.px
+        last_x = int(self.columns(cols).x(cols - 1))
         end = d.diff_width // 2 + d.poly_endcap
         lw, lic_x = d.li_width // 2, (d.poly_pad_x - self.contact) // 2
         (a0, a1), (b0, b1) = self.fold_pads(cols)
         rail0, rail1 = self.rail_x(cols)
-        isl = [Shape("bitpair", (0, 0, 0, 0), cols, 1, self.px, 0)]
+        isl = []
         (g0_lo, g0_hi), (g1_lo, g1_hi) = self.gates
         if end > hx:   # gate 0 ends in its endcap on the right
             isl.append(Shape("poly", (last_x + hx, g0_lo, last_x + end, g0_hi)))
@@ -236,8 +280,12 @@ class RomGeometry:
         if not self.has_nsdm:
             return []
         ns, h = self.d.nsdm_enclosure, self.d.diff_width // 2
-        right = (cols - 1) * self.px + h
-        return [Shape("nsdm", (-h - ns, s0 * self.py - ns, right + ns, (s0 + n - 1) * self.py + self.island + ns))
+        cp = self.columns(cols)
+        left, right = -h - ns, int(cp.x(cols - 1)) + h + ns
+        if cp.strapped:                          # over the edge tie columns' pads too
+            reach = cp.half + self.contact // 2 + self.tie.npc
+            left, right = min(left, -reach), max(right, int(cp.x(cols - 1)) + reach)
+        return [Shape("nsdm", (left, s0 * self.py - ns, right, (s0 + n - 1) * self.py + self.island + ns))
                 for s0, n in plan.runs()]
 
     def _tap_rows(self, cols: int, plan: "TapPlan") -> list[Shape]:
@@ -245,7 +293,8 @@ class RomGeometry:
         implant, a contact under each column, a ground line (li) on them to the ground rail, and the
         bitlines continued over it (interior rows). Wordlines do not cross it."""
         d, ct, h = self.d, self.contact // 2, self.d.diff_width // 2
-        right, lw = (cols - 1) * self.px + h, d.li_width // 2
+        cp = self.columns(cols)
+        right, lw = int(cp.x(cols - 1)) + h, d.li_width // 2
         e, rail0 = d.tap_implant + d.tap_inset, self.rail_x(cols)[0]
         line = self.bitpair()[-1]                   # the bitline segment of one slot
         out = []
@@ -253,11 +302,13 @@ class RomGeometry:
             y0, ys = ts * self.py, ts * self.py + self.source
             out += [Shape("tap", (-h, y0 + d.tap_inset, right, y0 + self.island - d.tap_inset)),
                     Shape("pimplant", (-h - e, y0 - d.tap_implant, right + e, y0 + self.island + d.tap_implant)),
-                    Shape("licon", (-ct, ys - ct, ct, ys + ct), cols, 1, self.px, 0),
                     Shape("li", (-self.px // 2, ys - lw, rail0, ys + lw))]
-            if 0 <= ts < plan.slots:
-                out.append(replace(line, box=(line.box[0], line.box[1] + y0, line.box[2], line.box[3] + y0),
-                                   nx=cols, dx=self.px))
+            for c0, n in cp.groups():
+                x0 = int(cp.x(c0))
+                out.append(Shape("licon", (x0 - ct, ys - ct, x0 + ct, ys + ct), n, 1, self.px, 0))
+                if 0 <= ts < plan.slots:
+                    out.append(replace(line, box=(line.box[0] + x0, line.box[1] + y0, line.box[2] + x0, line.box[3] + y0),
+                                       nx=n, dx=self.px))
         return out
 
     # -- substrate tap rows --------------------------------------------------------------------
@@ -307,13 +358,16 @@ class RomGeometry:
         return min(xs), min(ys), max(xs), max(ys)
 
     # -- bit sites ------------------------------------------------------------------------
-    def site_xy(self, col: np.ndarray, row: np.ndarray, taps: "TapPlan | None" = None) -> tuple[np.ndarray, np.ndarray]:
+    def site_xy(self, col: np.ndarray, row: np.ndarray, taps: "TapPlan | None" = None,
+                cols: ColumnPlan | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Centre of the programming site of (column, wordline), engine coordinates; ``taps``: the
-        array's tap rows (None: island r in slot r, as within a block)."""
+        array's tap rows (None: island r in slot r, as within a block); ``cols``: its tie columns
+        (None: column c at c·px, as within a block)."""
         row = np.asarray(row)
         drain = np.asarray(self.drain)[row % 2]
         slot = row // 2 if taps is None else taps.slot(row // 2)
-        return np.asarray(col) * self.px, slot * self.py + drain
+        x = np.asarray(col) * self.px if cols is None else cols.x(np.asarray(col))
+        return x, slot * self.py + drain
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ def _add(cell: gdstk.Cell, s: Shape, pdk: Pdk, um: float, cells: dict[str, gdstk
                                          columns=min(AREF_MAX, s.nx - i), rows=min(AREF_MAX, s.ny - j),
                                          spacing=(s.dx * um, s.dy * um)))
         return
-    layer, dtype = pdk.role_gds(s.layer)
+    layer, dtype = pdk.gds(s.layer[6:]) if s.layer.startswith("layer:") else pdk.role_gds(s.layer)
     rect = gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=layer, datatype=dtype)
     if s.nx > 1 or s.ny > 1:
         rect.repetition = gdstk.Repetition(columns=s.nx, rows=s.ny, spacing=(s.dx * um, s.dy * um))
@@ -82,7 +82,7 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
         else:
             for s in geom.engine(place.cols, place.rows, taps=taps):
                 _add(eng, s, pdk, um, subcells)
-        _add_blocks(eng, lb, geom, prefix, block_cells, um, (prog_layer, prog_dtype), taps)
+        _add_blocks(eng, lb, geom, prefix, block_cells, um, (prog_layer, prog_dtype), taps, geom.columns(place.cols))
         top_cell.add(gdstk.Reference(eng, (place.origin[0] * um, place.origin[1] * um)))
         engine_cells.append(eng)
     x0, y0, x1, y1 = placement.die
@@ -95,17 +95,21 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     return lib
 
 
-def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cells: dict, um: float, prog, taps):
+def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cells: dict, um: float, prog, taps,
+                cplan):
     """One cell per unique non-zero block (per phase: where the block straddles a tap row its
-    sites stand one slot further from that row on), one reference repeated over its uses."""
+    sites stand one slot further from that row on), one reference repeated over its uses (a
+    block's columns never straddle a tie column: ``cplan.every`` is a multiple of its width)."""
     k, b = lb.block, lb.bits
+    if cplan.strapped and cplan.every % b:
+        raise WeightfabError(f"tie columns every {cplan.every} bitlines cut {b}-bit weights")
     bits = to_bits(lb.unique, b)                           # [U, K, b]
     phases, phase_j, slot_j = _phases(lb.index.shape[1], k, taps)
     if not lb.index.size:
         return
     key, order = _use_order(lb.index, phase_j, len(phases))
     n_o, j_o = np.divmod(order, lb.index.shape[1])
-    xy = np.stack([n_o * b * geom.px, slot_j[j_o] * geom.py], 1)      # every use's origin, in key order
+    xy = np.stack([cplan.x(n_o * b), slot_j[j_o] * geom.py], 1)      # every use's origin, in key order
     ko = key[order]
     bounds = np.flatnonzero(ko[1:] != ko[:-1]) + 1
     starts, ends = np.r_[0, bounds], np.r_[bounds, len(order)]
@@ -288,7 +292,7 @@ def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None, geom: RomGeom
     fill_macro(cell, macro, pdk, um, {"bitpair": pair}, lib_cells, geom)
     if bits is not None:
         col, row = np.nonzero(bits)
-        sx, sy = geom.site_xy(col, row, macro.taps)
+        sx, sy = geom.site_xy(col, row, macro.taps, geom.columns(macro.cols))
         ly, dt = pdk.role_gds("mcon")
         for x, y in zip(sx.tolist(), sy.tolist()):
             x0, y0, x1, y1 = geom.prog_box(x, y)

@@ -43,6 +43,7 @@ from ..quant.quantize import QuantizedNetwork
 from . import extract as ex
 from .readback import Array, find_arrays, read_bits
 from .taprows import island_slots, site_y
+from .tiecols import col_of_x, col_x
 from ..rom.viastack import program, stack_roles
 
 LAYERS = ("diff", "poly", "licon", "li", "mcon", "met1", "nsdm", "pimplant")
@@ -182,8 +183,12 @@ def extract_window(path: str | Path, pdk: Pdk, engine: int | None = None,
     gap = (py - island) // 2
     slot = island_slots(a)                          # tap rows stand in slots of their own
     ylo, yhi = a.y0 + int(slot[isl0]) * py - gap, a.y0 + int(slot[isl1 - 1]) * py + island + gap
-    xc0, xc1 = a.x0 + col0 * px - px // 2, a.x0 + (col0 + ncols - 1) * px + px // 2
-    arr_left, arr_right = a.x0 - px // 2, a.x0 + (a.cols - 1) * px + px // 2
+    xc0, xc1 = int(col_x(a, col0)) - px // 2, int(col_x(a, col0 + ncols - 1)) + px // 2
+    arr_left, arr_right = a.x0 - px // 2, int(col_x(a, a.cols - 1)) + px // 2
+    if a.tie_every:      # the edge tie columns (wordline straps) belong to the array, not to its pad zones
+        from ..rom.geometry import RomGeometry
+        reach = (px + a.tie_width) // 2 + RomGeometry.from_pdk(pdk).tie.li_x + 1
+        arr_left, arr_right = a.x0 - reach, int(col_x(a, a.cols - 1)) + reach
     lim_left, lim_right = _engine_limits(arrays, engine, top.bbox())
     core = kdb.Box(xc0, ylo, xc1, yhi)
     boxes = {n: [core] for n in layers}
@@ -249,7 +254,7 @@ class _Checker:
 
     def at(self, col: int, w: int) -> str:
         a, um = self.a, self.um
-        x = a.x0 + col * a.px
+        x = int(col_x(a, col))
         y = site_y(a, w)
         return f"engine {self.engine} wordline {w} column {col} ({x * um:.3f}, {y * um:.3f}) µm"
 
@@ -284,7 +289,7 @@ def _terminals(c: _Checker):
             pad_count[n] = pad_count.get(n, 0) + 1
     bitline = np.full(ncols, -1, np.int64)
     for i in range(ncols):
-        x = a.x0 + (col0 + i) * a.px
+        x = int(col_x(a, col0 + i))
         lo, hi = c.probe("met1", x, ylo + 1), c.probe("met1", x, yhi - 1)
         if lo is None:
             c.err(f"engine {engine} column {col0 + i}: no met1 bitline at ({x * um:.3f}, {(ylo + 1) * um:.3f}) µm")
@@ -311,11 +316,11 @@ def _sites(c: _Checker):
             t_s, t_g, t_d = dc.terminal_id("S"), dc.terminal_id("G"), dc.terminal_id("D")
         d = dev.trans.disp                          # µm: centre of the gate
         x, y = int(round(d.x / um)), int(round(d.y / um))
-        col, rx = divmod(x - a.x0 + px // 2, px)
+        col, rx = col_of_x(a, x)
         isl, ry = divmod(y - a.y0, py)
         isl = _island_of_slot(a, isl)
         w = 2 * isl + (1 if ry > (a.drains[0] + a.drains[1]) / 2 else 0) if isl >= 0 else -1
-        if rx != px // 2 or not 0 <= col < a.cols or not 0 <= w < a.rows:
+        if rx != 0 or not 0 <= col < a.cols or not 0 <= w < a.rows:
             c.err(f"engine {c.engine}: transistor at ({d.x:.3f}, {d.y:.3f}) µm is not on a bit site")
             continue
         if c.col0 <= col < c.col0 + c.ncols and c.row0 <= w < c.row0 + c.nrows:
@@ -349,7 +354,7 @@ def _check_devices(c: _Checker, dev_by_site, terms, ground, pad_count, bitline, 
         gate_of_wl.setdefault(w, set()).add(None if g is None else g.cluster_id)
         s_net, d_net = dev.net_for_terminal(t_s), dev.net_for_terminal(t_d)
         sd = {None if s_net is None else s_net.cluster_id, None if d_net is None else d_net.cluster_id}
-        drain = c.probe("sd", a.x0 + col * a.px, site_y(a, w))
+        drain = c.probe("sd", int(col_x(a, col)), site_y(a, w))
         if drain is None or drain not in sd:
             c.err(f"{c.at(col, w)}: the drain diffusion is not a terminal of the site's transistor")
             continue

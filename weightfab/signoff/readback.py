@@ -25,7 +25,8 @@ from ..quant.quantize import QuantizedNetwork
 from ..rom.geometry import RomGeometry
 from ..rom.viastack import program, program_layers
 from .sites import Grid, claim, pieces, stamp
-from .taprows import drop_tap_rows, join_tap_runs, physical, site_y
+from .taprows import drop_tap_rows, island_slots, join_tap_runs, physical, site_y
+from .tiecols import col_x, drop_ties, join_tie_groups, merge_bits, split
 from .structure import read_structure
 
 
@@ -43,6 +44,8 @@ class Array:
     bbox: tuple[int, int, int, int]
     program_layer: str = ""  # the PDK layer the bits are programmed on, found on the layout
     tap_slots: tuple[int, ...] = ()  # island slots (0 = island 0's) holding a substrate tap row (taprows.py)
+    tie_every: int = 0    # a tie column (wordline straps) every tie_every columns (tiecols.py); 0: none
+    tie_width: int = 0    # what a tie column adds to the column pitch
 
 
 @dataclass(frozen=True)
@@ -189,6 +192,33 @@ def find_arrays(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path) -> list[Array
     return join_tap_runs(arrays)
 
 
+def _tie_width(pdk: Pdk) -> int:
+    """What a tie column adds to the column pitch on this PDK (0: its arrays are not strapped)."""
+    tie = RomGeometry.from_pdk(pdk).tie
+    return tie.width if tie is not None else 0
+
+
+def _tie_ys(pdk: Pdk, layer: str) -> tuple[int, int] | None:
+    """The y of a tie column's two contacts in an island's slot, where the arrays programmed on
+    ``layer`` are strapped."""
+    tie = RomGeometry.from_pdk(program(pdk, layer) if pdk.stack else pdk).tie
+    return None if tie is None else (tie.ya, tie.yb)
+
+
+def _columns(xs: np.ndarray, width: int, where: str) -> tuple[int, int, int]:
+    """Column pitch, tie_every and tie_width of a row of column centres ``xs``: one pitch, or
+    groups of equal size one tie column (``width`` more than a pitch) apart."""
+    px = int(xs[1] - xs[0]) if len(xs) > 1 else 1
+    d = np.diff(xs)
+    if not len(d) or np.all(d == px):
+        return px, 0, 0
+    gaps = np.flatnonzero(d != px)
+    every = int(gaps[0]) + 1
+    if width and np.all(d[gaps] == px + width) and np.array_equal(gaps, np.arange(every - 1, len(d), every)):
+        return px, every, width
+    raise LayoutReadError(f"{where} has an irregular diffusion grid: not a weightfab ROM array")
+
+
 def _bitpair_sizes(pdk: Pdk) -> dict[tuple[int, int], tuple[int, int]]:
     """(width, length) of a bit pair's diffusion island over the programming layers the PDK
     offers, each with the growth (x, y) that joins neighbouring islands of its arrays."""
@@ -225,11 +255,11 @@ def _measure(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path, islands: kdb.Reg
     col_strip = _within(islands, kdb.Box(x0, bb.bottom, x0 + 1, bb.top))
     col_strip = col_strip[np.argsort(col_strip[:, 1])]
     ys = col_strip[:, 1]
-    px = int(xs[1] - xs[0]) if len(xs) > 1 else 1
+    where = f"{path}: array at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm"
+    px, every, tie_w = _columns(xs, _tie_width(pdk), where)
     py = int(ys[1] - ys[0]) if len(ys) > 1 else 1
-    if (len(xs) > 1 and np.any(np.diff(xs) != px)) or (len(ys) > 1 and np.any(np.diff(ys) != py)):
-        raise LayoutReadError(f"{path}: array at ({bb.left * layout.dbu:.3f}, {bb.bottom * layout.dbu:.3f}) µm "
-                              "has an irregular diffusion grid: not a weightfab ROM array")
+    if len(ys) > 1 and np.any(np.diff(ys) != py):
+        raise LayoutReadError(f"{where} has an irregular diffusion grid: not a weightfab ROM array")
     island = col_strip[0]
     lic = _boxes(top.begin_shapes_rec_touching(licon, kdb.Box(*(int(v) for v in island)))) if licon is not None else np.zeros((0, 4))
     cy = np.sort((lic[:, 1] + lic[:, 3]) // 2 - yb)
@@ -239,7 +269,8 @@ def _measure(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, path, islands: kdb.Reg
     prog = _program_layer(layout, top, pdk, x0, int(yb) + int(cy[0]), py)
     outline = (bb.left, bb.bottom, bb.right, bb.top) if grow is None else \
         (int(row[0, 0]) - grow, int(yb) - grow, int(row[-1, 2]) + grow, int(col_strip[-1, 3]) + grow)
-    return Array(x0, int(yb), px, py, len(xs), 2 * len(ys), (int(cy[0]), int(cy[2])), outline, prog)
+    return Array(x0, int(yb), px, py, len(xs), 2 * len(ys), (int(cy[0]), int(cy[2])), outline, prog,
+                 tie_every=every, tie_width=tie_w)
 
 
 def _program_layer(layout: kdb.Layout, top: kdb.Cell, pdk: Pdk, x: int, y: int, py: int) -> str:
@@ -272,17 +303,21 @@ def _read_bits(path: str | Path, pdk: Pdk):
                    | ({pdk.role_gds("nsdm")} if pdk.has("nsdm") else set()))
     arrays = structural_arrays(st, pdk) if st is not None else []
     if arrays:   # block cells mapped to sites once, placed by broadcasting (sites.py): no loop per placement
-        bits, loose = _stamp(st, [physical(a) for a in arrays], pdk.gds(_one_program_layer(arrays, pdk, path)))
+        parts, counts = split([physical(a) for a in arrays])
+        bits, loose = _stamp(st, parts, pdk.gds(_one_program_layer(arrays, pdk, path)))
         dbu = pdk.dbu_um
     else:
         layout, top = read_layout(path)
         arrays = find_arrays(layout, top, pdk, path)
         prog = layout.find_layer(*pdk.gds(_one_program_layer(arrays, pdk, path)))
         pts = flat_centres(layout, top, prog) if prog is not None else np.zeros((0, 2), np.int64)
-        bits, claimed = _assign([physical(a) for a in arrays], pts)
+        parts, counts = split([physical(a) for a in arrays])
+        bits, claimed = _assign(parts, pts)
         loose, dbu = pts[~claimed], layout.dbu
-    bits, on_taps = drop_tap_rows(arrays, bits)
-    loose = np.concatenate([_in_arrays(loose, arrays), on_taps])
+    bits, on_taps = drop_tap_rows(arrays, merge_bits(bits, counts))
+    loose = drop_ties(_in_arrays(loose, arrays), arrays, _tie_ys(pdk, _one_program_layer(arrays, pdk, path)),
+                      island_slots)
+    loose = np.concatenate([loose, on_taps])
     loose = loose[np.lexsort((loose[:, 1], loose[:, 0]))]     # listed by position, whichever path read them
     stray = [(int(px), int(py)) for px, py in loose[:MAX_LISTED]]
     return arrays, bits, stray, len(loose), dbu
@@ -363,7 +398,7 @@ def structural_arrays(st, pdk: Pdk) -> list[Array]:
                 continue
         arrays.append(Array(x0, y0, px, py, r.nx, 2 * r.ny, (int(cy[0]) - int(d[0, 1]), int(cy[2]) - int(d[0, 1])),
                             bbox, prog))
-    return join_tap_runs(arrays)
+    return join_tie_groups(join_tap_runs(arrays), _tie_width(pdk))
 
 
 def _implant_boxes(st, pdk: Pdk) -> np.ndarray | None:
@@ -446,4 +481,4 @@ def _mismatches(i: int, a: Array, b: np.ndarray, layer, dbu: float) -> list[Mism
     expect[:, :m, :] = to_bits(layer.weight, nb)
     diff = np.argwhere(expect != b.reshape(n, nb, a.rows).transpose(0, 2, 1))[:MAX_LISTED]
     return [Mismatch(i, layer.name, int(ch), int(w), int(t), "missing" if expect[ch, w, t] else "extra",
-                     (a.x0 + (ch * nb + t) * a.px) * dbu, site_y(a, int(w)) * dbu) for ch, w, t in diff]
+                     int(col_x(a, int(ch * nb + t))) * dbu, site_y(a, int(w)) * dbu) for ch, w, t in diff]

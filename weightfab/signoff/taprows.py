@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from .tiecols import col_x, groups_of
+
 
 def join_tap_runs(arrays: list) -> list:
     """One array per engine: runs of the same columns, pitch and drains whose islands stand one
@@ -53,7 +55,7 @@ def drop_tap_rows(arrays: list, bits: list[np.ndarray]) -> tuple[list[np.ndarray
         tap_rows = np.stack([2 * np.asarray(a.tap_slots), 2 * np.asarray(a.tap_slots) + 1], 1).ravel()
         col, row = np.nonzero(b[:, tap_rows])
         row = tap_rows[row]
-        x = a.x0 + col * a.px
+        x = col_x(a, col)
         y = a.y0 + (row // 2) * a.py + np.asarray(a.drains)[row % 2]
         stray.append(2 * np.stack([x, y], 1).astype(np.int64))
     return out, np.concatenate(stray)
@@ -65,9 +67,11 @@ def site_y(a, wordline: int) -> int:
 
 
 def runs_of(a) -> list:
-    """The runs of islands between ``a``'s tap rows, each as an array of its own (no tap slots)."""
+    """The runs of islands between ``a``'s tap rows, each as an array of its own (no tap slots),
+    each group of columns between tie columns too (tiecols.py): one regular placement of the
+    bit pair each."""
     if not a.tap_slots:
-        return [a]
+        return groups_of(a)
     bounds = [-1, *a.tap_slots, a.rows // 2 + len(a.tap_slots)]
-    return [replace(a, y0=a.y0 + (s0 + 1) * a.py, rows=2 * (s1 - s0 - 1), tap_slots=())
-            for s0, s1 in zip(bounds[:-1], bounds[1:]) if s1 - s0 > 1]
+    return [g for s0, s1 in zip(bounds[:-1], bounds[1:]) if s1 - s0 > 1
+            for g in groups_of(replace(a, y0=a.y0 + (s0 + 1) * a.py, rows=2 * (s1 - s0 - 1), tap_slots=()))]

@@ -1,6 +1,7 @@
 """One engine's ROM macro: the folded array plus its periphery, pins and logical circuit.
 
-Floorplan (engine coordinates: column c at x = c·px, island r at y = r·py):
+Floorplan (engine coordinates: column c at x = c·px, island r at y = r·py; a strapped array's tie
+columns shift the columns: x = ColumnPlan.x(c), rom/ties.py):
 
   [bus0/bus2][L][bus1][bus3][D-left] pads |array| rail pads [D-right][bus-right]
 
@@ -24,7 +25,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..geometry import RomGeometry, TapPlan
+from ..ties import why_not
 from .bands import (BUS_PITCH, GAP as GAP_BAND, M1_RAILS, PITCH, TEMPLATE, X1, XL, Band, draw_band,
                     draw_column_fill, rails_x)
 from .clock import BASIS as PERIOD_BASIS
@@ -60,6 +64,7 @@ class Macro:
     pins: dict[str, tuple[str, int, int]] = field(default_factory=dict)   # name -> (layer, x, y)
     marks: dict = field(default_factory=dict)   # places of note (for tests and seeded faults), dbu
     taps: TapPlan | None = None                 # the array's substrate tap rows (None: TapPlan(rows // 2), none)
+    strap: dict = field(default_factory=dict)   # the wordline straps (rom/ties.py): every, tie width, or why_not
 
     def __post_init__(self):
         if self.taps is None:
@@ -356,9 +361,10 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     x_hi = max(busr.x.values()) + RISER_VSS + RISER_VDD + 300
     ends = {}
     y_lo, y_hi = _drops(dw, geom, cols, y_base, top + gap)
-    ends["bottom"] = _sense(dw, geom, name, list(range(0, cols, 2)), lambda v: v - ch, False,
+    cp = geom.columns(cols)
+    ends["bottom"] = _sense(dw, geom, name, (cp, list(range(0, cols, 2))), lambda v: v - ch, False,
                             (bus0, f"{name}_clk"), y_lo)
-    ends["top"] = _sense(dw, geom, name, list(range(1, cols, 2)), lambda v: top - v, True,
+    ends["top"] = _sense(dw, geom, name, (cp, list(range(1, cols, 2))), lambda v: top - v, True,
                          (busr, f"{name}_clk"), y_hi)
     for b in dec.buses:
         b.draw(dw)
@@ -366,7 +372,7 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
     y_vdd, y_vss = _power(dw, dec, ends, x_lo, x_hi)
     pins = _pins(dw, dec, ends, x_lo, y_vdd, y_vss)
     bbox = (x_lo, ends["bottom"]["edge"], x_hi, y_vss + 240)
-    array_bbox = (-geom.px // 2, y_base, (cols - 1) * geom.px + geom.px // 2, top + gap)
+    array_bbox = (-geom.px // 2, y_base, int(cp.x(cols - 1)) + geom.px // 2, top + gap)
     from .bands import NTAP, PTAP, _x_pin
     x_d = dec.x["DL"][0]
     (a0, a1), _ = geom.fold_pads(cols)
@@ -375,7 +381,10 @@ def build_macro(geom: RomGeometry, cols: int, rows: int, name: str) -> Macro:
              "wl_pads": [((a0 + a1) // 2, int(taps.slot(r)) * geom.py + g0c) for r in range(min(2, n_isl))],
              "ntap_left": (x_d + NTAP[0], x_d + NTAP[1]), "ptap_left": (x_d + PTAP[0], x_d + PTAP[1]),
              "decoder_left": (x_d + XL, y_base, x_d, dec.yr["DL"][1])}
-    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks, taps)
+    why = why_not(geom, cols)
+    strap = {"every": cp.every, "tie_width_um": cp.width / 1000, "layer": "met2"} if not why else \
+        {"every": 0, "why_not": why}
+    return Macro(f"{name}_macro", cols, rows, dw, lg, bbox, array_bbox, pins, marks, taps, strap)
 
 
 DROP = 265     # array edge to the centre of a bitline's drop stack (upper programming layers)
@@ -395,8 +404,9 @@ def _drops(dw: Drawing, geom: RomGeometry, cols: int, y_bottom: int, y_top: int)
     ext = max(wy for _, _, wy in pads) // 2        # the bitline's end beyond its via (>= via/2 + enclosure)
     half = st.bitline // 2
     ys = (y_bottom - DROP, y_top + DROP)
+    cp = geom.columns(cols)
     for c in range(cols):
-        x, side = c * geom.px, c % 2
+        x, side = int(cp.x(c)), c % 2
         yd, edge = ys[side], (y_bottom, y_top)[side]
         dw.rect(st.bitline_layer, x - half, edge, x + half, yd + (ext if side else -ext))
         for layer, v in vias:
@@ -420,10 +430,13 @@ def _rail_up(dw: Drawing, x: int, y1: int, y_strap: int, net: str):
     dw.wire("met2", x, yv, x, y_strap, 260)
 
 
-def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirror: bool, clk, edge_y: int) -> dict:
-    """Precharge PMOS and sense inverter under (mirror=False) or over the given columns. ``fy``
-    maps a local v (<= 0, away from the array edge) to y."""
+def _sense(dw: Drawing, geom: RomGeometry, name: str, columns, fy, mirror: bool, clk, edge_y: int) -> dict:
+    """Precharge PMOS and sense inverter under (mirror=False) or over the given columns
+    (``columns``: the array's ColumnPlan and the columns; a tie column leaves a gap between two
+    inverters, at least the implant spacing wide). ``fy`` maps a local v (<= 0, away from the
+    array edge) to y."""
     px = geom.px
+    cp, cols = columns
     inv = load("inv_2")
     circ = dw.circuit
 
@@ -433,7 +446,8 @@ def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirro
     yt = -520                     # top of the precharge diffusion
     yr = yt - 1080                # top edge (VPWR) of the sense row
     yb = yr - inv.height          # bottom edge (VGND)
-    xs = [c * px for c in cols]
+    xs = [int(v) for v in cp.x(np.asarray(cols, np.int64))]
+    col_of = dict(zip(xs, cols))
     if not xs:
         return {"edge": fy(yb - 900), "rails": {}, "dout": {}, "x1": 0}
     x0, x1 = xs[0] - px // 2, xs[-1] + 3 * px // 2
@@ -447,7 +461,7 @@ def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirro
         r("li", x - 85, yt - 310, x + 85, yt + 20)
         r("mcon", x - 85, yt - 230, x + 85, yt - 60)
         dw.rect("met1", x - 115, edge_y, x + 115, fy(yt - 540))     # the bitline, past its precharge
-        circ.devices.append(("PMOS", f"bl[{x // px}]", clk_net, "VDD", W_PRE, L_PRE))
+        circ.devices.append(("PMOS", f"bl[{col_of[x]}]", clk_net, "VDD", W_PRE, L_PRE))
     for x in xs[:-1] or xs:       # n-taps between the columns (beside a row's only column)
         xo = x + px
         r("tap", xo - 210, yt - 755, xo + 210, yt - 490)
@@ -471,7 +485,7 @@ def _sense(dw: Drawing, geom: RomGeometry, name: str, cols: list[int], fy, mirro
         ox = x - 345
         oy = fy(yb) if not mirror else fy(yb)
         dw.refs.append(Ref(inv.name, ox, oy, 0, mirror))
-        c = x // px
+        c = col_of[x]
         circ.instances.append((inv.name, {"A": f"bl[{c}]", "Y": f"{name}_dout[{c}]", "VPWR": "VDD", "VPB": "VDD",
                                           "VGND": "VSS", "VNB": "VSS"}))
         ya, yo = yr - 1520, yr - 2150
@@ -571,4 +585,9 @@ def figures(macro: Macro | None, note: str, um: float) -> dict:
             "width_um": round((x1 - x0) * um, 3), "height_um": round((y1 - y0) * um, 3),
             "bits_per_um2": round(macro.cols * macro.rows / tot, 4), "address_bits": macro.logic.n,
             "read_period_ns": round(read_period(macro.rows) * 1e9, 3), "read_period_basis": PERIOD_BASIS,
-            "pins": sorted(macro.pins, key=pin_order)}
+            "pins": sorted(macro.pins, key=pin_order),
+            "wordline_strap": macro.strap or {"every": 0, "why_not": GENERIC_STRAP}}
+
+
+GENERIC_STRAP = ("the wordline strap is drawn on SKY130 only (the GF180MCU and SG13G2 periphery is drawn from rules; "
+                 "their tie column is not drawn yet): the wordlines stay poly")
