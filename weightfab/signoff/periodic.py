@@ -248,8 +248,32 @@ class Stack:
         return self.y + (self.ny - 1) * self.dy + self.rows * self.grid
 
 
+@dataclass(frozen=True)
+class Row:
+    """Equal arrays (ArrayRef or Stack) side by side along x at one spacing (the groups of columns
+    between a strapped array's tie columns, rom/ties.py): its pitch along x is the spacing, its
+    grid the groups' column pitch; along y it is its first group."""
+    first: object
+    n: int
+    step: int
+    groups: tuple = field(default=(), compare=False)
+
+    def __getattr__(self, name):
+        return getattr(self.first, name)
+
+    @property
+    def x(self) -> int:
+        return self.first.x
+
+    @property
+    def x_end(self) -> int:
+        return self.first.x + (self.n - 1) * self.step + self.first.nx * self.first.dx
+
+
 def span(r, axis: int) -> tuple[int, int, int, int]:
-    """(start, end, pitch, grid) of an array (ArrayRef or Stack) along ``axis``."""
+    """(start, end, pitch, grid) of an array (ArrayRef, Stack or, along x, Row) along ``axis``."""
+    if isinstance(r, Row):
+        return (r.x, r.x_end, r.step, r.first.dx) if axis == 0 else span(r.first, 1)
     if axis == 0:
         return r.x, r.x + r.nx * r.dx, r.dx, r.dx
     if isinstance(r, Stack):
@@ -289,10 +313,14 @@ def cuts_for(matchers: list, caches: list, arrays, axis: int, halo: int):
     the most; [] when none. A period whose candidates together are no longer than the best cuts
     so far is not searched (its cuts lie inside its candidates: it cannot remove more)."""
     best, best_len = [], 0
+    if axis == 1:        # along y a row of groups is its groups
+        arrays = [g for r in arrays for g in (r.groups if isinstance(r, Row) else (r,))]
     pitches = {span(r, axis)[2] for r in arrays} | {span(u, axis)[2] for r in arrays for u in getattr(r, "runs", ())}
+    pitches |= {span(u, axis)[2] for r in arrays if isinstance(r, Row) for u in r.groups}
     for p in sorted({t * d for d in pitches - {0} for t in PERIODS}):
         # a stack whose spacing does not divide p: its runs, each cut on its own
-        arrs = [u for r in arrays for u in (r.runs if isinstance(r, Stack) and p % span(r, axis)[2] else (r,))]
+        arrs = [u for r in arrays for u in (r.runs if isinstance(r, Stack) and p % span(r, axis)[2] else
+                                            r.groups if isinstance(r, Row) and p % r.step else (r,))]
         if best_len and _reach(arrs, axis, p, halo) <= best_len:
             continue
         cuts = _union(_band_cuts(arrs, matchers, caches, axis, p, halo), p)
@@ -366,7 +394,8 @@ def _free(sid, lo, hi, start, a, b, grid, p: int) -> list[tuple[int, int]]:
 def stacks(arrays) -> list:
     """The arrays for the cuts: runs of one array stacked along y at one spacing (bit arrays
     between tap rows) as one array of that spacing, each maximal sequence of three or more equal
-    runs (cell, x, columns, pitches, rows); every other array as it is."""
+    runs (cell, x, columns, pitches, rows); every other array as it is; then equal arrays side
+    by side at one spacing (a strapped array's groups of columns) as one Row (``rows``)."""
     groups: dict = {}
     for r in arrays:
         groups.setdefault((r.cell, r.x, r.nx, r.dx, r.dy, r.ny), []).append(r)
@@ -384,6 +413,33 @@ def stacks(arrays) -> list:
             if j - i >= 3:
                 r = rs[i]
                 out.append(Stack(r.cell, r.x, r.y, r.nx, j - i, r.dx, step, r.dy, r.ny, tuple(rs[i:j])))
+                i = j
+            else:
+                out.append(rs[i])
+                i += 1
+    return rows(out)
+
+
+def rows(arrays) -> list:
+    """Maximal sequences of three or more equal arrays (a Stack's runs compared by their count,
+    spacing and rows) side by side along x at one spacing, each as a Row; the others as they are."""
+    def key(r):
+        return (type(r).__name__, r.cell, r.y, r.nx, r.ny, r.dx, r.dy) + \
+            ((r.grid, r.rows) if isinstance(r, Stack) else ())
+    groups: dict = {}
+    for r in arrays:
+        groups.setdefault(key(r), []).append(r)
+    out = []
+    for rs in groups.values():
+        rs = sorted(rs, key=lambda r: r.x)
+        i = 0
+        while i < len(rs):
+            j = i + 1
+            step = rs[j].x - rs[i].x if j < len(rs) else 0
+            while j < len(rs) and rs[j].x - rs[j - 1].x == step and step >= rs[i].nx * rs[i].dx > 0:
+                j += 1
+            if j - i >= 3:
+                out.append(Row(rs[i], j - i, step, tuple(rs[i:j])))
                 i = j
             else:
                 out.append(rs[i])
