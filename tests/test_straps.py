@@ -137,3 +137,16 @@ def test_fast_and_full_drc_agree_on_a_tie_column_violation(macro, tmp_path):
     fast = {f.name: f.count for f in run_fast_drc(bad, PDK).failing()}
     assert full.get("m1.2", 0) >= 1
     assert fast == full
+
+
+def test_report_says_which_arrays_are_strapped():
+    from weightfab.rom.periphery.macro import figures
+    from weightfab.rom.viastack import program
+    wide = figures(build_macro(GEOM, COLS, 16, "w"), "", PDK.dbu_um)["wordline_strap"]
+    assert wide == {"every": STRAP_EVERY, "tie_width_um": GEOM.tie.width * PDK.dbu_um, "layer": "met2"}
+    narrow = figures(build_macro(GEOM, STRAP_ABOVE, 16, "n"), "", PDK.dbu_um)["wordline_strap"]
+    assert narrow["every"] == 0 and "128" in narrow["why_not"]
+    via = RomGeometry.from_pdk(program(PDK, "via"))
+    up = figures(build_macro(via, COLS, 16, "v"), "", PDK.dbu_um)["wordline_strap"]
+    assert up["every"] == 0 and "programming layer via" in up["why_not"]
+    assert not via.columns(COLS).strapped
