@@ -150,3 +150,25 @@ def test_report_says_which_arrays_are_strapped():
     up = figures(build_macro(via, COLS, 16, "v"), "", PDK.dbu_um)["wordline_strap"]
     assert up["every"] == 0 and "programming layer via" in up["why_not"]
     assert not via.columns(COLS).strapped
+
+
+def test_wide_strapped_macro_is_cut_by_whole_groups(tmp_path):
+    """16 groups of columns: the fast DRC cuts whole groups with their tie columns (periodic.Row),
+    its templates pass, and two violations seeded in tie columns either side of the cut band's
+    middle give the full check's counts."""
+    cols = 16 * STRAP_EVERY
+    m = build_macro(GEOM, cols, 16, "e0")
+    bits = np.random.default_rng(3).integers(0, 2, (cols, 16)).astype(np.uint8)
+    path = tmp_path / "w.gds"
+    write_library(macro_library(m, PDK, bits), path)
+    r = run_fast_drc(path, PDK)
+    assert r.clean and not any("checked in full" in n for n in r.notes), r.notes
+    cp, t = GEOM.columns(cols), GEOM.tie
+    x, x2 = (int(v) for v in cp.tie_centres()[[8, 5]])
+    y, y2 = 3 * GEOM.py + t.ya, 5 * GEOM.py + t.ya + t.contact // 2 + t.poly_y
+    bad = tmp_path / "bad.gds"
+    _edit(path, bad, "met1", [(x, y - t.m1[1], x + cp.half - GEOM.d.met1_bitline_width // 2 - 100, y + t.m1[1])])
+    _edit(bad, bad, "poly", [(x2 - t.poly_x, y2 + 100, x2 + t.poly_x, y2 + 200)])
+    full = {f.name: f.count for f in run_drc(bad, PDK).failing()}
+    assert {"m1.2", "poly.2"} <= set(full)
+    assert {f.name: f.count for f in run_fast_drc(bad, PDK).failing()} == full
