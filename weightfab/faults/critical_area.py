@@ -138,9 +138,11 @@ def _window(a, geom: RomGeometry, cols: int = 32, islands: int = 16) -> tuple[kd
     one group of columns (the tie columns, about 0.9 % of its width, are not measured)."""
     nc, ni = min(cols, a.cols), min(islands, a.rows // 2)
     c0, i0 = (a.cols - nc) // 2, (a.rows // 2 - ni) // 2
-    if getattr(a, "tie_every", 0):
-        c0 = a.cols // 2 // a.tie_every * a.tie_every
-        c0, nc = (c0, min(nc, a.cols - c0)) if a.cols - c0 >= nc else (max(c0 - a.tie_every, 0), nc)
+    if getattr(a, "tie_every", 0):     # the middle of a whole group, as far from its tie columns as it can be
+        g0 = a.cols // 2 // a.tie_every * a.tie_every
+        g0 = g0 if a.cols - g0 >= a.tie_every else max(g0 - a.tie_every, 0)
+        nc = min(nc, a.tie_every, a.cols - g0)
+        c0 = g0 + (min(a.tie_every, a.cols - g0) - nc) // 2
     gap = (a.py - geom.island) // 2
     box = kdb.Box(int(col_x(a, c0)) - a.px // 2, a.y0 + i0 * a.py - gap,
                   int(col_x(a, c0 + nc - 1)) + a.px // 2, a.y0 + (i0 + ni) * a.py - gap)
