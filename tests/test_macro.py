@@ -158,8 +158,8 @@ def test_density_is_measured():
     of issue 11: 1.0 at 8 kbit, 1.5 at 1 Mbit). The 8 kbit array holds one substrate tap row (32
     islands, 45 µm tall; the rule is 15 µm), one island slot (0.975 µm of the macro's height:
     0.9973); the wordline pads at li.3 from the array, the ground rail at its edge (0.765 µm
-    narrower) bring it to 1.0031 (132.2 x 61.775 µm); 1 Mbit 1.7234 (1.7383 before its 65 tie columns for
-    the wordline straps, 2907.3 µm wide: rom/ties.py)."""
+    narrower) bring it to 1.0031 (132.2 x 61.775 µm); 1 Mbit 1.7117 (1.7383 before its 65 tie columns for
+    the wordline straps, 2927.2 µm wide: rom/ties.py)."""
     rows = {}
     for cols, r in ((128, 64), (4096, 256)):
         f = figures(build_macro(GEOM, cols, r, "d"), "", PDK.dbu_um)

@@ -191,17 +191,27 @@ class RomGeometry:
         plan = self.columns(cols)
         return [Shape("bitpair", (int(plan.x(c0)), 0, int(plan.x(c0)), 0), n, 1, self.px, 0) for c0, n in plan.groups()]
 
+    def tie_cells(self, cols: int) -> dict[str, list[Shape]]:
+        """The tie cells of a ``cols``-column array (one island's tie: its pads and the bridges to
+        its neighbouring columns): ``tie`` between two groups, ``tie_first`` / ``tie_last`` at the
+        array's ends (no bridge outwards). None where the array is not strapped."""
+        plan = self.columns(cols)
+        if not plan.strapped:
+            return {}
+        pads = self.tie.island(self)
+        left, right = (self.tie.bridges(self, plan.half, side) for side in (0, 1))
+        return {"tie": pads + left + right, "tie_first": pads + right, "tie_last": pads + left}
+
     def _ties(self, cols: int) -> list[Shape]:
-        """One island's tie-column shapes over every tie column, and its two met2 straps from the
-        first tie column to the last (none in an array that is not strapped)."""
+        """One island's tie cells over every tie column, and its two met2 straps from the first
+        tie column to the last (none in an array that is not strapped)."""
         plan = self.columns(cols)
         if not plan.strapped:
             return []
-        out = []
-        for sh in self.tie.island(self, plan.half):
-            for x0, n, pitch in plan.ties():
-                b = sh.box
-                out.append(replace(sh, box=(b[0] + x0, b[1], b[2] + x0, b[3]), nx=n, dx=pitch))
+        t = plan.tie_centres()
+        out = [Shape("tie_first", (int(t[0]), 0, int(t[0]), 0)), Shape("tie_last", (int(t[-1]), 0, int(t[-1]), 0))]
+        if len(t) > 2:
+            out.append(Shape("tie", (int(t[1]), 0, int(t[1]), 0), len(t) - 2, 1, plan.pitch, 0))
         t0, t1 = plan.span()
         hy, end = self.tie.m2
         out += [Shape("layer:met2", (t0 - end, y - hy, t1 + end, y + hy)) for y in (self.tie.ya, self.tie.yb)]
@@ -347,10 +357,11 @@ class RomGeometry:
 
     def engine_bbox(self, cols: int, rows: int) -> tuple[int, int, int, int]:
         xs, ys = [], []
+        subs = {"bitpair": self.bitpair(), **self.tie_cells(cols)}
         for s in self.engine(cols, rows):
             x0, y0, x1, y1 = s.box
-            if s.layer == "bitpair":
-                bx = [b.box for b in self.bitpair()]
+            if s.layer in subs:
+                bx = [b.box for b in subs[s.layer]]
                 x0, y0 = x0 + min(b[0] for b in bx), y0 + min(b[1] for b in bx)
                 x1, y1 = x1 + max(b[2] for b in bx), y1 + max(b[3] for b in bx)
             xs += [x0, x1 + (s.nx - 1) * s.dx]

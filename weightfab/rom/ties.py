@@ -14,7 +14,9 @@ gate 1 of island r and gate 0 of island r + 1, each li pad ``li_space`` from its
 line, the poly pads ``poly.2`` apart across the island gap; the tie's width is what its poly
 contact needs (``contact_to_diff`` from the neighbouring diffusion; its npc ``npc.4`` from their
 gates) and at least the n-implant spacing (``nsd.2``: the macro's sense cells stand that far apart
-across a tie column).
+across a tie column), rounded up to a whole column pitch: the columns and the tie columns then
+stand on one grid, and the fast DRC cuts a strapped array by whole groups starting at any column
+(periodic.Row; SKY130: 0.38 µm needed, 0.69 µm drawn).
 """
 from __future__ import annotations
 
@@ -73,6 +75,16 @@ class ColumnPlan:
             out.append((int(self.x(self.cols - 1)) + self.half, 1, self.pitch))
         return out
 
+    def sided(self, side: int) -> list[tuple[int, int, int]]:
+        """``ties`` but the first (side 0: the ties with columns on their left) or the last (side 1:
+        with columns on their right)."""
+        runs = [list(r) for r in self.ties()]
+        if side == 0:
+            runs[0] = [runs[0][0] + runs[0][2], runs[0][1] - 1, runs[0][2]]
+        else:
+            runs[-1][1] -= 1
+        return [tuple(r) for r in runs if r[1] > 0]
+
     def tie_centres(self) -> np.ndarray:
         return np.concatenate([x0 + np.arange(n) * p for x0, n, p in self.ties()]).astype(np.int64) \
             if self.every else np.zeros(0, np.int64)
@@ -99,16 +111,22 @@ class TieSpec:
     npc: int            # npc enclosure of the licon
     npc_space: int      # npc.2: the end pads' npc stays this far from the edge tie's
 
-    def island(self, geom, half: int) -> list:
-        """One island's tie shapes (both pads, the poly and ground bridges across the tie),
-        ``half``: tie centre to the neighbouring columns."""
+    def bridges(self, geom, half: int, side: int) -> list:
+        """The poly wordlines and the li ground line across one side of a tie (0: left, 1: right)
+        to the neighbouring cell's edge (``half``: tie centre to the neighbouring columns)."""
+        from .geometry import Shape
+        (g0lo, g0hi), (g1lo, g1hi) = geom.gates
+        lw, s = geom.d.li_width // 2, geom.source
+        a, b = (-(half - geom.px // 2), 0) if side == 0 else (0, half - geom.px // 2)
+        return [Shape("poly", (a, g0lo, b, g0hi)), Shape("poly", (a, g1lo, b, g1hi)), Shape("li", (a, s - lw, b, s + lw))]
+
+    def island(self, geom) -> list:
+        """One island's tie shapes but the bridges: both pads (poly pad + licon in npc, li, mcon,
+        met1, via)."""
         from .geometry import Shape
         ct, (g0lo, g0hi), (g1lo, g1hi) = self.contact // 2, *geom.gates
-        lw, hx, s = geom.d.li_width // 2, geom.px // 2, geom.source
-        br = half - hx                       # the bridges reach the neighbouring cells' edges
-        out = [Shape("poly", (-br, g0lo, br, g0hi)), Shape("poly", (-br, g1lo, br, g1hi)),
-               Shape("li", (-br, s - lw, br, s + lw)),
-               Shape("poly", (-self.poly_x, self.ya - ct - self.poly_y, self.poly_x, g0hi)),
+        lw = geom.d.li_width // 2
+        out = [Shape("poly", (-self.poly_x, self.ya - ct - self.poly_y, self.poly_x, g0hi)),
                Shape("poly", (-self.poly_x, g1lo, self.poly_x, self.yb + ct + self.poly_y))]
         for y in (self.ya, self.yb):
             out += [Shape("licon", (-ct, y - ct, ct, y + ct)), Shape("li", (-self.li_x, y - lw, self.li_x, y + lw)),
@@ -161,7 +179,8 @@ def tie_spec(pdk, d, px: int, island_span: tuple[int, int, int]) -> TieSpec | No
     need = 2 * (d.diff_width // 2 + d.contact_to_diff + ct // 2) - px
     nsd = _value(pdk, "spacing", pdk.roles["nsdm"]) if pdk.has("nsdm") else None
     width = max(need, pdk.to_dbu(nsd) if nsd else 0)
-    width += (px + width) % 10           # the tie's centre on the 5 nm grid
+    width = -(-width // px) * px         # whole column pitches: every column and tie on one grid of px
+    #                                      (the fast DRC cuts a strapped array by whole groups from any column)
     ya = source - lw - li_space - d.li_width // 2
     yb = source + lw + li_space + d.li_width // 2
     return TieSpec(width, ya, yb, ct, d.poly_pad_y // 2, (d.poly_pad_x - ct) // 2, d.li_pad_length // 2, via,

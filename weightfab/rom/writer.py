@@ -66,7 +66,7 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     pair = gdstk.Cell(f"{prefix}_bitpair")
     for s in geom.bitpair():
         _add(pair, s, pdk, um, {})
-    subcells = {"bitpair": pair}
+    tie_cells: dict[str, gdstk.Cell] = {}
     top_cell = gdstk.Cell(prefix)
     block_cells: dict[str, gdstk.Cell] = {}
     engine_cells = []
@@ -77,6 +77,7 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
         macro = macros[i] if macros else None
         eng = gdstk.Cell(macro.name if macro is not None else f"{prefix}_engine{i}")
         taps = macro.taps if macro is not None else geom.tap_plan(place.rows // 2)
+        subcells = {"bitpair": pair, **_tie_cells(geom, place.cols, prefix, pdk, um, tie_cells)}
         if macro is not None:
             fill_macro(eng, macro, pdk, um, subcells, lib_cells, geom, (periphery, prefix))
         else:
@@ -89,10 +90,24 @@ def build_library(top: str, blocks: BlockLibrary, placement: Placement, pdk: Pdk
     bl, bd = pdk.role_gds("boundary")
     top_cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=bl, datatype=bd))
     for c in [top_cell, *engine_cells, *(c for k in sorted(periphery) for *_, c in periphery[k]), pair,
+              *(tie_cells[k] for k in sorted(tie_cells)),
               *(block_cells[k] for k in sorted(block_cells)),
               *(lib_cells[k] for k in sorted(lib_cells))]:
         lib.add(c)
     return lib
+
+
+def _tie_cells(geom: RomGeometry, cols: int, prefix: str, pdk: Pdk, um: float, made: dict) -> dict:
+    """The tie cells (wordline straps, rom/ties.py) of a ``cols``-column array by their role,
+    made once per library (the same for every strapped array)."""
+    out = {}
+    for role, shapes in geom.tie_cells(cols).items():
+        if role not in made:
+            made[role] = gdstk.Cell(f"{prefix}_{role}")
+            for s in shapes:
+                _add(made[role], s, pdk, um, {})
+        out[role] = made[role]
+    return out
 
 
 def _add_blocks(eng, lb: LayerBlocks, geom: RomGeometry, prefix: str, block_cells: dict, um: float, prog, taps,
@@ -289,7 +304,9 @@ def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None, geom: RomGeom
         _add(pair, s, pdk, um, {})
     cell = gdstk.Cell(macro.name)
     lib_cells: dict[str, gdstk.Cell] = {}
-    fill_macro(cell, macro, pdk, um, {"bitpair": pair}, lib_cells, geom)
+    ties: dict[str, gdstk.Cell] = {}
+    fill_macro(cell, macro, pdk, um, {"bitpair": pair, **_tie_cells(geom, macro.cols, macro.name, pdk, um, ties)},
+               lib_cells, geom)
     if bits is not None:
         col, row = np.nonzero(bits)
         sx, sy = geom.site_xy(col, row, macro.taps, geom.columns(macro.cols))
@@ -297,6 +314,6 @@ def macro_library(macro, pdk: Pdk, bits: np.ndarray | None = None, geom: RomGeom
         for x, y in zip(sx.tolist(), sy.tolist()):
             x0, y0, x1, y1 = geom.prog_box(x, y)
             cell.add(gdstk.rectangle((x0 * um, y0 * um), (x1 * um, y1 * um), layer=ly, datatype=dt))
-    for c in [cell, pair, *(lib_cells[k] for k in sorted(lib_cells))]:
+    for c in [cell, pair, *(ties[k] for k in sorted(ties)), *(lib_cells[k] for k in sorted(lib_cells))]:
         lib.add(c)
     return lib

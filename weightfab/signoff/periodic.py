@@ -251,10 +251,10 @@ class Stack:
 @dataclass(frozen=True)
 class Row:
     """Equal arrays (ArrayRef or Stack) side by side along x at one spacing (the groups of columns
-    between a strapped array's tie columns, rom/ties.py): its pitch and its grid along x are the
-    spacing (a cut starts at a group's first column and removes whole groups with their tie
-    columns: a group's columns are a whole number of its pitch apart only within it); along y it
-    is its first group."""
+    between a strapped array's tie columns, rom/ties.py): its pitch along x is the spacing, its
+    grid the groups' column pitch where the spacing is a whole number of it (a cut from any column
+    removes whole groups with their tie columns), else the spacing (a cut starts at a group's first
+    column); along y it is its first group."""
     first: object
     n: int
     step: int
@@ -275,7 +275,8 @@ class Row:
 def span(r, axis: int) -> tuple[int, int, int, int]:
     """(start, end, pitch, grid) of an array (ArrayRef, Stack or, along x, Row) along ``axis``."""
     if isinstance(r, Row):
-        return (r.x, r.x_end, r.step, r.step) if axis == 0 else span(r.first, 1)
+        grid = r.first.dx if r.step % max(r.first.dx, 1) == 0 else r.step
+        return (r.x, r.x_end, r.step, grid) if axis == 0 else span(r.first, 1)
     if axis == 0:
         return r.x, r.x + r.nx * r.dx, r.dx, r.dx
     if isinstance(r, Stack):

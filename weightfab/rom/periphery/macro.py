@@ -498,6 +498,8 @@ def _sense(dw: Drawing, geom: RomGeometry, name: str, columns, fy, mirror: bool,
         doutp[f"{name}_dout[{c}]"] = (x + 345, fy(edge) + (70 if not mirror else -70))
     for layer, (a, b) in (("met1", (-240, 240)), ("met1", (2480, 2960))):
         r(layer, x0, yb + (a if not mirror else a), x1, yb + b)   # row rails, drawn continuous
+    if cp.strapped:    # the inverters' n-wells across the gaps a tie column leaves between them
+        r("nwell", x0 - 190, yb + 1305, x1 + 190, yb + 2910)
     # p-tap strip under the row
     r("tap", x0 + 200, yb - 595, x1 - 200, yb - 315)
     r("psdm", x0 + 75, yb - 720, x1 - 75, yb - 190)
