@@ -16,12 +16,14 @@ from weightfab.tech.pdk import load_pdk
 
 def test_more_bitlines_than_a_gdsii_aref_holds(tmp_path):
     """32,800 bitlines: the bit array is written as AREF tiles of at most 32,767 columns (GDSII's
-    16-bit count), read back as one array; the fast DRC proves it."""
+    16-bit count), read back as one array; the fast DRC proves it. Programmed on via: an mcon array
+    that wide is strapped (rom/ties.py), one bit-pair row per 64 columns."""
     from weightfab.rom.writer import AREF_MAX
     model = mlp_model(tmp_path / "w.onnx", sizes=(4, 8200), seed=1, relu=False, softmax=False)
     np.savez(tmp_path / "w.calib.npz", x=np.random.default_rng(0).random((8, 4), dtype=np.float32))
     out = tmp_path / "w.gds"
-    res = weightfab.compile(model, out, calib=tmp_path / "w.calib.npz", weights="int4", drc=False, periphery=False)
+    res = weightfab.compile(model, out, calib=tmp_path / "w.calib.npz", weights="int4", drc=False, periphery=False,
+                            program_layer="via")
     assert res.verify.ok and res.verify.total_bits == 8200 * 4 * 4
     lib = gdstk.read_gds(str(out))
     counts = [r.repetition.columns for c in lib.cells for r in c.references if r.repetition.columns]
