@@ -19,6 +19,22 @@ MODELS = SHARED / "models"
 DATA = SHARED / "data"
 
 
+def pytest_collection_modifyitems(config, items):
+    """The modules holding ``slow`` tests run first, each with its slow tests at its head, the others
+    after them in their own order. With ``--dist loadgroup`` (addopts) every test is its own unit
+    of work handed to the next free worker in this order, so the long tests start early and the
+    short ones fill both workers at the end; a module stays contiguous on each worker, so its
+    module-scoped fixtures are built once per worker as before."""
+    module_of = {id(it): it.nodeid.split("::", 1)[0] for it in items}
+    slow_modules = {module_of[id(it)] for it in items if it.get_closest_marker("slow")}
+    first = {}
+    for i, it in enumerate(items):
+        first.setdefault(module_of[id(it)], i)
+    order = {id(it): i for i, it in enumerate(items)}
+    items.sort(key=lambda it: (module_of[id(it)] not in slow_modules, first[module_of[id(it)]],
+                               it.get_closest_marker("slow") is None, order[id(it)]))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _drc_cache(tmp_path_factory):
     """The fast DRC's template cache (signoff/drccache.py) in a directory of this run, not the
